@@ -1,0 +1,1 @@
+//! Runnable examples of relukko-test live in `examples/`; this library is empty.

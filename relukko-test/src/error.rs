@@ -1,0 +1,200 @@
+//! The one error type of this crate.
+
+use std::time::Duration;
+
+/// Everything that can go wrong when locking, talking to a Relukko server or
+/// configuring the crate.
+///
+/// Variants carry the context needed to act on them: the resource, the URL
+/// (never with credentials, and never the API key), the HTTP status and an
+/// excerpt of the answer's body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server refused the API key (401 or 403). Never retried.
+    #[error("not authorised by {url} (HTTP {status}): check RELUKKO_API_KEY; server said: {body}")]
+    NotAuthorised {
+        /// The request URL, without secrets.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+        /// An excerpt of the answer's body.
+        body: String,
+    },
+
+    /// No lock with that id (404).
+    #[error("no such lock at {url} (HTTP 404): {body}")]
+    NotFound {
+        /// The request URL, without secrets.
+        url: String,
+        /// An excerpt of the answer's body.
+        body: String,
+    },
+
+    /// The server rejected the request as malformed (400 or 422).
+    #[error("request rejected by {url} (HTTP {status}): {message}")]
+    Rejected {
+        /// The request URL, without secrets.
+        url: String,
+        /// 400 or 422 (or another 4xx the protocol does not name).
+        status: u16,
+        /// The server's `message`, or an excerpt of the body.
+        message: String,
+    },
+
+    /// The server failed (5xx), also after the retries the deadline allowed.
+    #[error("server error from {url} (HTTP {status}): {body}")]
+    Server {
+        /// The request URL, without secrets.
+        url: String,
+        /// The 5xx status.
+        status: u16,
+        /// An excerpt of the answer's body.
+        body: String,
+    },
+
+    /// The request could not be sent or its answer not received.
+    #[error("cannot reach {url}: {source}")]
+    Transport {
+        /// The request URL, without secrets.
+        url: String,
+        /// What the HTTP client said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// A request or a whole call ran past its deadline.
+    #[error("{what} timed out after {after:?} ({url})")]
+    Timeout {
+        /// What timed out, e.g. "POST /v1/locks/".
+        what: String,
+        /// The request URL, without secrets.
+        url: String,
+        /// How long it ran.
+        after: Duration,
+    },
+
+    /// The answer could not be understood.
+    #[error("undecodable answer from {url} (HTTP {status}): {source}; body: {body}")]
+    Decode {
+        /// The request URL, without secrets.
+        url: String,
+        /// The answer's status.
+        status: u16,
+        /// An excerpt of the answer's body.
+        body: String,
+        /// Why it could not be decoded.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The WebSocket link failed.
+    #[error("WebSocket {url}: {source}")]
+    WebSocket {
+        /// The WebSocket URL, without secrets.
+        url: String,
+        /// What the WebSocket client said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// A setting (environment variable or builder option) is invalid.
+    #[error("invalid setting {name}: {reason}")]
+    Config {
+        /// The environment variable or builder option, e.g. `RELUKKO_URL`.
+        name: String,
+        /// What is wrong and how to fix it (never the value of a secret).
+        reason: String,
+    },
+
+    /// TLS could not be set up (bad CA bundle, unreadable file, ...).
+    #[error("TLS setup failed: {reason}")]
+    Tls {
+        /// What went wrong, naming the file or variable.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
+
+    /// Waiting for a resource ran past its deadline.
+    #[error("timed out after {waited:?} waiting for {resource}{}", holder_suffix(.holder))]
+    WaitTimeout {
+        /// The resource (lock name) waited for.
+        resource: String,
+        /// How long the caller waited.
+        waited: Duration,
+        /// Who held it when the wait ended, if known.
+        holder: Option<String>,
+    },
+
+    /// A held lock was lost: deleted by someone else, or not kept alive in time.
+    #[error("lock on {resource} was lost: {reason}")]
+    LockLost {
+        /// The resource.
+        resource: String,
+        /// When and how it was lost.
+        reason: String,
+    },
+
+    /// The local (file) backend failed.
+    #[error("local lock {resource} at {path}: {source}")]
+    Local {
+        /// The resource.
+        resource: String,
+        /// The lock file or folder.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn holder_suffix(holder: &Option<String>) -> String {
+    match holder {
+        Some(h) => format!(", held by {h}"),
+        None => String::new(),
+    }
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The most of a body an error keeps: enough to read, small enough for a log line.
+pub(crate) const BODY_EXCERPT: usize = 512;
+
+/// Shortens a body for an error message, on a char boundary.
+pub(crate) fn excerpt(body: &str) -> String {
+    if body.len() <= BODY_EXCERPT {
+        return body.to_owned();
+    }
+    let mut end = BODY_EXCERPT;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &body[..end], body.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_keeps_short_and_cuts_long() {
+        assert_eq!(excerpt("abc"), "abc");
+        let long = "é".repeat(400);
+        let e = excerpt(&long);
+        assert!(e.len() < long.len());
+        assert!(e.ends_with("(800 bytes)"));
+    }
+
+    #[test]
+    fn wait_timeout_names_resource_and_holder() {
+        let e = Error::WaitTimeout {
+            resource: "hil-rig-3".into(),
+            waited: Duration::from_secs(3),
+            holder: Some("alice@ci".into()),
+        };
+        assert_eq!(e.to_string(), "timed out after 3s waiting for hil-rig-3, held by alice@ci");
+    }
+}

@@ -1,0 +1,1 @@
+//! placeholder: the server (issue 2) goes here.

@@ -1,0 +1,1 @@
+//! Support code shared by the end-to-end suites: fault-injecting proxies, TLS fixtures, child processes.
