@@ -1,1 +1,60 @@
-//! placeholder
+//! The `#[locked]` attribute of [relukko-test](https://docs.rs/relukko-test).
+//! Use it as `#[relukko::locked]`, not from this crate.
+//!
+//! The macro is a thin shim: `config` parses and validates the arguments,
+//! `signature` finds the optional `Lease` parameter, `expand` wraps the
+//! body in a call to `relukko::__private::run_sync` / `run_async`, where all
+//! the locking logic lives. It never panics: every misuse is a
+//! `compile_error!` with a span on the offending token, emitted next to the
+//! unchanged function.
+
+use proc_macro::TokenStream;
+
+mod config;
+mod duration;
+mod expand;
+mod signature;
+
+/// Holds one or more resources while the test runs: acquired before the
+/// body, released after it, whether it returns, fails or panics.
+///
+/// ```ignore
+/// #[test]
+/// #[relukko::locked("hil-rig-3", timeout = "10m")]
+/// fn flashes_firmware() { /* the rig is ours */ }
+///
+/// #[relukko::locked(any_of("rig-1", "rig-2", "rig-3"))] // above #[tokio::test]
+/// #[tokio::test]
+/// async fn any_rig(lease: relukko::Lease) -> Result<(), std::io::Error> {
+///     println!("got {}", lease.name());
+///     Ok(())
+/// }
+/// ```
+///
+/// Forms: `#[locked("a")]`; `#[locked("a", "b")]` (all of them, acquired in
+/// one canonical order); `#[locked]` (one name derived from the test's
+/// module path and name); `#[locked(any_of("rig-1", "rig-2"))]` (whichever
+/// is free first, at least two). Options after the names: `timeout = "10m"`
+/// (longest wait), `lease = "60s"` (at least 3s: heartbeats go out every
+/// third of it), `creator = "..."`, `crate = path` (a renamed dependency).
+/// Durations: `"90s"`, `"10m"`, `"1h 30m"`, or a bare number of seconds.
+///
+/// The function may declare one parameter whose type is `Lease` (any path
+/// ending in `Lease`, by value) to learn what it holds; the macro removes
+/// it and passes the lease in. Allowed with one name, no name, or `any_of`;
+/// with several plain names it is a compile error. Put `#[locked]` above
+/// `#[test]` / `#[tokio::test]` then: placed below, they expand first and
+/// reject a test with parameters.
+///
+/// Works on sync and `async fn`, with `#[tokio::test]` above or below it,
+/// with `#[should_panic]`, `#[ignore]` and tests returning `Result` (`?` and
+/// `return` work as usual). With rstest both orders work with `#[case]` and
+/// fixtures: `#[locked]` above `#[rstest]` wraps the shared function (a
+/// `Lease` parameter works, and a derived name is shared by all cases);
+/// `#[rstest]` above `#[locked]` locks each generated case function. Other
+/// parameters pass through, except on a function that visibly carries only
+/// `#[test]`-like attributes, where they are a compile error.
+#[proc_macro_attribute]
+pub fn locked(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::locked(attr.into(), item.into()).into()
+}

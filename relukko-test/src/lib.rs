@@ -8,11 +8,32 @@
 //! [Relukko]: https://gitlab.com/relukko
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod error;
+pub mod client;
 mod env;
+pub mod error;
 mod lock;
+#[allow(dead_code)] // used by the client and leases as they land
+mod runtime;
 
+mod backend;
+mod config;
+mod identity;
+mod lease;
+mod lock_options;
+mod locker;
+mod report;
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use client::{
+    AcquireOptions, Client, ClientBuilder, ClientSettings, Create, RetryPolicy, WaitProgress,
+    creator_without_token,
+};
 pub use error::{Error, Result};
+pub use lease::{Lease, LeaseState};
+pub use locker::{LockOptions, Locker, lock, lock_blocking, locker};
+pub use relukko_test_macros::locked;
 pub use lock::Lock;
 pub use lock::format_timestamp;
 

@@ -1,1 +1,6 @@
 //! Support code shared by the end-to-end suites: fault-injecting proxies, TLS fixtures, child processes.
+
+pub mod history;
+pub mod proxy;
+pub mod raw;
+pub mod tls;

@@ -1,1 +1,106 @@
-//! placeholder: the server (issue 2) goes here.
+//! A Relukko-compatible lock server (feature `server`): an in-process test
+//! fixture ([`TestServer`]), an embeddable [`serve`] function, and the
+//! `relukko-server` binary.
+//!
+//! It follows the protocol of the upstream Relukko server (see the crate's
+//! `relukko-api.md` contract): the same endpoints, status codes, JSON bodies,
+//! `X-API-Key` authentication, expiry with a grace period and a periodic
+//! clean-up pass, and the `/ws/broadcast` WebSocket.
+//!
+//! **All state lives in memory: a restart forgets every lock.** That is what a
+//! test fixture wants; for a shared, long-lived server use upstream's.
+//!
+//! Choices where the contract leaves room:
+//! - Missing or wrong API key: `401`.
+//! - An `{id}` in a path that is not a UUID: `404` (it cannot name a lock).
+//! - A body that is not JSON, lacks a required field or has a wrong type:
+//!   `422`; no `Content-Type: application/json`: `415`; bigger than the body
+//!   limit (64 KiB by default): `413`. Unknown route: `404`; wrong method: `405`.
+//!   Every error answer has the body `{"status": N, "message": "..."}`.
+//! - `{"seconds": n}` of `keep_alive` and `add_to_expire_at` may be negative
+//!   (the contract lets `PUT /v1/locks/{id}` set any time, past or future, too);
+//!   a result out of the representable range is `422`.
+//! - `PUT /v1/locks/{id}` with both fields `null` changes only `updated_at`.
+//! - The clean-up pass removes a lock once `expires_at + grace < now`; until
+//!   then a `POST` of its name answers `409`.
+//!
+//! ```
+//! # fn main() {
+//! let server = relukko::server::TestServer::builder()
+//!     .api_key("k")
+//!     .grace(std::time::Duration::from_secs(1))
+//!     .start();
+//! println!("locks at {}/v1/locks/ with key {}", server.base_url(), server.api_key());
+//! drop(server); // stops it; its locks are gone
+//! # }
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+mod auth;
+#[doc(hidden)]
+pub mod cli;
+mod config;
+mod fixture;
+mod reply;
+mod routes;
+mod state;
+mod ws;
+
+pub use config::{DEFAULT_BODY_LIMIT, DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE, ServerConfig};
+pub use fixture::{TestServer, TestServerBuilder};
+
+/// How long a shutdown waits for open requests before it cuts them.
+const GRACEFUL_LIMIT: Duration = Duration::from_millis(1500);
+
+/// Serves the Relukko API on `listener` until `shutdown` completes.
+///
+/// On shutdown, WebSocket clients get a close frame, idle connections are
+/// closed, and requests in flight get 1.5 s to finish;
+/// then `serve` returns, and whatever connection task is left runs only as long
+/// as the runtime it was spawned on.
+///
+/// # Errors
+///
+/// Only if the server fails as a whole; per-connection errors are logged and
+/// dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = state::AppState::new(config, stop_rx.clone());
+    let cleanup = tokio::spawn(state::cleanup_loop(state.clone()));
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let mut graceful = stop_rx;
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stopped| *stopped).await;
+        })
+        .into_future();
+    tokio::pin!(server);
+
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = shutdown => {
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(GRACEFUL_LIMIT, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(target: "relukko::server", "requests still open after {GRACEFUL_LIMIT:?}; cutting them");
+                    Ok(())
+                }
+            }
+        }
+    };
+    // Tell WebSocket sessions even when the server ended on its own.
+    let _ = stop_tx.send(true);
+    cleanup.abort();
+    result
+}

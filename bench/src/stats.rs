@@ -1,0 +1,63 @@
+//! Latency samples and their summary: p50, p99, max and the sample count.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A summary of latencies, in milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stat {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub samples: usize,
+}
+
+impl Stat {
+    /// Summarizes `samples` (nearest-rank percentiles); all zero when empty.
+    pub fn of(samples: &[Duration]) -> Stat {
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        Stat::of_ms(&mut ms)
+    }
+
+    /// Summarizes milliseconds.
+    pub fn of_ms(ms: &mut [f64]) -> Stat {
+        if ms.is_empty() {
+            return Stat::default();
+        }
+        ms.sort_by(f64::total_cmp);
+        Stat { p50: rank(ms, 0.50), p99: rank(ms, 0.99), max: ms[ms.len() - 1], samples: ms.len() }
+    }
+
+    /// What locking adds: each percentile of `with` minus the same one of
+    /// `without` (not a distribution of differences: the runs are independent).
+    pub fn minus(&self, without: &Stat) -> Stat {
+        Stat {
+            p50: self.p50 - without.p50,
+            p99: self.p99 - without.p99,
+            max: self.max - without.max,
+            samples: self.samples.min(without.samples),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({"p50": round3(self.p50), "p99": round3(self.p99), "max": round3(self.max), "samples": self.samples})
+    }
+}
+
+/// The nearest-rank percentile `q` of sorted `v`.
+fn rank(v: &[f64], q: f64) -> f64 {
+    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+/// Three decimals are plenty for milliseconds (microsecond resolution).
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The median of `v` (0 when empty).
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    Stat::of_ms(&mut v).p50
+}

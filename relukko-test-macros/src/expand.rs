@@ -1,0 +1,155 @@
+//! Code generation: wraps the function body in a call to the runtime.
+//!
+//! ```text
+//! #[attrs] vis fn name(<params without the Lease>) -> R {
+//!     ::relukko::__private::run_sync(&::relukko::__private::Spec { .. },
+//!         move |lease: ::relukko::__private::Lease| -> R { <body> })
+//! }
+//! ```
+//! `async fn` awaits `run_async(&Spec { .. }, move |lease| async move { <body> })`.
+//! The body stays a block of its own, so `return` and `?` inside it keep
+//! working. All logic lives in the runtime; this stays small.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::{Item, ItemFn, LitStr};
+
+use crate::config::{self, Config};
+use crate::duration;
+use crate::signature::{self, LeaseParam};
+
+/// The whole attribute: on any error, the error followed by the item
+/// unchanged, so the rest of the crate still type-checks (and rust-analyzer
+/// still sees the function).
+pub(crate) fn locked(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match try_locked(attr, item.clone()) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            let error = err.to_compile_error();
+            quote!(#error #item)
+        }
+    }
+}
+
+fn try_locked(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let (config, func) = match (config::parse(attr), parse_fn(item)) {
+        (Ok(config), Ok(func)) => (config, func),
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            return Err(a);
+        }
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+    };
+    let lease = signature::find_lease(&func.attrs, &func.sig, &config)?;
+    Ok(generate(&config, &func, lease))
+}
+
+/// The item as a function with a body, or an error on what it is instead.
+fn parse_fn(item: TokenStream) -> syn::Result<ItemFn> {
+    const MSG: &str = "`#[locked]` goes on a function (a test `fn`, sync or async)";
+    // Parse as any item first: so the error can point at `struct`, `const`...
+    let err = |span: proc_macro2::Span, what: &str| {
+        syn::Error::new(
+            span,
+            format!("{MSG}, not on {what}; move it onto the test function"),
+        )
+    };
+    match syn::parse2::<Item>(item)? {
+        Item::Fn(func) => {
+            if let Some(constness) = func.sig.constness {
+                return Err(err(
+                    constness.span,
+                    "a `const fn` (it cannot wait for a lock)",
+                ));
+            }
+            Ok(func)
+        }
+        Item::Struct(s) => Err(err(s.struct_token.span, "a struct")),
+        Item::Enum(e) => Err(err(e.enum_token.span, "an enum")),
+        Item::Const(c) => Err(err(c.const_token.span, "a const")),
+        Item::Static(s) => Err(err(s.static_token.span, "a static")),
+        Item::Mod(m) => Err(err(m.mod_token.span, "a module")),
+        Item::Impl(i) => Err(err(
+            i.impl_token.span,
+            "an impl block (put it on each method)",
+        )),
+        Item::Trait(t) => Err(err(t.trait_token.span, "a trait")),
+        Item::Type(t) => Err(err(t.type_token.span, "a type alias")),
+        Item::Use(u) => Err(err(u.use_token.span, "a `use`")),
+        other => Err(syn::Error::new_spanned(other, format!("{MSG} with a body"))),
+    }
+}
+
+/// The function with its body wrapped. Attributes (including
+/// `#[tokio::test]`, `#[should_panic]`, `#[rstest]`), visibility and
+/// signature are kept, minus the `Lease` parameter.
+fn generate(config: &Config, func: &ItemFn, lease: Option<LeaseParam>) -> TokenStream {
+    let krate = match &config.krate {
+        Some(path) => quote!(#path),
+        None => quote!(::relukko),
+    };
+    let spec = spec(config, &krate, func);
+    let (sig, param) = match lease {
+        Some(LeaseParam {
+            index,
+            attrs,
+            pat,
+            ty,
+        }) => (
+            signature::without_param(&func.sig, index),
+            quote!(#(#attrs)* #pat: #ty),
+        ),
+        None => (func.sig.clone(), quote!(_: #krate::__private::Lease)),
+    };
+    let body = &func.block;
+    let call = if func.sig.asyncness.is_some() {
+        quote! {
+            #krate::__private::run_async(&#spec, move |#param| async move #body).await
+        }
+    } else {
+        let ret = signature::closure_return(&func.sig);
+        quote! {
+            #krate::__private::run_sync(&#spec, move |#param| #ret #body)
+        }
+    };
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #call
+        }
+    }
+}
+
+fn spec(config: &Config, krate: &TokenStream, func: &ItemFn) -> TokenStream {
+    let names = &config.names;
+    let any_of = config.any_of;
+    let timeout = optional(config.timeout.map(duration::to_tokens));
+    let lease = optional(config.lease.map(duration::to_tokens));
+    let creator = optional(config.creator.as_ref().map(|c| quote!(#c)));
+    let ident = &func.sig.ident;
+    let name = ident.to_string();
+    let name = LitStr::new(name.strip_prefix("r#").unwrap_or(&name), ident.span());
+    quote! {
+        #krate::__private::Spec {
+            names: &[#(#names),*],
+            any_of: #any_of,
+            timeout: #timeout,
+            lease: #lease,
+            creator: #creator,
+            test: ::core::concat!(::core::module_path!(), "::", #name),
+        }
+    }
+}
+
+fn optional(value: Option<TokenStream>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+#[cfg(test)]
+#[path = "expand_tests.rs"]
+mod tests;

@@ -1,0 +1,364 @@
+//! The Relukko backend: locks on a Relukko server through [`Client`], kept
+//! alive by a heartbeat on the library's background runtime.
+//!
+//! The heartbeat extends the lock by the lease every third of the lease and
+//! retries a failed extension with backoff until a local deadline: the lock's
+//! expiry as last confirmed by the server, minus a safety margin, measured on
+//! the monotonic clock (`Instant`) so wall-clock jumps cannot fool it. A 404
+//! means someone deleted the lock; a passed deadline means it may have
+//! expired. Either way the lease is lost.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{Released, Wait, local::what};
+use crate::client::{AcquireOptions, Client, Create, WaitProgress, creator_without_token};
+use crate::error::{Error, Result};
+use crate::lease::StatusTx;
+use crate::lock::Lock;
+use crate::report::{self, PROGRESS_AFTER, PROGRESS_EVERY, Progress};
+
+/// The first pause after a failed heartbeat.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+
+/// A Relukko server, through one shared client.
+#[derive(Debug, Clone)]
+pub(crate) struct Remote {
+    client: Client,
+}
+
+/// A lock held on the server.
+#[derive(Debug)]
+pub(crate) struct RemoteHeld {
+    client: Client,
+    lock: Lock,
+    /// When the acquire returned: the base of the first deadline.
+    acquired: Instant,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Remote {
+    pub(crate) fn new(client: Client) -> Remote {
+        Remote { client }
+    }
+
+    pub(crate) fn from_env() -> Result<Remote> {
+        Ok(Remote::new(Client::from_env()?))
+    }
+
+    /// Waits until one of `names` is ours; answers its index. Runs on the
+    /// background runtime.
+    pub(crate) async fn acquire_any(
+        &self,
+        names: &[String],
+        wait: &Wait,
+    ) -> Result<(usize, RemoteHeld)> {
+        let start = Instant::now();
+        let deadline = start + wait.timeout;
+        if let [name] = names {
+            let opts = AcquireOptions::new()
+                .timeout(wait.timeout)
+                .creator(wait.creator.clone())
+                .progress_after(PROGRESS_AFTER)
+                .progress_every(PROGRESS_EVERY)
+                .on_progress(move |p: &WaitProgress| {
+                    let holder = p
+                        .holder
+                        .as_ref()
+                        .map_or_else(|| "an unknown holder".to_owned(), describe);
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    report::line(&format!(
+                        "waiting {} for {}, held by {holder}; giving up in {}",
+                        report::human(p.waited),
+                        p.resource,
+                        report::human(left)
+                    ));
+                });
+            let lock = self.client.acquire(name, opts).await.map_err(rounded)?;
+            return Ok((0, self.held(lock)));
+        }
+
+        // A pool: take any free one at once, else race one wait per name. The
+        // client deletes what a dropped wait got, so the losers leave nothing.
+        for (i, name) in names.iter().enumerate() {
+            if let Create::Acquired(lock) = self.client.create(name, Some(&wait.creator)).await? {
+                return Ok((i, self.held(lock)));
+            }
+        }
+        let mut waits: FuturesUnordered<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let opts = AcquireOptions::new()
+                    .timeout(deadline.saturating_duration_since(Instant::now()))
+                    .creator(wait.creator.clone());
+                let client = self.client.clone();
+                let name = name.clone();
+                async move { (i, client.acquire(&name, opts).await) }
+            })
+            .collect();
+        let mut progress = Progress::new(start.into_std(), deadline.into_std());
+        loop {
+            tokio::select! {
+                next = waits.next() => match next {
+                    Some((i, Ok(lock))) => return Ok((i, self.held(lock))),
+                    Some((_, Err(Error::WaitTimeout { .. }))) => {}
+                    Some((_, Err(e))) => return Err(e),
+                    None => {
+                        return Err(Error::WaitTimeout {
+                            resource: what(names),
+                            waited: report::round_ms(start.elapsed()),
+                            holder: Some(self.holders(names).await),
+                        });
+                    }
+                },
+                _ = tokio::time::sleep_until(progress.next_due().into()) => {
+                    if progress.due(std::time::Instant::now()) {
+                        progress.print(&what(names), &self.holders(names).await);
+                    }
+                }
+            }
+        }
+    }
+
+    fn held(&self, lock: Lock) -> RemoteHeld {
+        RemoteHeld {
+            client: self.client.clone(),
+            lock,
+            acquired: Instant::now(),
+            heartbeat: None,
+        }
+    }
+
+    /// Who holds each of `names` (for several, `name: holder; ...`).
+    async fn holders(&self, names: &[String]) -> String {
+        let mut out = Vec::new();
+        for name in names {
+            let text = match self.client.holder(name).await {
+                Ok(Some(lock)) => describe(&lock),
+                Ok(None) => "nobody (just released)".to_owned(),
+                Err(e) => format!("unknown ({e})"),
+            };
+            out.push(if names.len() == 1 {
+                text
+            } else {
+                format!("{name}: {text}")
+            });
+        }
+        out.join("; ")
+    }
+}
+
+/// `"<creator> since <created> until <expires>"`.
+fn describe(lock: &Lock) -> String {
+    let creator = lock
+        .creator
+        .as_deref()
+        .map(creator_without_token)
+        .filter(|c| !c.is_empty());
+    format!(
+        "{} since {} until {}",
+        creator.unwrap_or("an unnamed creator"),
+        report::when(lock.created_at),
+        report::when(lock.expires_at)
+    )
+}
+
+/// Timeouts with the waited time in whole milliseconds, for readable messages.
+fn rounded(e: Error) -> Error {
+    match e {
+        Error::WaitTimeout {
+            resource,
+            waited,
+            holder,
+        } => Error::WaitTimeout {
+            resource,
+            waited: report::round_ms(waited),
+            holder,
+        },
+        e => e,
+    }
+}
+
+impl RemoteHeld {
+    /// Starts the heartbeat: at once (a new lock lives 10 minutes on the
+    /// server; the lease is usually shorter, so a killed holder frees it
+    /// sooner), then every third of the lease.
+    pub(crate) fn start_heartbeat(&mut self, resource: &str, lease: Duration, status: StatusTx) {
+        let server_life = (self.lock.expires_at - self.lock.created_at)
+            .try_into()
+            .unwrap_or(lease);
+        let beat = Heartbeat {
+            client: self.client.clone(),
+            lock: self.lock.clone(),
+            resource: resource.to_owned(),
+            lease,
+            status,
+            deadline: self.acquired + margin_off(server_life, lease),
+        };
+        self.heartbeat = Some(crate::runtime::spawn(beat.run()));
+    }
+
+    fn stop(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
+
+    /// Deletes the lock, blocking this thread for at most `bound`.
+    pub(crate) fn release_blocking(mut self, bound: Duration) -> Result<Released> {
+        self.stop();
+        let (client, id) = (self.client.clone(), self.lock.id);
+        let what = format!("release of {}", self.lock.lock_name);
+        let url = client.base_url().to_owned();
+        block_bounded(delete(client, id, bound), bound).unwrap_or(Err(Error::Timeout {
+            what,
+            url,
+            after: bound,
+        }))
+    }
+
+    /// Deletes the lock, waiting at most `bound`; works on any executor.
+    pub(crate) async fn release(mut self, bound: Duration) -> Result<Released> {
+        self.stop();
+        crate::runtime::run(delete(self.client.clone(), self.lock.id, bound)).await
+    }
+}
+
+impl Drop for RemoteHeld {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn delete(client: Client, id: uuid::Uuid, bound: Duration) -> Result<Released> {
+    match tokio::time::timeout(bound, client.delete(id)).await {
+        Ok(Ok(_)) => Ok(Released::Freed),
+        Ok(Err(Error::NotFound { .. })) => Ok(Released::AlreadyGone),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::Timeout {
+            what: format!("DELETE /v1/locks/{id}"),
+            url: client.base_url().to_owned(),
+            after: bound,
+        }),
+    }
+}
+
+/// Runs `fut` on the background runtime and waits at most `bound` for it.
+/// Unlike `runtime::block_on` it gives up, so an exit handler or a `Drop`
+/// cannot hang.
+fn block_bounded<F>(fut: F, bound: Duration) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let task = crate::runtime::spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let out = rx.recv_timeout(bound).ok();
+    if out.is_none() {
+        task.abort();
+    }
+    out
+}
+
+/// `life` minus the safety margin for a lease of `lease`.
+fn margin_off(life: Duration, lease: Duration) -> Duration {
+    let margin = (lease / 10).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    life.saturating_sub(margin)
+}
+
+struct Heartbeat {
+    client: Client,
+    lock: Lock,
+    resource: String,
+    lease: Duration,
+    status: StatusTx,
+    /// Past this instant the lock may have expired on the server.
+    deadline: Instant,
+}
+
+impl Heartbeat {
+    async fn run(mut self) {
+        let every = self.lease / 3;
+        let mut next = Instant::now();
+        loop {
+            tokio::time::sleep_until(next).await;
+            if !self.beat(every).await {
+                return;
+            }
+            next = Instant::now() + every;
+        }
+    }
+
+    /// One keep-alive, retried until it succeeds (true) or the lease is lost
+    /// (false).
+    async fn beat(&mut self, every: Duration) -> bool {
+        let mut pause = RETRY_FIRST;
+        let mut failing_since = None;
+        loop {
+            let sent = Instant::now();
+            let left = self.deadline.saturating_duration_since(sent);
+            if left.is_zero() {
+                let since = failing_since.get_or_insert_with(report::now);
+                let last = self.status.get().reason.unwrap_or_default();
+                self.status.lost(format!(
+                    "not kept alive: heartbeats failed from {since} until its last confirmed expiry \
+                     (minus a safety margin) passed at {}, {} after it was acquired; last error: {last}",
+                    report::now(),
+                    report::human(self.lock_age()),
+                ));
+                return false;
+            }
+            let attempt = left.min(every.max(Duration::from_secs(1)));
+            match tokio::time::timeout(
+                attempt,
+                self.client.keep_alive_for(self.lock.id, self.lease),
+            )
+            .await
+            {
+                Ok(Ok(_)) => {
+                    self.deadline = sent + margin_off(self.lease, self.lease);
+                    self.status.held();
+                    return true;
+                }
+                Ok(Err(Error::NotFound { .. })) => {
+                    self.status.lost(format!(
+                        "deleted by someone else: the server answered 404 (no such lock) to a heartbeat at {}, \
+                         {} after it was acquired",
+                        report::now(),
+                        report::human(self.lock_age()),
+                    ));
+                    return false;
+                }
+                Ok(Err(e)) => {
+                    failing_since.get_or_insert_with(report::now);
+                    self.status
+                        .uncertain(format!("heartbeat for {} failed: {e}", self.resource));
+                }
+                Err(_) => {
+                    failing_since.get_or_insert_with(report::now);
+                    self.status.uncertain(format!(
+                        "heartbeat for {} got no answer within {attempt:?}",
+                        self.resource
+                    ));
+                }
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min((every / 2).max(RETRY_FIRST));
+        }
+    }
+
+    fn lock_age(&self) -> Duration {
+        (time::OffsetDateTime::now_utc() - self.lock.created_at)
+            .try_into()
+            .unwrap_or_default()
+    }
+}

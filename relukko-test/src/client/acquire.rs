@@ -1,0 +1,345 @@
+//! Waiting for a lock: [`Client::acquire`], its options and progress reports,
+//! and the guard that keeps a dropped call from leaving a lock behind.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use super::calls::{Create, creator_without_token, new_token, with_token};
+use super::retry::PollTimer;
+use super::watcher::{Registration, Watcher};
+use super::{Client, Inner};
+use crate::error::{Error, Result};
+use crate::lock::{Lock, format_timestamp};
+
+type ProgressFn = Arc<dyn Fn(&WaitProgress) + Send + Sync + 'static>;
+
+/// A report to [`AcquireOptions::on_progress`] while a wait goes on.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WaitProgress {
+    /// The lock name waited for.
+    pub resource: String,
+    /// How long the wait has lasted.
+    pub waited: Duration,
+    /// Who holds it, if the server said (the lookup may fail or race a release).
+    pub holder: Option<Lock>,
+}
+
+/// How [`Client::acquire`] waits.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = relukko::AcquireOptions::new()
+///     .timeout(Duration::from_secs(60))
+///     .creator("nightly flash test")
+///     .on_progress(|p: &relukko::WaitProgress| eprintln!("waiting {:?} for {}", p.waited, p.resource));
+/// # let _ = opts;
+/// ```
+#[derive(Clone)]
+pub struct AcquireOptions {
+    timeout: Duration,
+    creator: Option<String>,
+    on_progress: Option<ProgressFn>,
+    progress_after: Duration,
+    progress_every: Duration,
+}
+
+impl std::fmt::Debug for AcquireOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcquireOptions")
+            .field("timeout", &self.timeout)
+            .field("creator", &self.creator)
+            .field("on_progress", &self.on_progress.is_some())
+            .field("progress_after", &self.progress_after)
+            .field("progress_every", &self.progress_every)
+            .finish()
+    }
+}
+
+impl Default for AcquireOptions {
+    fn default() -> Self {
+        AcquireOptions {
+            timeout: Duration::from_secs(600),
+            creator: None,
+            on_progress: None,
+            progress_after: Duration::from_secs(2),
+            progress_every: Duration::from_secs(5),
+        }
+    }
+}
+
+impl AcquireOptions {
+    /// Wait at most 10 minutes, report no progress.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The longest wait (default 10 minutes). Zero means: try once.
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// The creator to record, instead of the client's.
+    pub fn creator(mut self, creator: impl Into<String>) -> Self {
+        self.creator = Some(creator.into());
+        self
+    }
+
+    /// Called (on the background runtime; keep it short) once the wait has
+    /// lasted [`progress_after`](Self::progress_after), then every
+    /// [`progress_every`](Self::progress_every), with the current holder.
+    pub fn on_progress(mut self, f: impl Fn(&WaitProgress) + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Arc::new(f));
+        self
+    }
+
+    /// When the first progress report comes (default 2 s).
+    pub fn progress_after(mut self, d: Duration) -> Self {
+        self.progress_after = d;
+        self
+    }
+
+    /// How often later reports come (default 5 s).
+    pub fn progress_every(mut self, d: Duration) -> Self {
+        self.progress_every = d.max(Duration::from_millis(10));
+        self
+    }
+}
+
+/// `"<creator> since <created_at> until <expires_at>"`, for errors and reports.
+pub(crate) fn describe_holder(l: &Lock) -> String {
+    let creator = l
+        .creator
+        .as_deref()
+        .map(creator_without_token)
+        .filter(|c| !c.is_empty());
+    format!(
+        "{} since {} until {}",
+        creator.unwrap_or("an unnamed creator"),
+        format_timestamp(l.created_at),
+        format_timestamp(l.expires_at)
+    )
+}
+
+/// Tells a background task whether its caller is still there.
+pub(crate) struct Gone(watch::Receiver<()>);
+
+impl Gone {
+    fn is_gone(&self) -> bool {
+        self.0.has_changed().is_err()
+    }
+
+    async fn wait(&mut self) {
+        while self.0.changed().await.is_ok() {}
+    }
+}
+
+/// A lock on its way to the caller: deleted in the background if it is dropped
+/// before the caller took it (the caller went away).
+struct InFlight {
+    lock: Option<Lock>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            let inner = Arc::clone(&self.inner);
+            crate::runtime::spawn(async move { inner.delete_orphan(&lock).await });
+        }
+    }
+}
+
+/// Runs a lock-taking future on the background runtime. If the caller's
+/// future is dropped, the task is told (through [`Gone`]), finishes its
+/// request in flight, and any lock it got is deleted.
+pub(crate) async fn run_guarded<F, Fut>(inner: Arc<Inner>, f: F) -> Result<Option<Lock>>
+where
+    F: FnOnce(Arc<Inner>, Gone) -> Fut,
+    Fut: Future<Output = Result<Option<Lock>>> + Send + 'static,
+{
+    let (alive, alive_rx) = watch::channel(());
+    let (tx, rx) = oneshot::channel::<Result<InFlight>>();
+    let fut = f(Arc::clone(&inner), Gone(alive_rx));
+    crate::runtime::spawn(async move {
+        let result = fut.await.map(|lock| InFlight { lock, inner });
+        // If the caller is gone, the unsent value is dropped here, and with it
+        // the lock (see InFlight's Drop).
+        let _ = tx.send(result);
+    });
+    let result = rx.await;
+    drop(alive);
+    match result {
+        Ok(r) => r.map(|mut f| f.lock.take()),
+        // The task can only end unsent by panicking.
+        Err(_) => panic!("relukko: a background lock task panicked"),
+    }
+}
+
+async fn pushed(reg: &Option<Registration>) {
+    match reg {
+        Some(r) => r.notify.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Wait {
+    name: String,
+    creator: String,
+    token: String,
+    opts: AcquireOptions,
+    started: Instant,
+}
+
+impl Wait {
+    /// The holder, asked with a short bound (it only decorates a message).
+    async fn holder(&self, inner: &Inner) -> Option<Lock> {
+        let bound = inner.request_timeout.min(Duration::from_secs(2));
+        tokio::time::timeout(bound, inner.holder_of(&self.name))
+            .await
+            .ok()?
+            .ok()?
+    }
+
+    async fn run(self, inner: Arc<Inner>, mut gone: Gone) -> Result<Option<Lock>> {
+        let deadline = self.started + self.opts.timeout;
+        let reg = inner.websocket.then(|| {
+            inner
+                .watcher
+                .get_or_init(|| Watcher::start(&inner))
+                .register(&self.name)
+        });
+        let mut poll = PollTimer::new(inner.poll_max);
+        let mut next_progress = self.started + self.opts.progress_after;
+        loop {
+            if gone.is_gone() {
+                return Ok(None);
+            }
+            let created = inner
+                .try_create(&self.name, &self.creator, &self.token, Some(deadline))
+                .await?;
+            if let Create::Acquired(lock) = created {
+                return Ok(Some(lock));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let holder = self.holder(&inner).await;
+                return Err(Error::WaitTimeout {
+                    resource: self.name.clone(),
+                    waited: self.started.elapsed(),
+                    holder: holder.as_ref().map(describe_holder),
+                });
+            }
+            if let Some(report) = &self.opts.on_progress
+                && now >= next_progress
+            {
+                let holder = self.holder(&inner).await;
+                report(&WaitProgress {
+                    resource: self.name.clone(),
+                    waited: self.started.elapsed(),
+                    holder,
+                });
+                next_progress = Instant::now() + self.opts.progress_every;
+            }
+            let nap = poll
+                .next()
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = pushed(&reg) => {
+                    // A few random milliseconds, so that the waiters woken by one
+                    // deletion do not all ask at the same instant.
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=25))).await;
+                }
+                _ = gone.wait() => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Waits until the lock `name` is ours, or `opts`' timeout passes
+    /// ([`Error::WaitTimeout`] naming the holder). Transport errors and 5xx
+    /// answers are retried within the deadline; an error that outlasts the
+    /// retries is returned as it is (e.g. [`Error::Transport`] naming the URL).
+    ///
+    /// Dropping the future mid-wait leaves no lock behind.
+    pub async fn acquire(&self, name: &str, opts: AcquireOptions) -> Result<Lock> {
+        if self.is_skip() {
+            return Ok(Lock::dummy());
+        }
+        let token = new_token();
+        let creator = with_token(opts.creator.as_deref().or(self.creator()), &token);
+        let wait = Wait {
+            name: name.to_owned(),
+            creator,
+            token,
+            opts,
+            started: Instant::now(),
+        };
+        let started = wait.started;
+        let got = run_guarded(Arc::clone(&self.inner), move |inner, gone| {
+            wait.run(inner, gone)
+        })
+        .await?;
+        // `None` only comes back when the caller is gone, so nobody sees this.
+        got.ok_or_else(|| Error::WaitTimeout {
+            resource: name.to_owned(),
+            waited: started.elapsed(),
+            holder: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holders_are_described_without_token() {
+        let mut l = Lock::dummy();
+        l.creator = Some("ci-7 [rl:0123456789abcdef0123456789abcdef]".into());
+        assert_eq!(
+            describe_holder(&l),
+            "ci-7 since 1970-01-01T00:00:00Z until 1970-01-01T00:00:00Z"
+        );
+        l.creator = None;
+        assert!(describe_holder(&l).starts_with("an unnamed creator since"));
+    }
+
+    #[test]
+    fn options_debug_and_defaults() {
+        let o = AcquireOptions::new().on_progress(|_| {});
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("on_progress: true") && shown.contains("600s"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_fails_by_the_deadline_naming_url_and_cause() {
+        let c = Client::builder("http://127.0.0.1:1")
+            .websocket(false)
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let e = c
+            .acquire("x", AcquireOptions::new().timeout(Duration::from_secs(1)))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let text = e.to_string();
+        assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+        assert!(
+            text.contains("http://127.0.0.1:1/v1/locks/")
+                && text.to_lowercase().contains("refused"),
+            "{text}"
+        );
+    }
+}

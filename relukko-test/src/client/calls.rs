@@ -1,0 +1,375 @@
+//! The calls of the protocol, one method each, and the create-or-fail core
+//! with its creator token.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::http::{check, decode, is_transient};
+use super::{Client, Inner};
+use crate::error::{Error, Result};
+use crate::lock::{Lock, format_timestamp};
+
+const LOCKS: &str = "/v1/locks/";
+
+/// The answer to [`Client::create`]: the lock, or the news that someone holds it
+/// (the server's 409, as a value rather than an error to parse).
+#[must_use = "a Taken answer means the lock is NOT held"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Create {
+    /// The lock is ours.
+    Acquired(Lock),
+    /// Someone else holds a lock of that name.
+    Taken,
+}
+
+impl Create {
+    /// The lock, if it was acquired.
+    pub fn lock(self) -> Option<Lock> {
+        match self {
+            Create::Acquired(l) => Some(l),
+            Create::Taken => None,
+        }
+    }
+}
+
+/// A fresh creator token, `[rl:<32 hex digits>]`.
+pub(crate) fn new_token() -> String {
+    format!("[rl:{}]", Uuid::new_v4().simple())
+}
+
+/// The creator text sent for one call: `"<creator> <token>"`, or the token alone.
+pub(crate) fn with_token(creator: Option<&str>, token: &str) -> String {
+    match creator {
+        Some(c) if !c.is_empty() => format!("{c} {token}"),
+        _ => token.to_owned(),
+    }
+}
+
+/// The creator as the user wrote it: `creator` without the `[rl:<token>]`
+/// that this client appends to recognise its own locks.
+///
+/// ```
+/// assert_eq!(relukko::creator_without_token("ci-7 [rl:0123456789abcdef0123456789abcdef]"), "ci-7");
+/// assert_eq!(relukko::creator_without_token("someone else"), "someone else");
+/// ```
+pub fn creator_without_token(creator: &str) -> &str {
+    let Some(start) = creator.rfind("[rl:") else {
+        return creator;
+    };
+    let tail = &creator[start + 4..];
+    let is_token = tail.len() == 33
+        && tail.ends_with(']')
+        && tail[..32].bytes().all(|b| b.is_ascii_hexdigit());
+    if is_token {
+        creator[..start].trim_end()
+    } else {
+        creator
+    }
+}
+
+fn is_own(lock: &Lock, name: &str, token: &str) -> bool {
+    lock.lock_name == name && lock.creator.as_deref().is_some_and(|c| c.ends_with(token))
+}
+
+/// Seconds for a `{"seconds": n}` body, rounded up so a sub-second duration
+/// still extends.
+fn seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+impl Inner {
+    /// All locks.
+    pub(crate) async fn list_locks(&self) -> Result<Vec<Lock>> {
+        self.call(Method::GET, LOCKS, None).await
+    }
+
+    /// The lock of that exact name, if any.
+    pub(crate) async fn holder_of(&self, name: &str) -> Result<Option<Lock>> {
+        Ok(self
+            .list_locks()
+            .await?
+            .into_iter()
+            .find(|l| l.lock_name == name))
+    }
+
+    /// The lock of that name if it carries our token.
+    async fn find_own(&self, name: &str, token: &str) -> Result<Option<Lock>> {
+        Ok(self
+            .holder_of(name)
+            .await?
+            .filter(|l| is_own(l, name, token)))
+    }
+
+    /// One create-or-fail, with retries as the policy and deadline allow. A
+    /// 409 after an attempt whose answer was lost checks whether the lock is
+    /// ours after all (it then is adopted); a final failure that may have left
+    /// our lock on the server starts a background clean-up.
+    pub(crate) async fn try_create(
+        self: &Arc<Self>,
+        name: &str,
+        creator: &str,
+        token: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Create> {
+        let body = json!({ "lock_name": name, "creator": creator });
+        let mut ambiguous = false;
+        let result = self
+            .send_retrying(Method::POST, LOCKS, Some(&body), deadline, &mut ambiguous)
+            .await;
+        let outcome = match result {
+            Ok(a) if a.status == 409 => {
+                if ambiguous && let Some(own) = self.find_own(name, token).await? {
+                    tracing::debug!(target: "relukko::client", resource = name, "adopted a lock whose answer was lost");
+                    return Ok(Create::Acquired(own));
+                }
+                return Ok(Create::Taken);
+            }
+            Ok(a) => check(a).and_then(|a| decode::<Lock>(&a)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(lock) => Ok(Create::Acquired(lock)),
+            Err(e) => {
+                if (ambiguous && is_transient(&e)) || matches!(e, Error::Decode { .. }) {
+                    self.spawn_token_cleanup(name.to_owned(), token.to_owned());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes a lock nobody will use (its caller went away), with retries.
+    pub(crate) async fn delete_orphan(&self, lock: &Lock) {
+        match self
+            .call::<Lock>(Method::DELETE, &format!("{LOCKS}{}", lock.id), None)
+            .await
+        {
+            Ok(_) | Err(Error::NotFound { .. }) => {
+                tracing::debug!(target: "relukko::client", resource = %lock.lock_name, "released a lock its caller left behind");
+            }
+            Err(e) => {
+                tracing::warn!(target: "relukko::client", resource = %lock.lock_name, error = %e, "could not release a lock its caller left behind; it expires on its own");
+            }
+        }
+    }
+
+    /// In the background, for up to about a minute: finds the lock of `name`
+    /// carrying `token` (made by a create whose answer was lost) and deletes it.
+    pub(crate) fn spawn_token_cleanup(self: &Arc<Self>, name: String, token: String) {
+        let inner = Arc::clone(self);
+        crate::runtime::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(60);
+            let mut attempt = 0;
+            while Instant::now() < until {
+                match inner.find_own(&name, &token).await {
+                    Ok(Some(lock)) => return inner.delete_orphan(&lock).await,
+                    Ok(None) => return,
+                    Err(Error::NotAuthorised { .. }) => return,
+                    Err(_) => {}
+                }
+                tokio::time::sleep(inner.retry.cap(attempt).max(Duration::from_millis(200))).await;
+                attempt += 1;
+            }
+        });
+    }
+}
+
+impl Client {
+    /// Runs `f` on the background runtime.
+    async fn bg<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::runtime::run(f(Arc::clone(&self.inner))).await
+    }
+
+    /// Tries once (with retries of transient failures) to create the lock
+    /// `name`: [`Create::Taken`] if someone holds it. `creator` overrides the
+    /// client's creator. Dropping the future never leaves the lock behind.
+    pub async fn create(&self, name: &str, creator: Option<&str>) -> Result<Create> {
+        if self.is_skip() {
+            return Ok(Create::Acquired(Lock::dummy()));
+        }
+        let token = new_token();
+        let creator = with_token(creator.or(self.creator()), &token);
+        let name = name.to_owned();
+        let got =
+            super::acquire::run_guarded(Arc::clone(&self.inner), move |inner, _gone| async move {
+                Ok(inner
+                    .try_create(&name, &creator, &token, None)
+                    .await?
+                    .lock())
+            })
+            .await?;
+        Ok(got.map_or(Create::Taken, Create::Acquired))
+    }
+
+    /// The lock with that id; [`Error::NotFound`] if there is none.
+    pub async fn get(&self, id: Uuid) -> Result<Lock> {
+        if self.is_skip() {
+            return Ok(Lock::dummy());
+        }
+        self.bg(move |i| async move { i.call(Method::GET, &format!("{LOCKS}{id}"), None).await })
+            .await
+    }
+
+    /// All locks. With the skip switch on: `[Lock::dummy()]`, in upstream's
+    /// spirit of "every call answers the dummy lock".
+    pub async fn list(&self) -> Result<Vec<Lock>> {
+        if self.is_skip() {
+            return Ok(vec![Lock::dummy()]);
+        }
+        self.bg(|i| async move { i.list_locks().await }).await
+    }
+
+    /// Who holds `name` (exact, case-sensitive match), if anyone. With the
+    /// skip switch on: `None` (nothing is asked).
+    pub async fn holder(&self, name: &str) -> Result<Option<Lock>> {
+        if self.is_skip() {
+            return Ok(None);
+        }
+        let name = name.to_owned();
+        self.bg(move |i| async move { i.holder_of(&name).await })
+            .await
+    }
+
+    /// Changes the creator and/or the expiry of a lock (`None` leaves a field
+    /// as it is). The expiry may be in the past.
+    pub async fn update(
+        &self,
+        id: Uuid,
+        creator: Option<&str>,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Lock> {
+        if self.is_skip() {
+            return Ok(Lock::dummy());
+        }
+        let body = json!({ "creator": creator, "expires_at": expires_at.map(format_timestamp) });
+        self.bg(move |i| async move {
+            i.call(Method::PUT, &format!("{LOCKS}{id}"), Some(body))
+                .await
+        })
+        .await
+    }
+
+    /// Deletes (releases) a lock; answers it as it was just before.
+    pub async fn delete(&self, id: Uuid) -> Result<Lock> {
+        if self.is_skip() {
+            return Ok(Lock::dummy());
+        }
+        self.bg(move |i| async move { i.call(Method::DELETE, &format!("{LOCKS}{id}"), None).await })
+            .await
+    }
+
+    /// Sets the expiry to now + 5 minutes.
+    pub async fn keep_alive(&self, id: Uuid) -> Result<Lock> {
+        self.extend(id, "keep_alive", None).await
+    }
+
+    /// Sets the expiry to now + `d` (whole seconds, rounded up).
+    pub async fn keep_alive_for(&self, id: Uuid, d: Duration) -> Result<Lock> {
+        self.extend(id, "keep_alive", Some(d)).await
+    }
+
+    /// Moves the expiry 5 minutes later.
+    pub async fn add_to_expire_at(&self, id: Uuid) -> Result<Lock> {
+        self.extend(id, "add_to_expire_at", None).await
+    }
+
+    /// Moves the expiry `d` later (whole seconds, rounded up).
+    pub async fn add_to_expire_at_by(&self, id: Uuid, d: Duration) -> Result<Lock> {
+        self.extend(id, "add_to_expire_at", Some(d)).await
+    }
+
+    async fn extend(&self, id: Uuid, what: &'static str, by: Option<Duration>) -> Result<Lock> {
+        if self.is_skip() {
+            return Ok(Lock::dummy());
+        }
+        let path = format!("{LOCKS}{id}/{what}");
+        self.bg(move |i| async move {
+            match by {
+                None => i.call(Method::GET, &path, None).await,
+                Some(d) => {
+                    i.call(Method::PUT, &path, Some(json!({ "seconds": seconds(d) })))
+                        .await
+                }
+            }
+        })
+        .await
+    }
+
+    /// Checks that the server answers `GET /healthchecker` with a success.
+    pub async fn health(&self) -> Result<()> {
+        if self.is_skip() {
+            return Ok(());
+        }
+        self.bg(|i| async move {
+            let mut ambiguous = false;
+            let a = i
+                .send_retrying(Method::GET, "/healthchecker", None, None, &mut ambiguous)
+                .await?;
+            check(a).map(drop)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_recognised_and_stripped() {
+        let t = new_token();
+        assert_eq!(t.len(), 37);
+        let c = with_token(Some("ci-7"), &t);
+        assert_eq!(creator_without_token(&c), "ci-7");
+        assert_eq!(creator_without_token(&with_token(None, &t)), "");
+        assert_eq!(creator_without_token("x [rl:zz]"), "x [rl:zz]");
+        let mut lock = Lock::dummy();
+        lock.creator = Some(c);
+        assert!(is_own(&lock, "WE TRUST YOU", &t));
+        assert!(!is_own(&lock, "other", &t));
+        assert!(!is_own(&lock, "WE TRUST YOU", &new_token()));
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(seconds(Duration::from_secs(3)), 3);
+        assert_eq!(seconds(Duration::ZERO), 0);
+    }
+
+    #[tokio::test]
+    async fn skip_switch_makes_no_request() {
+        // Port 1 refuses connections: any request would fail.
+        let c = Client::builder("http://127.0.0.1:1")
+            .trust_me_it_is_locked(true)
+            .build()
+            .unwrap();
+        assert_eq!(
+            c.create("x", None).await.unwrap(),
+            Create::Acquired(Lock::dummy())
+        );
+        assert_eq!(c.get(Uuid::nil()).await.unwrap(), Lock::dummy());
+        assert_eq!(c.list().await.unwrap(), vec![Lock::dummy()]);
+        assert_eq!(c.holder("x").await.unwrap(), None);
+        assert_eq!(c.delete(Uuid::nil()).await.unwrap(), Lock::dummy());
+        assert_eq!(
+            c.keep_alive_for(Uuid::nil(), Duration::from_secs(1))
+                .await
+                .unwrap(),
+            Lock::dummy()
+        );
+        c.health().await.unwrap();
+    }
+}

@@ -1,0 +1,313 @@
+//! [`ClientSettings`]: the client's settings read from environment variables,
+//! through a lookup function so the parsing is tested without touching the
+//! process environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::builder::ClientBuilder;
+use super::http::strip_userinfo;
+use super::tls::{Bundle, check_bundle_path};
+use crate::env::parse_duration;
+use crate::error::{Error, Result};
+
+/// The server URL; the first that is set wins.
+pub const URL_VARS: [&str; 2] = ["RELUKKO_URL", "RELUKKO_BASE_URL"];
+/// The skip switch, as upstream: any non-empty value means on.
+pub const SKIP_VAR: &str = "RELUKKO_TRUST_ME_IT_IS_LOCKED";
+/// Extra CA bundles (a PEM file or a folder); the first that is set wins.
+pub const CA_BUNDLE_VARS: [&str; 3] = ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
+
+/// The client's settings from the environment.
+///
+/// | variable | meaning |
+/// | --- | --- |
+/// | `RELUKKO_URL` (alias `RELUKKO_BASE_URL`) | the server, `http://` or `https://`; required unless the skip switch is on |
+/// | `RELUKKO_API_KEY` | sent as `X-API-Key` |
+/// | `RELUKKO_CREATOR` | the creator recorded on locks |
+/// | `RELUKKO_REQUEST_TIMEOUT`, `RELUKKO_CONNECT_TIMEOUT` | `"5s"`, `"500ms"`, or seconds |
+/// | `RELUKKO_WEBSOCKET` | `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`) |
+/// | `RELUKKO_CA_BUNDLE`, else `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE` | extra CA certificates: a PEM file, or a folder of `*.pem`/`*.crt`/`*.cer` |
+/// | `RELUKKO_TRUST_ME_IT_IS_LOCKED` | any non-empty value: the skip switch (as upstream; empty means off) |
+///
+/// A variable that is set but empty, or whose value cannot be used, is an
+/// [`Error::Config`] naming it (the skip switch excepted: upstream defines
+/// "empty" as "off", and any other value as "on").
+///
+/// ```
+/// use std::collections::HashMap;
+/// let env = HashMap::from([("RELUKKO_URL", "http://relukko:3000"), ("RELUKKO_WEBSOCKET", "maybe")]);
+/// let err = relukko::ClientSettings::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap_err();
+/// assert!(err.to_string().contains("RELUKKO_WEBSOCKET"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientSettings {
+    /// The variable the URL came from, and the URL.
+    pub url: Option<(&'static str, String)>,
+    /// The API key.
+    pub api_key: Option<String>,
+    /// The creator.
+    pub creator: Option<String>,
+    /// The per-attempt request timeout.
+    pub request_timeout: Option<Duration>,
+    /// The connect timeout.
+    pub connect_timeout: Option<Duration>,
+    /// Whether waiters use the WebSocket.
+    pub websocket: Option<bool>,
+    /// The variable the CA bundle came from, and its path.
+    pub ca_bundle: Option<(&'static str, PathBuf)>,
+    /// The skip switch.
+    pub trust_me_it_is_locked: bool,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field(
+                "url",
+                &self.url.as_ref().map(|(n, u)| (n, strip_userinfo(u))),
+            )
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("creator", &self.creator)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("websocket", &self.websocket)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("trust_me_it_is_locked", &self.trust_me_it_is_locked)
+            .finish()
+    }
+}
+
+fn bad(name: &str, reason: impl Into<String>) -> Error {
+    Error::Config {
+        name: name.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl ClientSettings {
+    /// Reads the process environment. A value that is not UTF-8 is an error
+    /// naming its variable.
+    pub fn from_env() -> Result<Self> {
+        // The URL and the switch through the crate's shared readers, so that
+        // every part of the crate reads them alike; the rest (and the same
+        // again) through the pure parser below.
+        let skip = crate::env::flag(SKIP_VAR);
+        if !skip {
+            crate::env::first_var(&URL_VARS)?;
+        }
+        Self::from_lookup(|name| {
+            std::env::var_os(name).map(|v| {
+                v.into_string()
+                    .unwrap_or_else(|_| "\u{FFFD}not UTF-8".to_owned())
+            })
+        })
+    }
+
+    /// Reads the settings through `lookup` (variable name to value, `None`
+    /// when unset): pure apart from checking that a CA bundle path exists.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        // Set but empty (or blank) is an error: it is a half-done configuration.
+        let get = |name: &'static str| -> Result<Option<String>> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(v) if v.trim().is_empty() => {
+                    Err(bad(name, "is set but empty: unset it or give it a value"))
+                }
+                Some(v) if v.contains('\u{FFFD}') => Err(bad(name, "is not valid UTF-8")),
+                Some(v) => Ok(Some(v.trim().to_owned())),
+            }
+        };
+        let first = |names: &[&'static str]| -> Result<Option<(&'static str, String)>> {
+            for &name in names {
+                if let Some(v) = get(name)? {
+                    return Ok(Some((name, v)));
+                }
+            }
+            Ok(None)
+        };
+        let duration = |name: &'static str| -> Result<Option<Duration>> {
+            let Some(v) = get(name)? else { return Ok(None) };
+            match parse_duration(&v) {
+                Ok(d) if d.is_zero() => Err(bad(name, "must be more than zero")),
+                Ok(d) => Ok(Some(d)),
+                Err(reason) => Err(bad(name, reason)),
+            }
+        };
+
+        let trust_me_it_is_locked = lookup(SKIP_VAR).is_some_and(|v| !v.is_empty());
+        let url = first(&URL_VARS)?;
+        if let Some((name, u)) = &url {
+            // Checked now, so the error names the variable rather than a builder option.
+            let b = ClientBuilder::new(u).origin(name);
+            b.check_url(u.trim_end_matches('/'))?;
+        } else if !trust_me_it_is_locked {
+            return Err(bad(
+                "RELUKKO_URL",
+                "is not set: give the Relukko server's URL, e.g. https://relukko.example.com",
+            ));
+        }
+        let api_key = get("RELUKKO_API_KEY")?;
+        if let Some(k) = &api_key
+            && reqwest::header::HeaderValue::from_str(k).is_err()
+        {
+            return Err(bad(
+                "RELUKKO_API_KEY",
+                "is not a valid header value (control characters or non-ASCII)",
+            ));
+        }
+        let websocket = match get("RELUKKO_WEBSOCKET")? {
+            None => None,
+            Some(v) => Some(match v.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => true,
+                "off" | "false" | "no" | "0" => false,
+                _ => return Err(bad("RELUKKO_WEBSOCKET", format!("{v:?} is not on or off"))),
+            }),
+        };
+        let ca_bundle = match first(&CA_BUNDLE_VARS)? {
+            None => None,
+            Some((name, path)) => {
+                let path = PathBuf::from(path);
+                check_bundle_path(&path).map_err(|reason| bad(name, reason))?;
+                Some((name, path))
+            }
+        };
+        Ok(ClientSettings {
+            url,
+            api_key,
+            creator: get("RELUKKO_CREATOR")?,
+            request_timeout: duration("RELUKKO_REQUEST_TIMEOUT")?,
+            connect_timeout: duration("RELUKKO_CONNECT_TIMEOUT")?,
+            websocket,
+            ca_bundle,
+            trust_me_it_is_locked,
+        })
+    }
+
+    /// A builder with these settings; errors of `build` name the variables.
+    pub fn into_builder(self) -> ClientBuilder {
+        let (origin, url) = self.url.unwrap_or(("RELUKKO_URL", String::new()));
+        let mut b = ClientBuilder::new(url).origin(origin);
+        if let Some(k) = self.api_key {
+            b = b.api_key(k);
+        }
+        if let Some(c) = self.creator {
+            b = b.creator(c);
+        }
+        if let Some(d) = self.request_timeout {
+            b = b.request_timeout(d);
+        }
+        if let Some(d) = self.connect_timeout {
+            b = b.connect_timeout(d);
+        }
+        if let Some(w) = self.websocket {
+            b = b.websocket(w);
+        }
+        if let Some((name, path)) = self.ca_bundle {
+            b.ca_bundles.push(Bundle {
+                origin: Some(name),
+                path,
+            });
+        }
+        b.trust_me_it_is_locked(self.trust_me_it_is_locked)
+    }
+}
+
+impl ClientBuilder {
+    /// Names `origin` (an environment variable) in errors about the URL.
+    fn origin(mut self, origin: &'static str) -> Self {
+        self.url_origin = origin;
+        self
+    }
+
+    /// A builder configured from the environment (see [`ClientSettings`]), to
+    /// adjust before `build`.
+    pub fn from_env() -> Result<ClientBuilder> {
+        Ok(ClientSettings::from_env()?.into_builder())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<ClientSettings> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ClientSettings::from_lookup(|n| map.get(n).cloned())
+    }
+
+    fn fails_naming(vars: &[(&str, &str)], name: &str) {
+        match settings(vars) {
+            Err(Error::Config { name: n, .. }) => assert_eq!(n, name, "{vars:?}"),
+            other => panic!("{vars:?}: expected a Config error naming {name}, got {other:?}"),
+        }
+    }
+
+    const URL: (&str, &str) = ("RELUKKO_URL", "http://127.0.0.1:9");
+
+    #[test]
+    fn a_full_environment_is_read() {
+        let s = settings(&[
+            ("RELUKKO_BASE_URL", "http://127.0.0.1:9/"),
+            ("RELUKKO_API_KEY", "k"),
+            ("RELUKKO_CREATOR", "ci"),
+            ("RELUKKO_REQUEST_TIMEOUT", "1500ms"),
+            ("RELUKKO_CONNECT_TIMEOUT", "2"),
+            ("RELUKKO_WEBSOCKET", "OFF"),
+            ("RELUKKO_TRUST_ME_IT_IS_LOCKED", ""),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.url,
+            Some(("RELUKKO_BASE_URL", "http://127.0.0.1:9/".to_owned()))
+        );
+        assert_eq!(s.request_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(s.websocket, Some(false));
+        assert!(!s.trust_me_it_is_locked);
+        assert!(!format!("{s:?}").contains("\"k\""));
+        let c = s.into_builder().build().unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:9");
+        assert_eq!(c.creator(), Some("ci"));
+    }
+
+    #[test]
+    fn url_is_required_unless_skipping() {
+        fails_naming(&[], "RELUKKO_URL");
+        let s = settings(&[("RELUKKO_TRUST_ME_IT_IS_LOCKED", "yes")]).unwrap();
+        assert!(s.into_builder().build().unwrap().is_skip());
+    }
+
+    #[test]
+    fn every_variable_refuses_junk_and_empty() {
+        for name in ["RELUKKO_URL", "RELUKKO_BASE_URL"] {
+            fails_naming(&[(name, "")], name);
+            fails_naming(&[(name, "not a url")], name);
+        }
+        for (name, junk) in [
+            ("RELUKKO_API_KEY", "bad\nkey"),
+            ("RELUKKO_REQUEST_TIMEOUT", "soon"),
+            ("RELUKKO_CONNECT_TIMEOUT", "0"),
+            ("RELUKKO_WEBSOCKET", "maybe"),
+            ("RELUKKO_CA_BUNDLE", "/no/such/bundle.pem"),
+            ("REQUESTS_CA_BUNDLE", "/no/such/bundle.pem"),
+            ("CURL_CA_BUNDLE", "/no/such/folder/"),
+        ] {
+            fails_naming(&[URL, (name, junk)], name);
+            fails_naming(&[URL, (name, "")], name);
+            fails_naming(&[URL, (name, "  ")], name);
+        }
+        fails_naming(&[URL, ("RELUKKO_CREATOR", "")], "RELUKKO_CREATOR");
+    }
+
+    #[test]
+    fn errors_never_show_the_key() {
+        let e = settings(&[URL, ("RELUKKO_API_KEY", "sec\u{7}ret")]).unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("sec"));
+    }
+}

@@ -1,0 +1,322 @@
+//! Sending one request, retrying the transient failures, and mapping answers
+//! to [`Error`] variants. The API key travels only in a default header marked
+//! sensitive; URLs in errors and log lines never carry userinfo.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::Inner;
+use crate::error::{Error, Result, excerpt};
+
+/// The shortest time an attempt is given, even right at the deadline: a call
+/// with no time left still tries once instead of failing unsent.
+const MIN_ATTEMPT: Duration = Duration::from_millis(250);
+
+/// An answer with its status, whatever the status.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+    /// The request URL, without secrets.
+    pub(crate) url: String,
+}
+
+/// The full cause chain of a transport error as one line ("error sending
+/// request: ... : Connection refused"), because reqwest's own `Display` shows
+/// only the outermost layer, which does not say what went wrong.
+#[derive(Debug)]
+pub(crate) struct Cause(pub(crate) String);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cause {}
+
+/// Joins an error and its sources with ": ", dropping repeated layers.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Worth another try: the answer may come next time.
+pub(crate) fn is_transient(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Transport { .. } | Error::Timeout { .. } | Error::Server { .. }
+    )
+}
+
+/// A URL without userinfo (`http://user:pw@host` becomes `http://host`).
+pub(crate) fn strip_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.as_str().trim_end_matches('/').to_owned()
+        }
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
+            _ => url.to_owned(),
+        },
+    }
+}
+
+/// Maps a non-success status to its error; success answers pass through.
+pub(crate) fn check(a: Answer) -> Result<Answer> {
+    let Answer { status, body, url } = a;
+    match status {
+        200..=299 => Ok(Answer { status, body, url }),
+        401 | 403 => Err(Error::NotAuthorised {
+            url,
+            status,
+            body: excerpt(&body),
+        }),
+        404 => Err(Error::NotFound {
+            url,
+            body: excerpt(&body),
+        }),
+        500..=599 => Err(Error::Server {
+            url,
+            status,
+            body: excerpt(&body),
+        }),
+        _ => Err(Error::Rejected {
+            url,
+            status,
+            message: server_message(&body),
+        }),
+    }
+}
+
+/// The `message` of the protocol's error body, else an excerpt of the body.
+pub(crate) fn server_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(excerpt))
+        .unwrap_or_else(|| excerpt(body))
+}
+
+/// Decodes a success answer's JSON body.
+pub(crate) fn decode<T: DeserializeOwned>(a: &Answer) -> Result<T> {
+    serde_json::from_str(&a.body).map_err(|source| Error::Decode {
+        url: a.url.clone(),
+        status: a.status,
+        body: excerpt(&a.body),
+        source,
+    })
+}
+
+impl Inner {
+    /// The URL to send to, and the one to show.
+    fn endpoint(&self, path: &str) -> (String, String) {
+        (
+            format!("{}{path}", self.url),
+            format!("{}{path}", self.shown_url),
+        )
+    }
+
+    /// One attempt, any status back. Transport failures and timeouts are errors.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<Answer> {
+        let (url, shown) = self.endpoint(path);
+        let what = format!("{method} {path}");
+        let mut req = self.http.request(method.clone(), &url).timeout(timeout);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        let fail = |e: reqwest::Error| {
+            let timed_out = e.is_timeout();
+            let cause = chain(&e.without_url());
+            tracing::debug!(target: "relukko::client", %what, url = %shown, error = %cause, "request failed");
+            if timed_out {
+                Error::Timeout {
+                    what: what.clone(),
+                    url: shown.clone(),
+                    after: started.elapsed(),
+                }
+            } else {
+                Error::Transport {
+                    url: shown.clone(),
+                    source: Box::new(Cause(cause)),
+                }
+            }
+        };
+        let resp = req.send().await.map_err(fail)?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.map_err(fail)?;
+        tracing::debug!(target: "relukko::client", %what, url = %shown, status, "answer");
+        Ok(Answer {
+            status,
+            body,
+            url: shown,
+        })
+    }
+
+    /// Sends with retries of transport errors, timeouts and 5xx, as the
+    /// policy and the deadline allow; any other answer is returned as is.
+    /// `ambiguous` is set when an attempt failed in a way that may have
+    /// reached the server (the create path then checks who holds the name).
+    pub(crate) async fn send_retrying(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        deadline: Option<Instant>,
+        ambiguous: &mut bool,
+    ) -> Result<Answer> {
+        let mut attempt = 0u32;
+        loop {
+            let left = deadline.map_or(self.request_timeout, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            let timeout = self.request_timeout.min(left).max(MIN_ATTEMPT);
+            let result = match self.send(method.clone(), path, body, timeout).await {
+                Ok(a) if a.status >= 500 => check(a),
+                other => other,
+            };
+            let err = match result {
+                Ok(a) => return Ok(a),
+                Err(e) if is_transient(&e) => e,
+                Err(e) => return Err(e),
+            };
+            *ambiguous = true;
+            attempt += 1;
+            if attempt >= self.retry.tries() {
+                return Err(err);
+            }
+            let delay = self.retry.delay(attempt - 1);
+            if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                return Err(err);
+            }
+            tracing::debug!(target: "relukko::client", error = %err, ?delay, attempt, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A whole call: retries, status mapping, JSON decoding.
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T> {
+        let mut ambiguous = false;
+        let a = self
+            .send_retrying(method, path, body.as_ref(), None, &mut ambiguous)
+            .await?;
+        decode(&check(a)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            body: body.to_owned(),
+            url: "http://h/v1/locks/".to_owned(),
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_their_error_classes() {
+        assert!(check(answer(201, "{}")).is_ok());
+        assert!(matches!(
+            check(answer(401, "")),
+            Err(Error::NotAuthorised { status: 401, .. })
+        ));
+        assert!(matches!(
+            check(answer(403, "")),
+            Err(Error::NotAuthorised { status: 403, .. })
+        ));
+        assert!(matches!(
+            check(answer(404, "")),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            check(answer(503, "x")),
+            Err(Error::Server { status: 503, .. })
+        ));
+        match check(answer(
+            422,
+            r#"{"status":422,"message":"missing lock_name"}"#,
+        )) {
+            Err(Error::Rejected {
+                status, message, ..
+            }) => {
+                assert_eq!(status, 422);
+                assert_eq!(message, "missing lock_name");
+            }
+            other => panic!("{other:?}"),
+        }
+        match check(answer(400, "plain text")) {
+            Err(Error::Rejected { message, .. }) => assert_eq!(message, "plain text"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        assert!(is_transient(&check(answer(500, "")).unwrap_err()));
+        assert!(!is_transient(&check(answer(401, "")).unwrap_err()));
+        assert!(!is_transient(&check(answer(404, "")).unwrap_err()));
+        assert!(!is_transient(&check(answer(422, "")).unwrap_err()));
+    }
+
+    #[test]
+    fn decode_errors_keep_status_and_excerpt() {
+        match decode::<crate::Lock>(&answer(200, "<html>junk</html>")) {
+            Err(e @ Error::Decode { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("junk") && text.contains("200") && text.contains("http://h/"),
+                    "{text}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn userinfo_is_stripped() {
+        assert_eq!(
+            strip_userinfo("http://bob:secret@host:8080/x/"),
+            "http://host:8080/x"
+        );
+        assert_eq!(strip_userinfo("http://host"), "http://host");
+        assert_eq!(strip_userinfo("junk://a:b@c"), "junk://c");
+    }
+
+    #[test]
+    fn chain_joins_sources_once() {
+        let inner =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let outer = Error::Transport {
+            url: "http://h".into(),
+            source: Box::new(inner),
+        };
+        assert_eq!(chain(&outer), "cannot reach http://h: Connection refused");
+    }
+}

@@ -1,0 +1,308 @@
+//! The WebSocket watcher: one task per [`Client`](super::Client) on the
+//! background runtime, listening on `/ws/broadcast` and waking the waiters of
+//! a lock name when the server reports its deletion.
+//!
+//! It starts on the first wait, reconnects with capped backoff, wakes every
+//! waiter after each (re)connect (pushes sent while it was away are lost, so
+//! they re-poll), and stops when the last clone of its client is dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use super::builder::API_KEY_HEADER;
+use super::http::chain;
+use super::retry::exp_cap;
+use super::{Inner, WatchStats};
+
+/// How often the watcher pings, and how long a silent link is trusted.
+const PING_EVERY: Duration = Duration::from_secs(15);
+const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+
+/// The handle kept by the client; dropping it stops the task.
+pub(crate) struct Watcher {
+    shared: Arc<Shared>,
+    _stop: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// name -> (waiter id -> its wake-up).
+    waiters: Mutex<HashMap<String, HashMap<u64, Arc<Notify>>>>,
+    next_id: AtomicU64,
+    connects: AtomicU64,
+    push_wakeups: AtomicU64,
+}
+
+impl Shared {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (single inserts and removes), so a poisoned lock is still usable.
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake(&self, name: &str) {
+        let map = self.map();
+        if let Some(ws) = map.get(name).filter(|ws| !ws.is_empty()) {
+            // notify_one keeps a permit for a waiter that is busy polling.
+            ws.values().for_each(|n| n.notify_one());
+            self.push_wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn wake_all(&self) {
+        self.map()
+            .values()
+            .flat_map(|ws| ws.values())
+            .for_each(|n| n.notify_one());
+    }
+
+    fn on_text(&self, text: &str) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        let Some(deleted) = v.get("deleted") else {
+            return;
+        };
+        match deleted {
+            serde_json::Value::Null | serde_json::Value::Bool(false) => {}
+            d => match d.get("lock_name").and_then(|n| n.as_str()) {
+                Some(name) => self.wake(name),
+                // Upstream-style `{"deleted": true}`: no name, wake everyone.
+                None => self.wake_all(),
+            },
+        }
+    }
+}
+
+/// A waiter's subscription to the deletions of one name.
+pub(crate) struct Registration {
+    shared: Arc<Shared>,
+    name: String,
+    id: u64,
+    pub(crate) notify: Arc<Notify>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut map = self.shared.map();
+        if let Some(ws) = map.get_mut(&self.name) {
+            ws.remove(&self.id);
+            if ws.is_empty() {
+                map.remove(&self.name);
+            }
+        }
+    }
+}
+
+/// What the task needs to connect; a copy, so it holds no reference to the client.
+struct Target {
+    url: String,
+    shown: String,
+    api_key: Option<String>,
+    connect_timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+fn ws_url(http_url: &str) -> String {
+    let url = if let Some(rest) = http_url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = http_url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        http_url.to_owned()
+    };
+    format!("{url}/ws/broadcast")
+}
+
+impl Watcher {
+    /// Starts the task for `inner`'s server.
+    pub(crate) fn start(inner: &Inner) -> Watcher {
+        let target = Target {
+            url: ws_url(&inner.url),
+            shown: ws_url(&inner.shown_url),
+            api_key: inner.api_key.clone(),
+            connect_timeout: inner.connect_timeout + inner.request_timeout,
+            #[cfg(feature = "tls")]
+            tls: inner.tls.clone(),
+        };
+        let shared = Arc::new(Shared::default());
+        let (stop_tx, stop_rx) = oneshot::channel();
+        crate::runtime::spawn(run(target, Arc::clone(&shared), stop_rx));
+        Watcher {
+            shared,
+            _stop: stop_tx,
+        }
+    }
+
+    /// Subscribes to the deletions of `name` (and to the wake-ups after a reconnect).
+    pub(crate) fn register(&self, name: &str) -> Registration {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        self.shared
+            .map()
+            .entry(name.to_owned())
+            .or_default()
+            .insert(id, Arc::clone(&notify));
+        Registration {
+            shared: Arc::clone(&self.shared),
+            name: name.to_owned(),
+            id,
+            notify,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> WatchStats {
+        WatchStats {
+            connects: self.shared.connects.load(Ordering::Relaxed),
+            push_wakeups: self.shared.push_wakeups.load(Ordering::Relaxed),
+        }
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(t: &Target) -> Result<Ws, String> {
+    let mut req = t
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| chain(&e))?;
+    if let Some(key) = &t.api_key {
+        let mut v = HeaderValue::from_str(key)
+            .map_err(|_| "the API key is not a valid header value".to_owned())?;
+        v.set_sensitive(true);
+        req.headers_mut().insert(API_KEY_HEADER, v);
+    }
+    #[cfg(feature = "tls")]
+    let fut = {
+        let connector = t.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        tokio_tungstenite::connect_async_tls_with_config(req, None, true, connector)
+    };
+    #[cfg(not(feature = "tls"))]
+    let fut = tokio_tungstenite::connect_async_with_config(req, None, true);
+    match timeout(t.connect_timeout, fut).await {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(e)) => Err(chain(&e)),
+        Err(_) => Err(format!(
+            "no WebSocket handshake within {:?}",
+            t.connect_timeout
+        )),
+    }
+}
+
+/// Reads pushes until the link fails; answers why it ended.
+async fn pump(ws: Ws, shared: &Shared) -> String {
+    let (mut sink, mut stream) = ws.split();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        tokio::select! {
+            msg = timeout(SILENCE_LIMIT, stream.next()) => match msg {
+                Err(_) => return format!("silent for {SILENCE_LIMIT:?}"),
+                Ok(None) => return "closed".to_owned(),
+                Ok(Some(Err(e))) => return chain(&e),
+                Ok(Some(Ok(Message::Text(t)))) => shared.on_text(t.as_str()),
+                Ok(Some(Ok(Message::Close(_)))) => return "closed by the server".to_owned(),
+                Ok(Some(Ok(_))) => {}
+            },
+            _ = ping.tick() => {
+                if let Err(e) = sink.send(Message::Ping(Default::default())).await {
+                    return chain(&e);
+                }
+            }
+        }
+    }
+}
+
+async fn run(target: Target, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    let mut failures = 0u32;
+    loop {
+        let conn = tokio::select! {
+            _ = &mut stop => return,
+            c = connect(&target) => c,
+        };
+        match conn {
+            Ok(ws) => {
+                failures = 0;
+                shared.connects.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: "relukko::client", url = %target.shown, "WebSocket connected");
+                shared.wake_all();
+                let why = tokio::select! {
+                    _ = &mut stop => return,
+                    why = pump(ws, &shared) => why,
+                };
+                tracing::debug!(target: "relukko::client", url = %target.shown, %why, "WebSocket link ended");
+            }
+            Err(why) => {
+                failures = failures.saturating_add(1);
+                tracing::debug!(target: "relukko::client", url = %target.shown, %why, failures, "WebSocket connect failed");
+            }
+        }
+        // Capped exponential backoff with half jitter: never a hot loop.
+        let cap = exp_cap(
+            Duration::from_millis(100),
+            2.0,
+            Duration::from_secs(5),
+            failures,
+        );
+        let delay = cap.mul_f64(0.5 + fastrand::f64() / 2.0);
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ws_urls_follow_the_scheme() {
+        assert_eq!(ws_url("http://h:1/p"), "ws://h:1/p/ws/broadcast");
+        assert_eq!(ws_url("https://h"), "wss://h/ws/broadcast");
+    }
+
+    #[tokio::test]
+    async fn deletions_wake_only_waiters_of_that_name() {
+        let shared = Arc::new(Shared::default());
+        let w = Watcher {
+            shared: Arc::clone(&shared),
+            _stop: oneshot::channel().0,
+        };
+        let a = w.register("a");
+        let b = w.register("b");
+        shared.on_text(r#"{"deleted":{"lock_name":"a"}}"#);
+        shared.on_text(r#"{"created":{"lock_name":"b"}}"#);
+        shared.on_text("not json");
+        timeout(Duration::from_secs(1), a.notify.notified())
+            .await
+            .expect("a is woken");
+        assert!(
+            timeout(Duration::from_millis(50), b.notify.notified())
+                .await
+                .is_err(),
+            "b sleeps on"
+        );
+        shared.on_text(r#"{"deleted":true}"#);
+        timeout(Duration::from_secs(1), b.notify.notified())
+            .await
+            .expect("b is woken by a nameless deletion");
+        assert_eq!(w.stats().push_wakeups, 1);
+        drop(a);
+        assert!(
+            !shared.map().contains_key("a"),
+            "a dropped registration is forgotten"
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! The locking settings read from the environment on first use.
+//!
+//! The parsing is a pure function over a lookup closure, so it is tested
+//! without touching the process environment (which is shared by every test
+//! thread of a process).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::env::parse_duration;
+use crate::error::{Error, Result};
+
+/// Upstream's skip switch: any non-empty value turns all locking off.
+pub(crate) const SKIP: &str = "RELUKKO_TRUST_ME_IT_IS_LOCKED";
+/// The server URL, and upstream's alias for it.
+pub(crate) const URL_VARS: [&str; 2] = ["RELUKKO_URL", "RELUKKO_BASE_URL"];
+/// The folder of the local backend's lock files.
+pub(crate) const LOCAL_DIR: &str = "RELUKKO_LOCAL_DIR";
+/// The longest wait for a resource.
+pub(crate) const WAIT_TIMEOUT: &str = "RELUKKO_TIMEOUT";
+/// How long the server keeps a lock without a heartbeat.
+pub(crate) const LEASE: &str = "RELUKKO_LEASE";
+/// Put in front of every lock name, so teams can share one server.
+pub(crate) const PREFIX: &str = "RELUKKO_LOCK_PREFIX";
+/// Overrides the derived creator text.
+pub(crate) const CREATOR: &str = "RELUKKO_CREATOR";
+
+/// The longest wait when nothing else is configured.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The lease when nothing else is configured.
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// The server counts keep-alives in whole seconds.
+pub(crate) const MIN_LEASE: Duration = Duration::from_secs(1);
+
+/// Which backend the environment asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BackendKind {
+    /// `RELUKKO_TRUST_ME_IT_IS_LOCKED`: no locking at all.
+    Skip,
+    /// A Relukko server; the client reads its own settings (URL, key, TLS).
+    Relukko {
+        /// The variable the URL was found under.
+        url_var: &'static str,
+    },
+    /// Lock files in one folder of this machine.
+    Local {
+        /// The folder.
+        dir: PathBuf,
+    },
+}
+
+/// Everything the process-wide locker is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) kind: BackendKind,
+    pub(crate) timeout: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) prefix: String,
+    pub(crate) creator: Option<String>,
+}
+
+/// The default folder of the local backend: one per machine, shared by every
+/// user and every process.
+pub(crate) fn default_local_dir() -> PathBuf {
+    std::env::temp_dir().join("relukko-locks")
+}
+
+/// Reads the settings from the process environment.
+pub(crate) fn from_env() -> Result<Settings> {
+    parse(|name| std::env::var_os(name))
+}
+
+/// Reads the settings through `lookup` (the environment in production).
+pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Settings> {
+    let text = |name: &str| -> Result<Option<String>> {
+        match lookup(name) {
+            None => Ok(None),
+            Some(v) => match v.into_string() {
+                Ok(s) if s.trim().is_empty() => Err(config(
+                    name,
+                    "is set but empty: unset it or give it a value",
+                )),
+                Ok(s) => Ok(Some(s.trim().to_owned())),
+                Err(_) => Err(config(name, "is not valid UTF-8")),
+            },
+        }
+    };
+    let duration = |name: &str| -> Result<Option<Duration>> {
+        match text(name)? {
+            None => Ok(None),
+            Some(v) => parse_duration(&v)
+                .map(Some)
+                .map_err(|reason| config(name, &reason)),
+        }
+    };
+
+    let skip = lookup(SKIP).is_some_and(|v| !v.is_empty());
+    let kind = if skip {
+        BackendKind::Skip
+    } else if let Some(url_var) = first_set(&text, &URL_VARS)? {
+        BackendKind::Relukko { url_var }
+    } else {
+        let dir = match lookup(LOCAL_DIR) {
+            Some(v) if v.is_empty() => {
+                return Err(config(
+                    LOCAL_DIR,
+                    "is set but empty: unset it or give it a folder",
+                ));
+            }
+            Some(v) => PathBuf::from(v),
+            None => default_local_dir(),
+        };
+        BackendKind::Local { dir }
+    };
+
+    let timeout = duration(WAIT_TIMEOUT)?.unwrap_or(DEFAULT_TIMEOUT);
+    let lease = duration(LEASE)?.unwrap_or(DEFAULT_LEASE);
+    check_lease(LEASE, lease)?;
+    let prefix = text(PREFIX)?.unwrap_or_default();
+    let creator = text(CREATOR)?;
+    Ok(Settings {
+        kind,
+        timeout,
+        lease,
+        prefix,
+        creator,
+    })
+}
+
+/// A lease must be at least a second: the server counts whole seconds.
+pub(crate) fn check_lease(name: &str, lease: Duration) -> Result<()> {
+    if lease < MIN_LEASE {
+        return Err(config(
+            name,
+            &format!("a lease of {lease:?} is too short: give at least 1s"),
+        ));
+    }
+    Ok(())
+}
+
+fn first_set(
+    text: &impl Fn(&str) -> Result<Option<String>>,
+    names: &[&'static str],
+) -> Result<Option<&'static str>> {
+    for &name in names {
+        if text(name)?.is_some() {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+fn config(name: &str, reason: &str) -> Error {
+    Error::Config {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_with(vars: &[(&str, &str)]) -> Result<Settings> {
+        parse(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn defaults_are_local_in_the_temp_folder() {
+        let s = parse_with(&[]).unwrap();
+        assert_eq!(
+            s.kind,
+            BackendKind::Local {
+                dir: default_local_dir()
+            }
+        );
+        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(s.lease, DEFAULT_LEASE);
+        assert_eq!(s.prefix, "");
+        assert_eq!(s.creator, None);
+    }
+
+    #[test]
+    fn skip_wins_over_url_and_empty_skip_is_off() {
+        let s = parse_with(&[(SKIP, "1"), ("RELUKKO_URL", "http://x")]).unwrap();
+        assert_eq!(s.kind, BackendKind::Skip);
+        let s = parse_with(&[(SKIP, ""), ("RELUKKO_BASE_URL", "http://x")]).unwrap();
+        assert_eq!(
+            s.kind,
+            BackendKind::Relukko {
+                url_var: "RELUKKO_BASE_URL"
+            }
+        );
+    }
+
+    #[test]
+    fn local_dir_prefix_and_durations() {
+        let s = parse_with(&[
+            (LOCAL_DIR, "/srv/locks"),
+            (WAIT_TIMEOUT, "90s"),
+            (LEASE, "5s"),
+            (PREFIX, "team-a/"),
+            (CREATOR, "ci bot"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.kind,
+            BackendKind::Local {
+                dir: PathBuf::from("/srv/locks")
+            }
+        );
+        assert_eq!(s.timeout, Duration::from_secs(90));
+        assert_eq!(s.lease, Duration::from_secs(5));
+        assert_eq!(s.prefix, "team-a/");
+        assert_eq!(s.creator.as_deref(), Some("ci bot"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            (WAIT_TIMEOUT, "soon"),
+            (WAIT_TIMEOUT, " "),
+            (LEASE, "100ms"),
+            (LEASE, "junk"),
+            (PREFIX, ""),
+            (LOCAL_DIR, ""),
+            ("RELUKKO_URL", ""),
+        ] {
+            let err = parse_with(&[(name, value)]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(name), "{name}={value:?}: {text}");
+        }
+    }
+}

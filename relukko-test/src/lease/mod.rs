@@ -1,0 +1,318 @@
+//! [`Lease`]: what a test holds while it runs.
+
+mod exit;
+mod status;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::backend::{Held, Released};
+use crate::error::{Error, Result};
+use crate::report;
+
+pub use status::LeaseState;
+pub(crate) use status::StatusTx;
+
+/// The longest an explicit release (and the one after a locked test) waits.
+pub(crate) const RELEASE_BOUND: Duration = Duration::from_secs(10);
+/// The longest a release from `Drop` blocks the dropping thread.
+const DROP_BOUND: Duration = Duration::from_secs(5);
+
+/// The resources a test or helper holds, from acquisition until release.
+///
+/// A lease is what `#[relukko::locked]` passes to a test that declares a
+/// `relukko::Lease` parameter, and what [`lock`](crate::lock) and
+/// [`lock_blocking`](crate::lock_blocking) return. Clones share one hold:
+/// releasing any clone releases it for all, and dropping the last clone
+/// releases it too (best effort, waiting at most a few seconds). A lease still
+/// held when the process exits (leaked, or `std::process::exit`) is released
+/// by an exit handler.
+///
+/// With a Relukko server a heartbeat keeps the lock alive every third of the
+/// lease, on the library's own runtime; [`state`](Lease::state) tells how that
+/// goes and [`lost`](Lease::lost) resolves if the lock is lost.
+///
+/// ```
+/// # fn main() -> relukko::Result<()> {
+/// # let dir = std::env::temp_dir().join(format!("relukko-doc-{}", std::process::id()));
+/// let locker = relukko::Locker::local(dir);
+/// let lease = locker.lock_blocking("doc-lease-rig")?;
+/// assert_eq!(lease.name(), "doc-lease-rig");
+/// assert_eq!(lease.state(), relukko::LeaseState::Held);
+/// lease.release()?; // or just drop it
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Lease {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    key: u64,
+    /// In acquisition order; released in reverse.
+    parts: Vec<Part>,
+}
+
+/// One held resource.
+pub(crate) struct Part {
+    /// The name as asked for.
+    name: String,
+    /// The name as locked (with the configured prefix).
+    resource: String,
+    held: Mutex<Option<Held>>,
+    status: StatusTx,
+}
+
+impl Part {
+    /// Takes over `held`, starting its heartbeat if the backend needs one.
+    pub(crate) fn new(name: String, resource: String, mut held: Held, lease: Duration) -> Part {
+        let status = StatusTx::new();
+        held.start_keepalive(&resource, lease, &status);
+        Part {
+            name,
+            resource,
+            held: Mutex::new(Some(held)),
+            status,
+        }
+    }
+
+    fn take(&self) -> Option<Held> {
+        lock(&self.held).take()
+    }
+
+    fn note(&self, released: &Result<Released>) {
+        match released {
+            Ok(Released::Freed) => self.status.released(),
+            Ok(Released::AlreadyGone) => self.status.lost(format!(
+                "it was already gone when released at {}: deleted by someone else, or expired",
+                report::now()
+            )),
+            // Keep the state: the lock may still be there until it expires.
+            Err(_) => {}
+        }
+    }
+
+    /// Releases (once; later calls do nothing), blocking at most `bound`.
+    pub(crate) fn release_blocking(&self, bound: Duration) -> Result<()> {
+        let Some(held) = self.take() else {
+            return Ok(());
+        };
+        let r = held.release_blocking(bound);
+        self.note(&r);
+        r.map(drop)
+    }
+
+    /// Releases (once), waiting at most `bound`.
+    pub(crate) async fn release(&self, bound: Duration) -> Result<()> {
+        let Some(held) = self.take() else {
+            return Ok(());
+        };
+        let r = held.release(bound).await;
+        self.note(&r);
+        r.map(drop)
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        let Some(held) = self.take() else { return };
+        if on_background_runtime() {
+            // Blocking here would wait for a task that needs this very thread.
+            crate::runtime::spawn(async move {
+                let _ = held.release(DROP_BOUND).await;
+            });
+        } else if let Err(e) = held.release_blocking(DROP_BOUND) {
+            report::line(&format!("could not release {}: {e}", self.resource));
+        }
+    }
+}
+
+fn on_background_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|h| h.id() == crate::runtime::handle().id())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these short locks leaves consistent data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        exit::unregister(self.key);
+        while let Some(part) = self.parts.pop() {
+            drop(part);
+        }
+    }
+}
+
+/// What a locked test learns when its body has ended.
+#[derive(Debug, Default)]
+pub(crate) struct Finish {
+    /// Why the lease was lost, if it was.
+    pub(crate) lost: Option<String>,
+    /// Releases that failed.
+    pub(crate) errors: Vec<String>,
+}
+
+impl Lease {
+    /// A lease over parts acquired in order; registered for release at exit.
+    pub(crate) fn new(parts: Vec<Part>) -> Lease {
+        let inner = Arc::new(Inner {
+            key: exit::next_key(),
+            parts,
+        });
+        exit::register(&inner);
+        Lease { inner }
+    }
+
+    /// The resource held, as asked for (without the configured prefix). For a
+    /// pool (`any_of`), the one this lease got; for several resources, the
+    /// first in canonical order.
+    pub fn name(&self) -> &str {
+        &self.inner.parts[0].name
+    }
+
+    /// Every resource held, in the order they were acquired.
+    pub fn names(&self) -> Vec<&str> {
+        self.inner.parts.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// The lock name of [`name`](Lease::name) on the backend: with the prefix
+    /// from `RELUKKO_LOCK_PREFIX` (or [`Locker::prefix`](crate::Locker::prefix)).
+    pub fn resource(&self) -> &str {
+        &self.inner.parts[0].resource
+    }
+
+    /// The current state; for several resources, the worst of them.
+    pub fn state(&self) -> LeaseState {
+        let states: Vec<LeaseState> = self
+            .inner
+            .parts
+            .iter()
+            .map(|p| p.status.get().state)
+            .collect();
+        [
+            LeaseState::Lost,
+            LeaseState::Released,
+            LeaseState::Uncertain,
+        ]
+        .into_iter()
+        .find(|s| states.contains(s))
+        .unwrap_or(LeaseState::Held)
+    }
+
+    /// When and how the lease was lost, if it was.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.inner.parts.iter().find_map(|p| {
+            let s = p.status.get();
+            (s.state == LeaseState::Lost)
+                .then(|| format!("{}: {}", p.resource, s.reason.unwrap_or_default()))
+        })
+    }
+
+    /// Resolves when the lease is lost, with an [`Error::LockLost`] saying when
+    /// and how. Never resolves while the lease is held or after a normal
+    /// release. Works on any executor.
+    ///
+    /// ```no_run
+    /// # async fn demo(lease: relukko::Lease) {
+    /// tokio::select! {
+    ///     err = lease.lost() => panic!("{err}"),
+    ///     _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+    /// }
+    /// # }
+    /// ```
+    pub async fn lost(&self) -> Error {
+        let waits = self.inner.parts.iter().map(|p| {
+            let mut rx = p.status.subscribe();
+            let resource = p.resource.clone();
+            Box::pin(async move {
+                match rx.wait_for(|s| s.state == LeaseState::Lost).await {
+                    Ok(s) => Error::LockLost {
+                        resource,
+                        reason: s.reason.clone().unwrap_or_default(),
+                    },
+                    Err(_) => std::future::pending().await,
+                }
+            })
+        });
+        futures_util::future::select_all(waits).await.0
+    }
+
+    /// Releases every resource (in reverse order of acquisition), blocking
+    /// this thread for at most about 10 seconds per resource. An error says
+    /// which release failed, or that the lease had been lost
+    /// ([`Error::LockLost`]) while it was held.
+    pub fn release(self) -> Result<()> {
+        let mut first_err = None;
+        for part in self.inner.parts.iter().rev() {
+            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.check(first_err)
+    }
+
+    /// The async form of [`release`](Lease::release); works on any executor.
+    pub async fn release_async(self) -> Result<()> {
+        let mut first_err = None;
+        for part in self.inner.parts.iter().rev() {
+            if let Err(e) = part.release(RELEASE_BOUND).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.check(first_err)
+    }
+
+    fn check(&self, err: Option<Error>) -> Result<()> {
+        if let Some(e) = err {
+            return Err(e);
+        }
+        match self
+            .inner
+            .parts
+            .iter()
+            .find(|p| p.status.get().state == LeaseState::Lost)
+        {
+            Some(p) => Err(Error::LockLost {
+                resource: p.resource.clone(),
+                reason: p.status.get().reason.unwrap_or_default(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Releases after a locked test's body, reporting instead of failing.
+    pub(crate) fn finish_blocking(&self) -> Finish {
+        let mut finish = Finish::default();
+        for part in self.inner.parts.iter().rev() {
+            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
+                finish.errors.push(format!("{}: {e}", part.resource));
+            }
+        }
+        finish.lost = self.lost_reason();
+        finish
+    }
+
+    /// The async form of [`finish_blocking`](Lease::finish_blocking).
+    pub(crate) async fn finish(&self) -> Finish {
+        let mut finish = Finish::default();
+        for part in self.inner.parts.iter().rev() {
+            if let Err(e) = part.release(RELEASE_BOUND).await {
+                finish.errors.push(format!("{}: {e}", part.resource));
+            }
+        }
+        finish.lost = self.lost_reason();
+        finish
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("names", &self.names())
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}

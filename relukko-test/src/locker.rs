@@ -1,0 +1,337 @@
+//! The non-macro API: [`Locker`], [`LockOptions`], [`lock`] and
+//! [`lock_blocking`].
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, Wait, local::Local, relukko::Remote};
+use crate::config::{self, BackendKind, DEFAULT_LEASE, DEFAULT_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::lease::{Lease, Part, RELEASE_BOUND};
+pub use crate::lock_options::LockOptions;
+
+/// Takes locks on one backend: a Relukko server, lock files on this machine,
+/// or nowhere (the skip switch). Cheap to clone.
+///
+/// Most code uses the process-wide locker configured from the environment,
+/// through `#[relukko::locked]`, [`lock`] or [`lock_blocking`]; build one
+/// yourself to use a [`Client`](crate::Client) or folder of your choice.
+///
+/// ```
+/// # fn main() -> relukko::Result<()> {
+/// use std::time::Duration;
+/// use relukko::{LockOptions, Locker};
+///
+/// # let dir = std::env::temp_dir().join(format!("relukko-doc-{}", std::process::id()));
+/// let locker = Locker::local(dir).timeout(Duration::from_secs(30));
+/// let lease = locker.lock_blocking(LockOptions::any_of(["rig-1", "rig-2"]))?;
+/// println!("testing on {}", lease.name());
+/// lease.release()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Locker {
+    inner: Arc<Settings>,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    backend: Backend,
+    timeout: Duration,
+    lease: Duration,
+    prefix: String,
+    creator: Option<String>,
+}
+
+/// The process-wide locker, configured from the environment on first use:
+/// `RELUKKO_TRUST_ME_IT_IS_LOCKED` (no locking), else `RELUKKO_URL` /
+/// `RELUKKO_BASE_URL` (a Relukko server; see [`Client::from_env`](crate::Client::from_env)),
+/// else lock files in `RELUKKO_LOCAL_DIR` (default: `relukko-locks` in the
+/// system's temp folder). Also `RELUKKO_TIMEOUT`, `RELUKKO_LEASE`,
+/// `RELUKKO_LOCK_PREFIX` and `RELUKKO_CREATOR`.
+///
+/// A bad setting is an [`Error::Config`] naming the variable; it is not
+/// cached, so each call reports it.
+pub fn locker() -> Result<Locker> {
+    static GLOBAL: OnceLock<Locker> = OnceLock::new();
+    static INIT: Mutex<()> = Mutex::new(());
+    if let Some(l) = GLOBAL.get() {
+        return Ok(l.clone());
+    }
+    let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = GLOBAL.get() {
+        return Ok(l.clone());
+    }
+    let l = Locker::from_env()?;
+    Ok(GLOBAL.get_or_init(|| l).clone())
+}
+
+/// Locks with the process-wide [`locker`], blocking this thread until the
+/// resource is ours or the wait times out. Works in sync code and inside any
+/// runtime (it blocks that thread while it waits).
+///
+/// ```
+/// # fn main() -> relukko::Result<()> {
+/// let lease = relukko::lock_blocking("doc-rig-blocking")?;
+/// // ... use the resource ...
+/// lease.release()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn lock_blocking(what: impl Into<LockOptions>) -> Result<Lease> {
+    locker()?.lock_blocking(what)
+}
+
+/// Locks with the process-wide [`locker`], waiting asynchronously. Works on
+/// any executor: the waiting runs on the library's own runtime.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> relukko::Result<()> {
+/// use std::time::Duration;
+/// let opts = relukko::LockOptions::new("doc-rig-async").timeout(Duration::from_secs(60));
+/// let lease = relukko::lock(opts).await?;
+/// lease.release_async().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn lock(what: impl Into<LockOptions>) -> Result<Lease> {
+    let opts = what.into();
+    locker()?.lock(opts).await
+}
+
+impl Locker {
+    /// The locker the environment asks for; see [`locker`] for the variables.
+    pub fn from_env() -> Result<Locker> {
+        let s = config::from_env()?;
+        let backend = match s.kind {
+            BackendKind::Skip => Backend::Skip,
+            BackendKind::Local { dir } => Backend::Local(Arc::new(Local::new(dir))),
+            BackendKind::Relukko { .. } => Backend::Relukko(Remote::from_env()?),
+        };
+        Ok(Locker {
+            inner: Arc::new(Settings {
+                backend,
+                timeout: s.timeout,
+                lease: s.lease,
+                prefix: s.prefix,
+                creator: s.creator,
+            }),
+        })
+    }
+
+    fn with_backend(backend: Backend) -> Locker {
+        Locker {
+            inner: Arc::new(Settings {
+                backend,
+                timeout: DEFAULT_TIMEOUT,
+                lease: DEFAULT_LEASE,
+                prefix: String::new(),
+                creator: None,
+            }),
+        }
+    }
+
+    /// Locks on the Relukko server of `client`.
+    pub fn relukko(client: crate::Client) -> Locker {
+        Self::with_backend(Backend::Relukko(Remote::new(client)))
+    }
+
+    /// Lock files in `dir` on this machine (created if missing).
+    pub fn local(dir: impl Into<std::path::PathBuf>) -> Locker {
+        Self::with_backend(Backend::Local(Arc::new(Local::new(dir.into()))))
+    }
+
+    /// No locking at all: every lock succeeds at once (one line on stderr
+    /// says so). What `RELUKKO_TRUST_ME_IT_IS_LOCKED` selects.
+    pub fn skip() -> Locker {
+        Self::with_backend(Backend::Skip)
+    }
+
+    fn set(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// The default longest wait (10 minutes if not set).
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.set(|s| s.timeout = timeout)
+    }
+
+    /// The default lease (60 seconds if not set); at least 1 second.
+    pub fn lease(self, lease: Duration) -> Self {
+        self.set(|s| s.lease = lease)
+    }
+
+    /// Put in front of every lock name, so teams can share one server.
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.set(|s| s.prefix = prefix)
+    }
+
+    /// The default creator text, instead of the derived one.
+    pub fn creator(self, creator: impl Into<String>) -> Self {
+        let creator = creator.into();
+        self.set(|s| s.creator = Some(creator))
+    }
+
+    /// Locks, blocking this thread until the resources are ours or the wait
+    /// times out ([`Error::WaitTimeout`], naming the holder).
+    pub fn lock_blocking(&self, what: impl Into<LockOptions>) -> Result<Lease> {
+        let plan = self.plan(what.into())?;
+        let backend = &self.inner.backend;
+        let start = Instant::now();
+        let mut parts = Vec::new();
+        for (i, group) in plan.groups.iter().enumerate() {
+            let wait = plan.wait_from(start);
+            match backend.acquire_any_blocking(group, &wait) {
+                Ok((j, held)) => parts.push(plan.part(i, j, held)),
+                Err(e) => {
+                    while let Some(p) = parts.pop() {
+                        let _ = p.release_blocking(RELEASE_BOUND);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Lease::new(parts))
+    }
+
+    /// Locks, waiting asynchronously on the library's runtime; works on any
+    /// executor. Dropping the future stops the wait and leaves no lock behind.
+    pub async fn lock(&self, what: impl Into<LockOptions>) -> Result<Lease> {
+        let plan = self.plan(what.into())?;
+        let backend = self.inner.backend.clone();
+        on_background(async move {
+            let start = Instant::now();
+            let mut parts = Vec::new();
+            for (i, group) in plan.groups.iter().enumerate() {
+                let wait = plan.wait_from(start);
+                match backend.acquire_any(group, &wait).await {
+                    Ok((j, held)) => parts.push(plan.part(i, j, held)),
+                    Err(e) => {
+                        while let Some(p) = parts.pop() {
+                            let _ = p.release(RELEASE_BOUND).await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(Lease::new(parts))
+        })
+        .await
+    }
+
+    fn plan(&self, opts: LockOptions) -> Result<Plan> {
+        let s = &self.inner;
+        if opts.names.is_empty() {
+            return Err(config(
+                "lock names",
+                "no resource to lock: give at least one name",
+            ));
+        }
+        if opts.names.iter().any(|n| n.trim().is_empty()) {
+            return Err(config("lock names", "a resource name is empty"));
+        }
+        let lease = opts.lease.unwrap_or(s.lease);
+        config::check_lease("lease", lease)?;
+        let mut pairs: Vec<(String, String)> = opts
+            .names
+            .into_iter()
+            .map(|n| (format!("{}{n}", s.prefix), n))
+            .collect();
+        if opts.any_of {
+            // Keep the order given (the first free one wins), without repeats.
+            let mut seen = std::collections::HashSet::new();
+            pairs.retain(|(r, _)| seen.insert(r.clone()));
+        } else {
+            // One canonical order for everyone: no deadlock between overlapping sets.
+            pairs.sort();
+            pairs.dedup_by(|a, b| a.0 == b.0);
+        }
+        let creator = match opts.creator.or_else(|| s.creator.clone()) {
+            Some(c) => c,
+            None => crate::identity::creator(opts.test.as_deref()),
+        };
+        let (resources, names): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+        let groups = if opts.any_of {
+            vec![resources]
+        } else {
+            resources.into_iter().map(|r| vec![r]).collect()
+        };
+        Ok(Plan {
+            groups,
+            names,
+            any_of: opts.any_of,
+            wait: Wait {
+                timeout: opts.timeout.unwrap_or(s.timeout),
+                creator,
+                lease,
+            },
+        })
+    }
+}
+
+/// A lock request, checked and in canonical order.
+#[derive(Debug)]
+struct Plan {
+    /// Each group is waited for in turn; from a group, any one member is taken.
+    groups: Vec<Vec<String>>,
+    /// The names as asked for, in the order of the flattened groups.
+    names: Vec<String>,
+    any_of: bool,
+    wait: Wait,
+}
+
+impl Plan {
+    fn wait_from(&self, start: Instant) -> Wait {
+        Wait {
+            timeout: self.wait.timeout.saturating_sub(start.elapsed()),
+            ..self.wait.clone()
+        }
+    }
+
+    /// The part for member `j` of group `i`.
+    fn part(&self, i: usize, j: usize, held: crate::backend::Held) -> Part {
+        let name = if self.any_of {
+            &self.names[j]
+        } else {
+            &self.names[i]
+        };
+        Part::new(
+            name.clone(),
+            self.groups[i][j].clone(),
+            held,
+            self.wait.lease,
+        )
+    }
+}
+
+fn config(name: &str, reason: &str) -> Error {
+    Error::Config {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// Runs `fut` on the background runtime; dropping the returned future aborts it.
+async fn on_background<F>(fut: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    struct AbortOnDrop(tokio::task::AbortHandle);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let task = crate::runtime::spawn(fut);
+    let _abort = AbortOnDrop(task.abort_handle());
+    match task.await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("relukko: background task cancelled: {e}"),
+    }
+}

@@ -1,0 +1,86 @@
+//! The settings of one server instance.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How long an expired lock lingers before the clean-up pass removes it (upstream: about 3 min).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(180);
+/// How often the clean-up pass runs (upstream: 30 s).
+pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(30);
+/// The largest request body accepted; bigger ones get `413`.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The settings of one server: API key, expiry grace, clean-up interval and body limit.
+///
+/// Its `Debug` output never shows the API key.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = relukko::server::ServerConfig::new("s3cret").grace(Duration::from_secs(1));
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub(crate) api_key: String,
+    pub(crate) grace: Duration,
+    pub(crate) cleanup_interval: Duration,
+    pub(crate) body_limit: usize,
+}
+
+impl ServerConfig {
+    /// A configuration with the given API key and the upstream defaults
+    /// (grace 3 minutes, clean-up every 30 seconds, bodies up to 64 KiB).
+    pub fn new(api_key: impl Into<String>) -> Self {
+        ServerConfig {
+            api_key: api_key.into(),
+            grace: DEFAULT_GRACE,
+            cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// How long a lock stays after it expired: until then a `POST` of its name still answers `409`.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// How often the clean-up pass looks for locks expired longer than the grace.
+    /// Zero is taken as one millisecond.
+    pub fn cleanup_interval(mut self, interval: Duration) -> Self {
+        self.cleanup_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The largest request body accepted; bigger ones are answered `413`.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The API key every `/v1` request and the WebSocket upgrade must carry.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
+    /// The configured grace period.
+    pub fn grace_period(&self) -> Duration {
+        self.grace
+    }
+
+    /// The configured clean-up interval.
+    pub fn cleanup_every(&self) -> Duration {
+        self.cleanup_interval
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("api_key", &"<redacted>")
+            .field("grace", &self.grace)
+            .field("cleanup_interval", &self.cleanup_interval)
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}

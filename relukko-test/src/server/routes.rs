@@ -1,0 +1,226 @@
+//! The HTTP API: routes, handlers, and the answers for unknown routes and methods.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::auth::require_key;
+use super::reply::{ApiError, JsonBody, LockId};
+use super::state::{AppState, truncate};
+use super::ws;
+use crate::Lock;
+
+/// What the `GET` forms of `keep_alive` and `add_to_expire_at` add.
+const DEFAULT_EXTENSION: time::Duration = time::Duration::minutes(5);
+
+/// The whole application.
+pub(crate) fn router(state: AppState) -> Router {
+    let body_limit = state.config().body_limit;
+    let protected = Router::new()
+        .route("/v1/locks", get(list).post(create))
+        .route("/v1/locks/", get(list).post(create))
+        .route("/v1/locks/{id}", get(get_one).put(update).delete(delete))
+        .route(
+            "/v1/locks/{id}/keep_alive",
+            get(keep_alive).put(keep_alive_by),
+        )
+        .route(
+            "/v1/locks/{id}/add_to_expire_at",
+            get(add_to_expire_at).put(add_to_expire_at_by),
+        )
+        .route("/ws/broadcast", get(ws::upgrade))
+        .route_layer(from_fn_with_state(state.clone(), require_key));
+    Router::new()
+        .route("/healthchecker", get(healthchecker))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn(log_request))
+        .with_state(state)
+}
+
+/// One log line per request: method, path, status, duration. Never headers (the key).
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        target: "relukko::server",
+        "{method} {path} {} {:.1?}",
+        response.status().as_u16(),
+        start.elapsed()
+    );
+    response
+}
+
+async fn healthchecker() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "success", "message": "relukko-test server is up" }))
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {} not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct NewLock {
+    lock_name: String,
+    #[serde(default)]
+    creator: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(body): JsonBody<NewLock>,
+) -> Result<(StatusCode, Json<Lock>), ApiError> {
+    let ip = peer.ip().to_canonical().to_string();
+    let name = body.lock_name.clone();
+    state
+        .create(body.lock_name, body.creator, ip)
+        .map(|lock| (StatusCode::CREATED, Json(lock)))
+        .map_err(|_| ApiError::new(StatusCode::CONFLICT, format!("lock {name:?} is taken")))
+}
+
+async fn list(State(state): State<AppState>) -> Json<Vec<Lock>> {
+    Json(state.list())
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    LockId(id): LockId,
+) -> Result<Json<Lock>, ApiError> {
+    state.get(id).map(Json).ok_or_else(|| ApiError::no_lock(id))
+}
+
+async fn delete(State(state): State<AppState>, LockId(id): LockId) -> Result<Json<Lock>, ApiError> {
+    state
+        .delete(id)
+        .map(Json)
+        .ok_or_else(|| ApiError::no_lock(id))
+}
+
+#[derive(Debug, Deserialize)]
+struct LockUpdate {
+    #[serde(default)]
+    creator: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// `PUT /v1/locks/{id}`: a `null` (or absent) field is left as it was.
+async fn update(
+    State(state): State<AppState>,
+    LockId(id): LockId,
+    JsonBody(body): JsonBody<LockUpdate>,
+) -> Result<Json<Lock>, ApiError> {
+    change(&state, id, move |lock, _now| {
+        let mut lock = lock.clone();
+        if let Some(creator) = body.creator {
+            lock.creator = Some(creator);
+        }
+        if let Some(expires_at) = body.expires_at {
+            lock.expires_at = truncate(expires_at);
+        }
+        Ok(lock)
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct Seconds {
+    seconds: i64,
+}
+
+/// `GET .../keep_alive`: expires now + 5 minutes.
+async fn keep_alive(
+    State(state): State<AppState>,
+    LockId(id): LockId,
+) -> Result<Json<Lock>, ApiError> {
+    change(&state, id, |lock, now| {
+        expire_at(lock, now, DEFAULT_EXTENSION)
+    })
+}
+
+/// `PUT .../keep_alive {"seconds": n}`: expires now + n seconds (n may be negative).
+async fn keep_alive_by(
+    State(state): State<AppState>,
+    LockId(id): LockId,
+    JsonBody(body): JsonBody<Seconds>,
+) -> Result<Json<Lock>, ApiError> {
+    let by = seconds(body.seconds)?;
+    change(&state, id, move |lock, now| expire_at(lock, now, by))
+}
+
+/// `GET .../add_to_expire_at`: expires at the old time + 5 minutes.
+async fn add_to_expire_at(
+    State(state): State<AppState>,
+    LockId(id): LockId,
+) -> Result<Json<Lock>, ApiError> {
+    change(&state, id, |lock, _| {
+        expire_at(lock, lock.expires_at, DEFAULT_EXTENSION)
+    })
+}
+
+/// `PUT .../add_to_expire_at {"seconds": n}`: expires at the old time + n seconds (n may be negative).
+async fn add_to_expire_at_by(
+    State(state): State<AppState>,
+    LockId(id): LockId,
+    JsonBody(body): JsonBody<Seconds>,
+) -> Result<Json<Lock>, ApiError> {
+    let by = seconds(body.seconds)?;
+    change(&state, id, move |lock, _| {
+        expire_at(lock, lock.expires_at, by)
+    })
+}
+
+fn seconds(n: i64) -> Result<time::Duration, ApiError> {
+    Ok(time::Duration::seconds(n))
+}
+
+fn expire_at(lock: &Lock, base: OffsetDateTime, by: time::Duration) -> Result<Lock, ApiError> {
+    let expires_at = base.checked_add(by).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("expires_at {base} + {by} is out of range"),
+        )
+    })?;
+    Ok(Lock {
+        expires_at,
+        ..lock.clone()
+    })
+}
+
+fn change(
+    state: &AppState,
+    id: uuid::Uuid,
+    f: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, ApiError>,
+) -> Result<Json<Lock>, ApiError> {
+    match state.update(id, f) {
+        Some(Ok(lock)) => Ok(Json(lock)),
+        Some(Err(e)) => Err(e),
+        None => Err(ApiError::no_lock(id)),
+    }
+}

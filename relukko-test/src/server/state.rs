@@ -1,0 +1,277 @@
+//! The locks, kept in memory, and the stream of change events.
+//!
+//! Nothing is persisted: a restart forgets every lock.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use super::config::ServerConfig;
+use crate::Lock;
+
+/// How many change events a WebSocket client may fall behind before it skips ahead.
+const EVENT_CAPACITY: usize = 256;
+
+/// What a broadcast event says happened to a lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl Change {
+    fn key(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Updated => "updated",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+/// Why a creation failed.
+#[derive(Debug)]
+pub(crate) struct Taken;
+
+/// The shared state of one server; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: ServerConfig,
+    locks: Mutex<Locks>,
+    events: broadcast::Sender<Utf8Bytes>,
+    stop: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Locks {
+    by_id: HashMap<Uuid, Lock>,
+    by_name: HashMap<String, Uuid>,
+}
+
+/// Now, in UTC, cut to microseconds: what is stored is exactly what is answered.
+pub(crate) fn now() -> OffsetDateTime {
+    truncate(OffsetDateTime::now_utc())
+}
+
+/// A time in UTC cut to microseconds, the protocol's precision.
+pub(crate) fn truncate(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    // Cannot fail: a truncated nanosecond stays below 1e9.
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
+}
+
+impl AppState {
+    pub(crate) fn new(config: ServerConfig, stop: watch::Receiver<bool>) -> Self {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        AppState {
+            inner: Arc::new(Shared {
+                config,
+                locks: Mutex::new(Locks::default()),
+                events,
+                stop,
+            }),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// Fires when the server shuts down.
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.inner.stop.clone()
+    }
+
+    /// A receiver of every change from now on, as ready-to-send JSON text.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
+        self.inner.events.subscribe()
+    }
+
+    fn locks(&self) -> MutexGuard<'_, Locks> {
+        // A panic while holding the lock leaves the maps consistent (every
+        // change is a few infallible map operations), so poisoning is ignored.
+        self.inner.locks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends an event; called with the lock held, so events go out in the order
+    /// of the changes. `broadcast::send` never waits for receivers.
+    fn publish(&self, change: Change, lock: &Lock) {
+        let mut event = serde_json::Map::new();
+        // Serializing a Lock cannot fail: plain strings, a UUID and formattable UTC times.
+        let Ok(value) = serde_json::to_value(lock) else {
+            return;
+        };
+        event.insert(change.key().to_owned(), value);
+        let text = serde_json::Value::Object(event).to_string();
+        // No receivers is not an error here.
+        let _ = self.inner.events.send(Utf8Bytes::from(text));
+    }
+
+    /// Creates a lock, atomically: of concurrent creations of one name exactly one wins.
+    pub(crate) fn create(
+        &self,
+        lock_name: String,
+        creator: Option<String>,
+        ip: String,
+    ) -> Result<Lock, Taken> {
+        let mut locks = self.locks();
+        if locks.by_name.contains_key(&lock_name) {
+            return Err(Taken);
+        }
+        let now = now();
+        let lock = Lock {
+            id: Uuid::new_v4(),
+            lock_name,
+            creator,
+            ip: Some(ip),
+            expires_at: now + time::Duration::minutes(10),
+            created_at: now,
+            updated_at: now,
+        };
+        locks.by_name.insert(lock.lock_name.clone(), lock.id);
+        locks.by_id.insert(lock.id, lock.clone());
+        self.publish(Change::Created, &lock);
+        Ok(lock)
+    }
+
+    /// All locks, oldest first.
+    pub(crate) fn list(&self) -> Vec<Lock> {
+        let mut all: Vec<Lock> = self.locks().by_id.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.lock_name).cmp(&(b.created_at, &b.lock_name)));
+        all
+    }
+
+    pub(crate) fn get(&self, id: Uuid) -> Option<Lock> {
+        self.locks().by_id.get(&id).cloned()
+    }
+
+    /// Applies `change` to the lock with `id` at time `now`, sets `updated_at`,
+    /// and broadcasts the result. `None` if there is no such lock; the error of
+    /// `change` leaves the lock untouched.
+    pub(crate) fn update<E>(
+        &self,
+        id: Uuid,
+        change: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, E>,
+    ) -> Option<Result<Lock, E>> {
+        let mut locks = self.locks();
+        let stored = locks.by_id.get_mut(&id)?;
+        let now = now();
+        let mut changed = match change(stored, now) {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        changed.updated_at = now;
+        changed.expires_at = truncate(changed.expires_at);
+        *stored = changed.clone();
+        self.publish(Change::Updated, &changed);
+        Some(Ok(changed))
+    }
+
+    pub(crate) fn delete(&self, id: Uuid) -> Option<Lock> {
+        let mut locks = self.locks();
+        let lock = locks.by_id.remove(&id)?;
+        locks.by_name.remove(&lock.lock_name);
+        self.publish(Change::Deleted, &lock);
+        Some(lock)
+    }
+
+    /// The clean-up pass: removes every lock expired for longer than the grace
+    /// period at `now`, broadcasting each deletion. Returns the removed locks.
+    pub(crate) fn remove_expired(&self, now: OffsetDateTime) -> Vec<Lock> {
+        let grace = time::Duration::try_from(self.config().grace).unwrap_or(time::Duration::MAX);
+        let mut locks = self.locks();
+        let dead: Vec<Uuid> = locks
+            .by_id
+            .values()
+            .filter(|l| l.expires_at.checked_add(grace).is_some_and(|end| end < now))
+            .map(|l| l.id)
+            .collect();
+        let mut removed = Vec::with_capacity(dead.len());
+        for id in dead {
+            if let Some(lock) = locks.by_id.remove(&id) {
+                locks.by_name.remove(&lock.lock_name);
+                self.publish(Change::Deleted, &lock);
+                removed.push(lock);
+            }
+        }
+        removed
+    }
+}
+
+/// Runs the clean-up pass every `cleanup_interval`, forever.
+pub(crate) async fn cleanup_loop(state: AppState) {
+    let mut tick = tokio::time::interval(state.config().cleanup_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for lock in state.remove_expired(now()) {
+            tracing::info!(target: "relukko::server", "clean-up removed expired lock {:?} ({})", lock.lock_name, lock.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn state(grace: Duration) -> AppState {
+        let (_tx, rx) = watch::channel(false);
+        AppState::new(ServerConfig::new("k").grace(grace), rx)
+    }
+
+    #[test]
+    fn a_name_is_taken_until_deleted() {
+        let s = state(Duration::from_secs(1));
+        let lock = s.create("a".into(), None, "127.0.0.1".into()).unwrap();
+        assert!(s.create("a".into(), None, "127.0.0.1".into()).is_err());
+        assert!(s.create("A".into(), None, "127.0.0.1".into()).is_ok());
+        assert_eq!(s.delete(lock.id), Some(lock));
+        assert!(s.create("a".into(), None, "127.0.0.1".into()).is_ok());
+    }
+
+    #[test]
+    fn clean_up_waits_out_the_grace_and_broadcasts() {
+        let s = state(Duration::from_secs(60));
+        let mut events = s.subscribe();
+        let lock = s.create("a".into(), None, "127.0.0.1".into()).unwrap();
+        let end = lock.expires_at + time::Duration::seconds(60);
+        assert!(
+            s.remove_expired(end).is_empty(),
+            "exactly at the end of the grace it stays"
+        );
+        assert_eq!(
+            s.remove_expired(end + time::Duration::microseconds(1)),
+            vec![lock.clone()]
+        );
+        assert!(
+            events
+                .try_recv()
+                .unwrap()
+                .as_str()
+                .starts_with(r#"{"created":"#)
+        );
+        let deleted = events.try_recv().unwrap();
+        let deleted: serde_json::Value = serde_json::from_str(deleted.as_str()).unwrap();
+        assert_eq!(deleted["deleted"]["id"], lock.id.to_string());
+    }
+
+    #[test]
+    fn now_is_cut_to_microseconds_in_utc() {
+        let t = now();
+        assert_eq!(t.nanosecond() % 1_000, 0);
+        assert_eq!(t.offset(), time::UtcOffset::UTC);
+    }
+}

@@ -1,0 +1,274 @@
+//! A fault-injecting TCP proxy on `127.0.0.1`, in front of a real server.
+//!
+//! Its [`Mode`] is read when a connection is accepted: it can forward, stall
+//! (accept and never answer), drop connections, answer every request itself
+//! with a fixed status and body (a stub server: 500s, junk), or forward
+//! requests while throwing the answers away (an answer lost in transit). It can
+//! also refuse WebSocket upgrades, as many corporate proxies do.
+//!
+//! It runs on a runtime of its own, so it serves whatever runtime the test
+//! uses; dropping it closes the listener and every connection.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The runtime that serves the proxies (and the TLS proxy) of a test process.
+pub(crate) static SUPPORT: LazyLock<Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("e2e-support")
+        .enable_all()
+        .build()
+        .expect("cannot start the support runtime")
+});
+
+/// What the proxy does with a new connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Pass bytes both ways.
+    Forward,
+    /// Accept, read, never answer.
+    Stall,
+    /// Accept and close at once.
+    Drop,
+    /// Answer every request with this status and body, then close.
+    Reply(u16, String),
+    /// Forward the request, throw the answer away, never answer.
+    LoseAnswers,
+    /// Forward, after holding the first request this long.
+    Delay(std::time::Duration),
+}
+
+#[derive(Debug)]
+struct Ctl {
+    mode: Mutex<Mode>,
+    block_ws: AtomicBool,
+    accepted: AtomicUsize,
+    replied: AtomicUsize,
+    open: AtomicUsize,
+    /// Bumped by [`Proxy::cut`]: every open connection ends.
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+/// The proxy; see the module docs.
+#[derive(Debug)]
+pub struct Proxy {
+    addr: SocketAddr,
+    ctl: Arc<Ctl>,
+    task: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// A proxy in `mode` in front of `upstream`.
+    pub fn start(upstream: SocketAddr, mode: Mode) -> Proxy {
+        let std_listener =
+            std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
+        std_listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = std_listener.local_addr().expect("proxy address");
+        let ctl = Arc::new(Ctl {
+            mode: Mutex::new(mode),
+            block_ws: AtomicBool::new(false),
+            accepted: AtomicUsize::new(0),
+            replied: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            cut: tokio::sync::watch::channel(0).0,
+        });
+        let task_ctl = Arc::clone(&ctl);
+        let task = SUPPORT.spawn(async move {
+            let listener = TcpListener::from_std(std_listener).expect("tokio listener");
+            // Dropped with this task (on abort): that aborts every connection.
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                task_ctl.accepted.fetch_add(1, Ordering::Relaxed);
+                let mode = task_ctl.mode.lock().unwrap().clone();
+                let mut cut = task_ctl.cut.subscribe();
+                let conn = handle(sock, upstream, mode, Arc::clone(&task_ctl));
+                let ctl = Arc::clone(&task_ctl);
+                ctl.open.fetch_add(1, Ordering::Relaxed);
+                conns.spawn(async move {
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = cut.changed() => {}
+                    }
+                    ctl.open.fetch_sub(1, Ordering::Relaxed);
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        });
+        Proxy { addr, ctl, task }
+    }
+
+    /// A stub server: no upstream, every request answered with `status` and `body`.
+    pub fn stub(status: u16, body: &str) -> Proxy {
+        // Port 9 (discard) is never connected to in Reply mode.
+        Proxy::start(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
+            Mode::Reply(status, body.to_owned()),
+        )
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Changes what new connections get.
+    pub fn set_mode(&self, mode: Mode) {
+        *self.ctl.mode.lock().unwrap() = mode;
+    }
+
+    /// Refuses (with 403) connections whose first request is a WebSocket upgrade.
+    pub fn block_websocket(&self, block: bool) {
+        self.ctl.block_ws.store(block, Ordering::Relaxed);
+    }
+
+    /// Ends every open connection (WebSockets included), as a network blip would.
+    pub fn cut(&self) {
+        self.ctl.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.ctl.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections open right now.
+    pub fn open(&self) -> usize {
+        self.ctl.open.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered by the proxy itself (`Reply` mode, blocked upgrades).
+    pub fn replied(&self) -> usize {
+        self.ctl.replied.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Reads up to the end of the first request head (`\r\n\r\n`), at most 64 KiB.
+async fn read_head(sock: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf)
+}
+
+fn is_upgrade(head: &[u8]) -> bool {
+    String::from_utf8_lossy(head)
+        .to_ascii_lowercase()
+        .contains("upgrade: websocket")
+}
+
+/// Reads the rest of a request body announced by `content-length`, so the
+/// client has finished sending before the answer comes.
+async fn drain_body(sock: &mut TcpStream, head: &[u8]) {
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let Some(end) = text.find("\r\n\r\n") else {
+        return;
+    };
+    let len: usize = text[..end]
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut have = head.len() - (end + 4);
+    let mut chunk = [0u8; 4096];
+    while have < len {
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => have += n,
+        }
+    }
+}
+
+async fn reply(sock: &mut TcpStream, status: u16, body: &str) {
+    let answer = format!(
+        "HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(answer.as_bytes()).await;
+    let _ = sock.shutdown().await;
+}
+
+async fn handle(mut sock: TcpStream, upstream: SocketAddr, mode: Mode, ctl: Arc<Ctl>) {
+    match mode {
+        Mode::Drop => drop(sock),
+        Mode::Stall => {
+            let mut sink = [0u8; 4096];
+            while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+            // The client closed; keep nothing open.
+        }
+        Mode::Reply(status, body) => {
+            let Some(head) = read_head(&mut sock).await else {
+                return;
+            };
+            drain_body(&mut sock, &head).await;
+            ctl.replied.fetch_add(1, Ordering::Relaxed);
+            reply(&mut sock, status, &body).await;
+        }
+        Mode::Forward | Mode::LoseAnswers | Mode::Delay(_) => {
+            let Some(head) = read_head(&mut sock).await else {
+                return;
+            };
+            if let Mode::Delay(d) = mode {
+                tokio::time::sleep(d).await;
+            }
+            if ctl.block_ws.load(Ordering::Relaxed) && is_upgrade(&head) {
+                ctl.replied.fetch_add(1, Ordering::Relaxed);
+                return reply(
+                    &mut sock,
+                    403,
+                    r#"{"status":403,"message":"no WebSockets here"}"#,
+                )
+                .await;
+            }
+            let Ok(mut up) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            if up.write_all(&head).await.is_err() {
+                return;
+            }
+            if mode != Mode::LoseAnswers {
+                let _ = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
+            } else {
+                let (mut up_read, mut up_write) = up.into_split();
+                let (mut read, _write) = sock.split();
+                let to_server = tokio::io::copy(&mut read, &mut up_write);
+                let mut sink = tokio::io::sink();
+                let lost = tokio::io::copy(&mut up_read, &mut sink);
+                let _ = tokio::join!(to_server, lost);
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! TLS for real: a CA made in the test, a TLS-terminating proxy presenting a
+//! certificate it signed; the client connects (HTTPS and WSS) with the CA given,
+//! and refuses without it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use relukko::server::TestServer;
+use relukko::{AcquireOptions, Client, ClientSettings, Error};
+use relukko_e2e::raw::unique;
+use relukko_e2e::tls::{TestCa, TlsProxy};
+
+const BOUND: Duration = Duration::from_secs(30);
+
+async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, fut)
+        .await
+        .expect("bounded step took too long")
+}
+
+/// A fresh folder under the system temp dir holding `ca.pem`.
+fn ca_dir(ca: &TestCa) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("relukko-tls-ca"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), &ca.cert_pem).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn https_and_wss_work_with_the_ca_given() {
+    let server = TestServer::start();
+    let ca = TestCa::new();
+    let tls = TlsProxy::start(server.addr(), &ca);
+    let plain = Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap();
+    let c = Client::builder(tls.base_url())
+        .api_key(server.api_key())
+        .add_root_certificate_pem(ca.cert_pem.as_bytes())
+        .poll_max(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    bounded(c.health()).await.unwrap();
+    let x = unique("tls");
+    let held = bounded(plain.create(&x, None))
+        .await
+        .unwrap()
+        .lock()
+        .unwrap();
+    assert_eq!(bounded(c.get(held.id)).await.unwrap(), held);
+
+    // The waiter's watcher runs over WSS; the release must reach it as a push.
+    let cc = c.clone();
+    let name = x.clone();
+    let task = tokio::spawn(async move {
+        cc.acquire(&name, AcquireOptions::new().timeout(BOUND))
+            .await
+    });
+    let until = std::time::Instant::now() + BOUND;
+    while c.__watch_stats().connects == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the WSS watcher never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the re-poll that follows the connect pass; the next nap is 9 s or more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bounded(plain.delete(held.id)).await.unwrap();
+    let got = bounded(task).await.unwrap().unwrap();
+    assert_eq!(got.lock_name, x);
+    assert_eq!(c.__watch_stats().push_wakeups, 1, "woken over WSS");
+    bounded(c.delete(got.id)).await.unwrap();
+}
+
+#[tokio::test]
+async fn without_the_ca_the_server_is_refused() {
+    let server = TestServer::start();
+    let ca = TestCa::new();
+    let tls = TlsProxy::start(server.addr(), &ca);
+    let c = Client::builder(tls.base_url())
+        .api_key(server.api_key())
+        .retry(relukko::RetryPolicy::never())
+        .build()
+        .unwrap();
+    let e = bounded(c.list()).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    assert!(
+        text.to_lowercase().contains("certificate"),
+        "says why: {text}"
+    );
+
+    // Another CA does not help either.
+    let other = TestCa::new();
+    let c = Client::builder(tls.base_url())
+        .add_root_certificate_pem(other.cert_pem.as_bytes())
+        .retry(relukko::RetryPolicy::never())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        bounded(c.list()).await,
+        Err(Error::Transport { .. })
+    ));
+}
+
+#[tokio::test]
+async fn ca_bundles_from_a_file_a_folder_and_the_environment() {
+    let server = TestServer::start();
+    let ca = TestCa::new();
+    let tls = TlsProxy::start(server.addr(), &ca);
+    let dir = ca_dir(&ca);
+    for bundle in [dir.join("ca.pem"), dir.clone()] {
+        let c = Client::builder(tls.localhost_url())
+            .api_key(server.api_key())
+            .ca_bundle(&bundle)
+            .build()
+            .unwrap();
+        bounded(c.list())
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", bundle.display()));
+    }
+    for var in ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] {
+        let env = HashMap::from([
+            ("RELUKKO_URL", tls.base_url()),
+            ("RELUKKO_API_KEY", server.api_key().to_owned()),
+            (var, dir.display().to_string()),
+        ]);
+        let settings = ClientSettings::from_lookup(|n| env.get(n).cloned()).unwrap();
+        let c = settings.into_builder().build().unwrap();
+        bounded(c.list())
+            .await
+            .unwrap_or_else(|e| panic!("{var}: {e}"));
+    }
+    std::fs::write(dir.join("junk.crt"), "not a certificate").unwrap();
+    let env = HashMap::from([
+        ("RELUKKO_URL", tls.base_url()),
+        ("CURL_CA_BUNDLE", dir.display().to_string()),
+    ]);
+    let settings = ClientSettings::from_lookup(|n| env.get(n).cloned()).unwrap();
+    match settings.into_builder().build() {
+        Err(Error::Config { name, reason }) => {
+            assert_eq!(name, "CURL_CA_BUNDLE");
+            assert!(reason.contains("junk.crt"), "{reason}");
+        }
+        other => panic!("expected a Config error naming CURL_CA_BUNDLE, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

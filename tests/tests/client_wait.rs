@@ -1,0 +1,337 @@
+//! Waiting for a lock: woken by the WebSocket, by polling alone, progress and
+//! timeouts, and cancel safety (dropped futures and lost answers leave no lock).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use relukko::server::TestServer;
+use relukko::{AcquireOptions, Client, Create, Error, WaitProgress};
+use relukko_e2e::proxy::{Mode, Proxy};
+use relukko_e2e::raw::{self, unique};
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn builder(url: String, server: &TestServer) -> relukko::ClientBuilder {
+    Client::builder(url).api_key(server.api_key())
+}
+
+async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, fut)
+        .await
+        .expect("bounded step took too long")
+}
+
+/// Polls `cond` every 50 ms until it holds; fails after `BOUND`.
+async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + BOUND;
+    while !cond().await {
+        assert!(Instant::now() < until, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn websocket_wakes_only_waiters_of_the_deleted_name() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    // A poll cap of an hour (naps of 9 s and more): a prompt wake-up has to come from the push.
+    let waiter = builder(server.base_url(), &server)
+        .poll_max(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let (x, y) = (unique("wait-ws-x"), unique("wait-ws-y"));
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+
+    let w = waiter.clone();
+    let name = x.clone();
+    let task =
+        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    eventually("the watcher connects", async || {
+        waiter.__watch_stats().connects >= 1
+    })
+    .await;
+
+    // A deletion of another name wakes nobody.
+    let other = holder.create(&y, None).await.unwrap().lock().unwrap();
+    holder.delete(other.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(waiter.__watch_stats().push_wakeups, 0);
+    assert!(!task.is_finished());
+
+    holder.delete(held.id).await.unwrap();
+    let got = bounded(task).await.unwrap().unwrap();
+    assert_eq!(got.lock_name, x);
+    assert_eq!(waiter.__watch_stats().push_wakeups, 1, "woken by the push");
+    waiter.delete(got.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn polling_alone_acquires_with_websocket_off() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let waiter = builder(server.base_url(), &server)
+        .websocket(false)
+        .poll_max(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let x = unique("wait-poll");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let w = waiter.clone();
+    let name = x.clone();
+    let task =
+        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    holder.delete(held.id).await.unwrap();
+    let got = bounded(task).await.unwrap().unwrap();
+    assert_eq!(got.lock_name, x);
+    assert_eq!(waiter.__watch_stats().connects, 0, "no WebSocket at all");
+}
+
+#[tokio::test]
+async fn polling_takes_over_when_a_proxy_blocks_the_websocket() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    proxy.block_websocket(true);
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let waiter = builder(proxy.base_url(), &server)
+        .poll_max(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let x = unique("wait-blocked");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let w = waiter.clone();
+    let name = x.clone();
+    let task =
+        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    eventually("the upgrade is refused", async || proxy.replied() >= 1).await;
+    holder.delete(held.id).await.unwrap();
+    let got = bounded(task).await.unwrap().unwrap();
+    assert_eq!(got.lock_name, x);
+    assert_eq!(waiter.__watch_stats().connects, 0);
+}
+
+#[tokio::test]
+async fn the_watcher_reconnects_and_still_wakes() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let waiter = builder(proxy.base_url(), &server)
+        .poll_max(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let x = unique("wait-reconnect");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let w = waiter.clone();
+    let name = x.clone();
+    let task =
+        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    eventually("the watcher connects", async || {
+        waiter.__watch_stats().connects >= 1
+    })
+    .await;
+    proxy.cut();
+    eventually("the watcher reconnects", async || {
+        waiter.__watch_stats().connects >= 2
+    })
+    .await;
+    holder.delete(held.id).await.unwrap();
+    let got = bounded(task).await.unwrap().unwrap();
+    assert_eq!(got.lock_name, x);
+}
+
+#[tokio::test]
+async fn a_crowd_of_waiters_takes_turns() {
+    let server = TestServer::start();
+    let c = builder(server.base_url(), &server).build().unwrap();
+    let x = unique("wait-crowd");
+    let inside = Arc::new(Mutex::new(0u32));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (c, x, inside) = (c.clone(), x.clone(), Arc::clone(&inside));
+        tasks.push(tokio::spawn(async move {
+            let lock = c
+                .acquire(&x, AcquireOptions::new().timeout(BOUND))
+                .await
+                .unwrap();
+            {
+                let mut n = inside.lock().unwrap();
+                *n += 1;
+                assert_eq!(*n, 1, "two holders at once");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            *inside.lock().unwrap() -= 1;
+            c.delete(lock.id).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        bounded(t).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn timeout_names_the_holder_and_progress_is_reported() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server)
+        .creator("alice@rig")
+        .build()
+        .unwrap();
+    let waiter = builder(server.base_url(), &server).build().unwrap();
+    let x = unique("wait-timeout");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let reports: Arc<Mutex<Vec<WaitProgress>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let opts = AcquireOptions::new()
+        .timeout(Duration::from_millis(1500))
+        .progress_after(Duration::from_millis(200))
+        .progress_every(Duration::from_millis(300))
+        .on_progress(move |p| sink.lock().unwrap().push(p.clone()));
+    let started = Instant::now();
+    let e = bounded(waiter.acquire(&x, opts)).await.unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+    match &e {
+        Error::WaitTimeout {
+            resource,
+            waited,
+            holder: Some(h),
+        } => {
+            assert_eq!(resource, &x);
+            assert!(*waited >= Duration::from_millis(1400));
+            assert!(
+                h.starts_with("alice@rig since ") && h.contains(" until "),
+                "{h}"
+            );
+        }
+        other => panic!("expected WaitTimeout with a holder, got {other:?}"),
+    }
+    let first = reports
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("at least one progress report");
+    assert_eq!(first.resource, x);
+    assert_eq!(first.holder.as_ref().map(|l| l.id), Some(held.id));
+    // A zero timeout tries once.
+    let e = bounded(waiter.acquire(&x, AcquireOptions::new().timeout(Duration::ZERO)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::WaitTimeout { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_acquire_dropped_mid_wait_leaves_no_lock() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let waiter = builder(server.base_url(), &server)
+        .poll_max(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let x = unique("wait-dropped");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let waited = tokio::time::timeout(
+        Duration::from_millis(700),
+        waiter.acquire(&x, AcquireOptions::new().timeout(BOUND)),
+    )
+    .await;
+    assert!(waited.is_err(), "still waiting when dropped");
+    holder.delete(held.id).await.unwrap();
+    // The dropped waiter must not grab it: it stays free for a while.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(holder.holder(&x).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn an_acquire_or_create_dropped_mid_request_leaves_no_lock() {
+    let server = TestServer::start();
+    let observer = builder(server.base_url(), &server).build().unwrap();
+    let proxy = Proxy::start(server.addr(), Mode::Delay(Duration::from_millis(600)));
+    let slow = builder(proxy.base_url(), &server)
+        .websocket(false)
+        .build()
+        .unwrap();
+    let mut ws = raw::ws_connect(&server.base_url(), Some(server.api_key()))
+        .await
+        .unwrap();
+
+    let x = unique("wait-midreq");
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(200),
+        slow.acquire(&x, AcquireOptions::new().timeout(BOUND)),
+    )
+    .await;
+    assert!(
+        dropped.is_err(),
+        "dropped while the request was held by the proxy"
+    );
+    let (kind, _) = bounded(raw::next_event_for(&mut ws, &x)).await;
+    assert_eq!(kind, "created", "the request reached the server");
+    let (kind, _) = bounded(raw::next_event_for(&mut ws, &x)).await;
+    assert_eq!(kind, "deleted", "and its lock was released");
+    assert_eq!(observer.holder(&x).await.unwrap(), None);
+
+    // A fresh client: the proxy delays only the first request of a connection.
+    let slow = builder(proxy.base_url(), &server).build().unwrap();
+    let y = unique("create-midreq");
+    let dropped = tokio::time::timeout(Duration::from_millis(200), slow.create(&y, None)).await;
+    assert!(dropped.is_err());
+    let (kind, _) = bounded(raw::next_event_for(&mut ws, &y)).await;
+    assert_eq!(kind, "created");
+    let (kind, _) = bounded(raw::next_event_for(&mut ws, &y)).await;
+    assert_eq!(kind, "deleted");
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_adopted_by_its_token() {
+    let server = TestServer::start();
+    let observer = builder(server.base_url(), &server).build().unwrap();
+    let proxy = Proxy::start(server.addr(), Mode::LoseAnswers);
+    let c = builder(proxy.base_url(), &server)
+        .request_timeout(Duration::from_millis(700))
+        .retry(relukko::RetryPolicy::default().first_delay(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let x = unique("lost-adopt");
+    let cc = c.clone();
+    let name = x.clone();
+    let task = tokio::spawn(async move { cc.create(&name, Some("adopter")).await });
+    eventually("the lost create reached the server", async || {
+        observer.holder(&x).await.unwrap().is_some()
+    })
+    .await;
+    proxy.set_mode(Mode::Forward);
+    let Create::Acquired(lock) = bounded(task).await.unwrap().unwrap() else {
+        panic!("our own lock must be adopted, not reported as taken")
+    };
+    assert_eq!(
+        observer.holder(&x).await.unwrap().map(|l| l.id),
+        Some(lock.id)
+    );
+    assert!(lock.creator.as_deref().unwrap().starts_with("adopter [rl:"));
+    c.delete(lock.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_create_that_gives_up_after_a_lost_answer_cleans_up() {
+    let server = TestServer::start();
+    let observer = builder(server.base_url(), &server).build().unwrap();
+    let proxy = Proxy::start(server.addr(), Mode::LoseAnswers);
+    let c = builder(proxy.base_url(), &server)
+        .request_timeout(Duration::from_millis(500))
+        .retry(relukko::RetryPolicy::never())
+        .build()
+        .unwrap();
+    let x = unique("lost-cleanup");
+    let e = bounded(c.create(&x, None)).await.unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    assert!(
+        observer.holder(&x).await.unwrap().is_some(),
+        "the lock was made, its answer lost"
+    );
+    proxy.set_mode(Mode::Forward);
+    eventually("the orphan is deleted in the background", async || {
+        observer.holder(&x).await.unwrap().is_none()
+    })
+    .await;
+}

@@ -1,0 +1,128 @@
+//! A holder that dies: killed with SIGKILL (local: the kernel frees the lock
+//! at once; Relukko: it frees once the lease and the server's grace pass), or
+//! calling `std::process::exit` with a lease still held (the exit handler
+//! releases it, so the lock is free as soon as the process is gone).
+
+use std::time::{Duration, Instant};
+
+use relukko::server::TestServer;
+use relukko::{Client, LockOptions, Locker, locked};
+use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+
+#[test]
+#[locked("e2e-kill")]
+fn kill_worker() {
+    if let Some(h) = History::from_env() {
+        h.enter("e2e-kill", "kill_worker");
+        // Killed long before this ends.
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+#[test]
+fn exit_worker() {
+    if let Some(h) = History::from_env() {
+        let lease = relukko::lock_blocking("e2e-exit").expect("lock e2e-exit");
+        h.enter("e2e-exit", "exit_worker");
+        assert_eq!(lease.state(), relukko::LeaseState::Held);
+        // No destructor runs: only the exit handler can release it.
+        std::process::exit(0);
+    }
+}
+
+fn client(server: &TestServer) -> Client {
+    Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap()
+}
+
+/// Starts `kill_worker`, waits until it holds the lock, kills it with SIGKILL.
+fn kill_a_holder(env: &[(&str, String)]) {
+    let history = History::create("kill");
+    let mut env = env.to_vec();
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let mut child = worker("kill_worker", true, 1, &env)
+        .spawn()
+        .expect("spawn worker");
+    let holds = history.wait_for_entries(1, Duration::from_secs(60));
+    child.kill().expect("SIGKILL the worker");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        holds,
+        "the worker never held the lock: {}",
+        output_text(&out)
+    );
+}
+
+#[test]
+fn local_sigkill_frees_the_lock_at_once() {
+    let dir = fresh_dir("kill-local");
+    kill_a_holder(&[("RELUKKO_LOCAL_DIR", dir.display().to_string())]);
+    // "At once": no wait is needed; the bound is only for a loaded machine.
+    let lease = Locker::local(dir)
+        .lock_blocking(LockOptions::new("e2e-kill").timeout(Duration::from_secs(5)))
+        .expect("free right after the kill");
+    lease.release().unwrap();
+}
+
+#[test]
+fn relukko_sigkill_frees_the_lock_after_lease_and_grace() {
+    let server = TestServer::builder()
+        .grace(Duration::from_secs(1))
+        .cleanup_interval(Duration::from_millis(200))
+        .start();
+    let env = [
+        ("RELUKKO_URL", server.base_url()),
+        ("RELUKKO_API_KEY", server.api_key().to_owned()),
+        ("RELUKKO_LEASE", "3s".to_owned()),
+    ];
+    kill_a_holder(&env);
+    let killed = Instant::now();
+    let lease = Locker::relukko(client(&server))
+        .lock_blocking(LockOptions::new("e2e-kill").timeout(Duration::from_secs(60)))
+        .expect("free once the lease and grace pass");
+    eprintln!("free {:?} after the kill", killed.elapsed());
+    lease.release().unwrap();
+}
+
+fn exit_while_holding(env: &[(&str, String)]) {
+    let history = History::create("exit");
+    let mut env = env.to_vec();
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let out = worker("exit_worker", true, 1, &env)
+        .output()
+        .expect("run worker");
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(history.summary().entries, 1, "{text}");
+}
+
+#[test]
+fn local_exit_while_holding_frees_the_lock() {
+    let dir = fresh_dir("exit-local");
+    exit_while_holding(&[("RELUKKO_LOCAL_DIR", dir.display().to_string())]);
+    let lease = Locker::local(dir)
+        .lock_blocking(LockOptions::new("e2e-exit").timeout(Duration::from_secs(5)))
+        .expect("free right after the exit");
+    lease.release().unwrap();
+}
+
+#[test]
+fn relukko_exit_while_holding_releases_at_exit() {
+    let server = TestServer::start();
+    exit_while_holding(&[
+        ("RELUKKO_URL", server.base_url()),
+        ("RELUKKO_API_KEY", server.api_key().to_owned()),
+    ]);
+    // Released by the exit handler, not by expiry (the lease is 60 s and the
+    // grace 3 minutes): the lock is gone right away.
+    let c = client(&server);
+    let holder = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(c.holder("e2e-exit"))
+        .unwrap();
+    assert_eq!(holder, None, "the exit handler did not release e2e-exit");
+}

@@ -1,0 +1,298 @@
+//! What a locked test does when things go wrong: its body panics, the wait
+//! times out, someone deletes its lock, the server is down, a setting is bad;
+//! and the skip switch. Each case runs a worker test of this binary in a child
+//! process with its own environment (env vars are process-wide).
+
+use std::time::Duration;
+
+use relukko::server::TestServer;
+use relukko::{Client, LockOptions, Locker, locked};
+use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+
+fn is_worker() -> bool {
+    History::from_env().is_some()
+}
+
+fn enter(resource: &str, who: &str) {
+    if let Some(h) = History::from_env() {
+        h.enter(resource, who);
+    }
+}
+
+#[test]
+#[locked("e2e-panic")]
+fn panic_a_panics() {
+    if is_worker() {
+        panic!("boom on purpose");
+    }
+}
+
+#[test]
+#[locked("e2e-panic", timeout = "5s")]
+fn panic_b_follows() {
+    enter("e2e-panic", "panic_b_follows");
+}
+
+#[test]
+#[locked("e2e-timeout", timeout = "4s")]
+fn timeout_worker() {
+    enter("e2e-timeout", "timeout_worker");
+}
+
+#[locked("e2e-lost", lease = "3s")]
+#[test]
+fn lost_worker(lease: relukko::Lease) {
+    if !is_worker() {
+        return;
+    }
+    enter("e2e-lost", "lost_worker");
+    for _ in 0..300 {
+        if lease.state() == relukko::LeaseState::Lost {
+            return; // the runtime fails the test after the body
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[locked("e2e-lost-async", lease = "3s")]
+#[tokio::test]
+async fn lost_worker_async(lease: relukko::Lease) {
+    if !is_worker() {
+        return;
+    }
+    enter("e2e-lost-async", "lost_worker_async");
+    let err = tokio::time::timeout(Duration::from_secs(30), lease.lost())
+        .await
+        .expect("lost in time");
+    eprintln!("lost() resolved: {err}");
+}
+
+#[test]
+#[locked("e2e-plain", timeout = "3s")]
+fn plain_worker() {
+    enter("e2e-plain", "plain_worker");
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn client(server: &TestServer) -> Client {
+    Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap()
+}
+
+fn server_env(server: &TestServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("RELUKKO_URL", server.base_url()),
+        ("RELUKKO_API_KEY", server.api_key().to_owned()),
+    ]
+}
+
+/// Runs worker test `name` (exactly) with `env` plus a fresh history.
+fn run(name: &str, env: &[(&str, String)]) -> (std::process::Output, History) {
+    let history = History::create(name);
+    let mut env = env.to_vec();
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let out = worker(name, true, 1, &env).output().expect("run worker");
+    (out, history)
+}
+
+fn local_env(tag: &str) -> (Vec<(&'static str, String)>, std::path::PathBuf) {
+    let dir = fresh_dir(tag);
+    (vec![("RELUKKO_LOCAL_DIR", dir.display().to_string())], dir)
+}
+
+/// `panic_a_panics` then `panic_b_follows` in one process, one thread: the
+/// second gets the lock, so the panicking test released it.
+fn panicking_test_releases(env: &[(&str, String)]) {
+    let history = History::create("panic");
+    let mut env = env.to_vec();
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let out = worker("panic_", false, 1, &env)
+        .output()
+        .expect("run workers");
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("boom on purpose"), "{text}");
+    assert!(text.contains("test panic_a_panics ... FAILED"), "{text}");
+    assert!(text.contains("test panic_b_follows ... ok"), "{text}");
+    assert_eq!(history.summary().entries, 1, "{text}");
+}
+
+#[test]
+fn local_panicking_test_releases() {
+    panicking_test_releases(&local_env("panic").0);
+}
+
+#[test]
+fn relukko_panicking_test_releases() {
+    let server = TestServer::start();
+    panicking_test_releases(&server_env(&server));
+}
+
+/// The driver holds the resource; the worker times out with the promised message.
+fn timeout_names_resource_holder_and_wait(locker: Locker, env: &[(&str, String)]) {
+    let held = locker
+        .creator("the e2e driver")
+        .lock_blocking("e2e-timeout")
+        .unwrap();
+    let (out, history) = run("timeout_worker", env);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("could not lock e2e-timeout"), "{text}");
+    assert!(text.contains("timed out after 4"), "{text}");
+    assert!(text.contains("held by the e2e driver"), "{text}");
+    // The progress line, on stderr (not captured by the harness).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("relukko: waiting ")
+            && stderr.contains("for e2e-timeout, held by the e2e driver"),
+        "{text}"
+    );
+    assert_eq!(
+        history.summary().entries,
+        0,
+        "the body must not run: {text}"
+    );
+    held.release().unwrap();
+}
+
+#[test]
+fn local_timeout_fails_with_resource_holder_and_wait() {
+    let (env, dir) = local_env("timeout");
+    timeout_names_resource_holder_and_wait(Locker::local(dir), &env);
+}
+
+#[test]
+fn relukko_timeout_fails_with_resource_holder_and_wait() {
+    let server = TestServer::start();
+    timeout_names_resource_holder_and_wait(Locker::relukko(client(&server)), &server_env(&server));
+}
+
+/// Deletes `resource` behind the worker's back once it holds it; the worker
+/// test fails with the lost message.
+fn deleted_lock_fails_the_test(name: &str, resource: &str) {
+    let server = TestServer::start();
+    let history = History::create(name);
+    let mut env = server_env(&server);
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let child = worker(name, true, 1, &env).spawn().expect("spawn worker");
+    assert!(
+        history.wait_for_entries(1, Duration::from_secs(60)),
+        "the worker never held {resource}"
+    );
+    let c = client(&server);
+    rt().block_on(async {
+        let lock = c
+            .holder(resource)
+            .await
+            .unwrap()
+            .expect("the worker holds it");
+        c.delete(lock.id).await.unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "lost its lock while it ran: {resource}: deleted by someone else"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn relukko_lock_deleted_mid_test_fails_it() {
+    deleted_lock_fails_the_test("lost_worker", "e2e-lost");
+}
+
+#[test]
+fn relukko_lock_deleted_mid_async_test_fails_it_and_lost_resolves() {
+    deleted_lock_fails_the_test("lost_worker_async", "e2e-lost-async");
+}
+
+#[test]
+fn server_down_fails_clearly_and_never_falls_back_to_local() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (mut env, _) = local_env("down");
+    env.push(("RELUKKO_URL", format!("http://127.0.0.1:{port}")));
+    let (out, history) = run("plain_worker", &env);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("could not lock e2e-plain"), "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert_eq!(
+        history.summary().entries,
+        0,
+        "the body ran without the lock: {text}"
+    );
+}
+
+#[test]
+fn bad_settings_fail_naming_the_variable() {
+    for (var, value) in [
+        ("RELUKKO_LEASE", "junk"),
+        ("RELUKKO_TIMEOUT", ""),
+        ("RELUKKO_URL", "ftp://x"),
+    ] {
+        let (mut env, _) = local_env("bad");
+        env.push((var, value.to_owned()));
+        let (out, history) = run("plain_worker", &env);
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{var}={value:?}: {text}");
+        assert!(text.contains(var), "{var}={value:?}: {text}");
+        assert_eq!(history.summary().entries, 0, "{text}");
+    }
+}
+
+#[test]
+fn skip_switch_makes_no_request_and_says_so() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let env = [
+        ("RELUKKO_TRUST_ME_IT_IS_LOCKED", "yes".to_owned()),
+        ("RELUKKO_URL", format!("http://127.0.0.1:{port}")),
+    ];
+    let (out, history) = run("plain_worker", &env);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("locking is skipped"),
+        "{text}"
+    );
+    assert_eq!(history.summary().entries, 1, "{text}");
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "the skip switch made a connection"
+    );
+}
+
+#[test]
+fn relukko_server_sees_who_holds_it() {
+    let server = TestServer::start();
+    let c = client(&server);
+    let lease = Locker::relukko(c.clone())
+        .lock_blocking(LockOptions::new("e2e-creator").timeout(Duration::from_secs(30)))
+        .unwrap();
+    let lock = rt()
+        .block_on(c.holder("e2e-creator"))
+        .unwrap()
+        .expect("held");
+    let creator = relukko::creator_without_token(lock.creator.as_deref().unwrap()).to_owned();
+    assert!(
+        creator.contains('@') && creator.contains(&format!("pid={}", std::process::id())),
+        "{creator}"
+    );
+    lease.release().unwrap();
+}

@@ -1,0 +1,246 @@
+//! The non-macro API in-process: `Locker`, `LockOptions`, `Lease` (state,
+//! release, drop, loss, heartbeat), with explicit lockers so no environment
+//! variable is needed.
+
+use std::time::{Duration, Instant};
+
+use relukko::server::TestServer;
+use relukko::{Client, Error, LeaseState, LockOptions, Locker};
+use relukko_e2e::history::fresh_dir;
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn local() -> Locker {
+    Locker::local(fresh_dir("lease-api"))
+}
+
+fn client(server: &TestServer) -> Client {
+    Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn lock_wait_timeout_release_and_drop() {
+    let locker = local();
+    let lease = locker
+        .clone()
+        .creator("first holder")
+        .lock_blocking("r")
+        .unwrap();
+    assert_eq!((lease.name(), lease.state()), ("r", LeaseState::Held));
+
+    let err = locker
+        .lock_blocking(LockOptions::new("r").timeout(Duration::from_millis(100)))
+        .unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("waiting for r, held by first holder since "),
+        "{err}"
+    );
+
+    let clone = lease.clone();
+    lease.release().unwrap();
+    assert_eq!(clone.state(), LeaseState::Released);
+    clone.release().unwrap(); // already released: nothing to do
+
+    let again = locker
+        .lock_blocking(LockOptions::new("r").timeout(secs(5)))
+        .unwrap();
+    drop(again); // dropping releases too
+    locker
+        .lock_blocking(LockOptions::new("r").timeout(secs(5)))
+        .unwrap();
+}
+
+#[test]
+fn several_names_in_canonical_order_and_pools() {
+    let locker = local();
+    let lease = locker
+        .lock_blocking(LockOptions::all_of(["b", "a", "b"]))
+        .unwrap();
+    assert_eq!(lease.names(), ["a", "b"]);
+    let quick = |o: LockOptions| o.timeout(Duration::from_millis(50));
+    assert!(locker.lock_blocking(quick(LockOptions::new("a"))).is_err());
+    assert!(locker.lock_blocking(quick(LockOptions::new("b"))).is_err());
+
+    let p1 = locker
+        .lock_blocking(LockOptions::any_of(["a", "p", "q"]).timeout(secs(5)))
+        .unwrap();
+    assert_eq!(p1.name(), "p");
+    let p2 = locker
+        .lock_blocking(LockOptions::any_of(["a", "p", "q"]).timeout(secs(5)))
+        .unwrap();
+    assert_eq!(p2.name(), "q");
+    let err = locker
+        .lock_blocking(quick(LockOptions::any_of(["a", "p", "q"])))
+        .unwrap_err();
+    assert!(err.to_string().contains("any of a, p, q"), "{err}");
+    drop(lease);
+    let p3 = locker
+        .lock_blocking(LockOptions::any_of(["a", "p", "q"]).timeout(secs(5)))
+        .unwrap();
+    assert_eq!(p3.name(), "a");
+}
+
+#[test]
+fn prefix_applies_to_the_locked_name() {
+    let dir = fresh_dir("prefix");
+    let team = Locker::local(&dir).prefix("team-");
+    let lease = team.lock_blocking("rig").unwrap();
+    assert_eq!((lease.name(), lease.resource()), ("rig", "team-rig"));
+    let plain = Locker::local(&dir);
+    assert!(
+        plain
+            .lock_blocking(LockOptions::new("team-rig").timeout(Duration::from_millis(50)))
+            .is_err()
+    );
+    plain
+        .lock_blocking(LockOptions::new("rig").timeout(secs(5)))
+        .unwrap();
+}
+
+#[test]
+fn bad_options_are_config_errors() {
+    let locker = local();
+    let err = locker
+        .lock_blocking(LockOptions::new("x").lease(Duration::from_millis(10)))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Config { name, .. } if name == "lease"),
+        "{err}"
+    );
+    let err = locker
+        .lock_blocking(LockOptions::all_of(Vec::<String>::new()))
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err}");
+    assert!(locker.lock_blocking("").is_err());
+}
+
+#[test]
+fn async_lock_works_on_any_runtime_and_a_dropped_wait_leaves_nothing() {
+    let locker = local();
+    rt().block_on(async {
+        let held = locker.lock("r").await.unwrap();
+        let waiting = locker.lock(LockOptions::new("r").timeout(secs(60)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), waiting)
+                .await
+                .is_err()
+        );
+        held.release_async().await.unwrap();
+        // The dropped wait did not take the lock behind our back.
+        let again = locker
+            .lock(LockOptions::new("r").timeout(secs(5)))
+            .await
+            .unwrap();
+        again.release_async().await.unwrap();
+    });
+}
+
+#[test]
+fn skip_locker_never_waits() {
+    let locker = Locker::skip();
+    let a = locker.lock_blocking("s").unwrap();
+    let b = locker
+        .lock_blocking(LockOptions::new("s").timeout(Duration::ZERO))
+        .unwrap();
+    assert_eq!(b.state(), LeaseState::Held);
+    drop((a, b));
+}
+
+#[test]
+fn relukko_heartbeat_keeps_a_short_lease_alive() {
+    let server = TestServer::start();
+    let c = client(&server);
+    let lease = Locker::relukko(c.clone())
+        .lease(secs(2))
+        .lock_blocking("hb")
+        .unwrap();
+    std::thread::sleep(secs(5));
+    assert_eq!(lease.state(), LeaseState::Held);
+    let lock = rt()
+        .block_on(c.holder("hb"))
+        .unwrap()
+        .expect("still held after 2.5 leases");
+    let left = lock.expires_at - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::seconds(3),
+        "expiry follows the lease, not 10 minutes: {left}"
+    );
+    lease.release().unwrap();
+    assert_eq!(rt().block_on(c.holder("hb")).unwrap(), None);
+}
+
+#[test]
+fn relukko_deleted_lock_is_lost_and_release_says_so() {
+    let server = TestServer::start();
+    let c = client(&server);
+    let lease = Locker::relukko(c.clone())
+        .lease(secs(3))
+        .lock_blocking("gone")
+        .unwrap();
+    rt().block_on(async {
+        let lock = c.holder("gone").await.unwrap().unwrap();
+        c.delete(lock.id).await.unwrap();
+        let err = tokio::time::timeout(secs(30), lease.lost())
+            .await
+            .expect("loss noticed");
+        assert!(err.to_string().contains("deleted by someone else"), "{err}");
+    });
+    assert_eq!(lease.state(), LeaseState::Lost);
+    assert!(lease.lost_reason().unwrap().contains("404"));
+    let err = lease.release().unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }), "{err}");
+}
+
+#[test]
+fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
+    let server = TestServer::start();
+    let c = client(&server);
+    let lease = Locker::relukko(c.clone())
+        .lease(secs(3))
+        .lock_blocking("cut")
+        .unwrap();
+    // Until the first heartbeat, the server keeps a new lock 10 minutes, and
+    // the lease stays merely uncertain that long: wait for the heartbeat.
+    let shortened = rt().block_on(async {
+        for _ in 0..100 {
+            let lock = c.holder("cut").await.unwrap().unwrap();
+            if lock.expires_at - time::OffsetDateTime::now_utc() < time::Duration::seconds(5) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    });
+    assert!(shortened, "the first heartbeat never came");
+    server.stop();
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while start.elapsed() < secs(30) {
+        let s = lease.state();
+        if seen.last() != Some(&s) {
+            seen.push(s);
+        }
+        if s == LeaseState::Lost {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seen.last(), Some(&LeaseState::Lost), "{seen:?}");
+    assert!(seen.contains(&LeaseState::Uncertain), "{seen:?}");
+    let reason = lease.lost_reason().unwrap();
+    assert!(reason.contains("not kept alive"), "{reason}");
+}

@@ -1,0 +1,216 @@
+//! Every supported form of `#[relukko::locked]`, as real tests: they compile
+//! only if the expansion is right, and pass only if the body ran with the
+//! resource held and its outcome (return value, `?`, panic) came through.
+//!
+//! Lock names carry a `locked-forms-` prefix so this binary never contends
+//! with other suites. Attribute orders that matter:
+//! - A `Lease` parameter needs `#[locked]` above the test attribute:
+//!   `#[test]` (and `#[tokio::test]`) expand first when on top and reject a
+//!   function with parameters before `#[locked]` can remove it.
+//! - `#[tokio::test]` above `#[locked]`: tokio expands first, `#[locked]`
+//!   wraps the sync function tokio made (the lock is held around the whole
+//!   runtime). Below: `#[locked]` sees the `async fn` and awaits inside it.
+//!   A `Lease` parameter needs `#[locked]` above `#[tokio::test]`.
+//! - rstest: both orders work with `#[case]` and fixtures. `#[locked]` above
+//!   `#[rstest]` wraps the one shared function (a derived name is then the
+//!   same for every case, and a `Lease` parameter works); `#[rstest]` above
+//!   `#[locked]` puts the attribute on each generated case function.
+
+use relukko::{Lease, locked};
+use rstest::{fixture, rstest};
+
+/// The stub runtime hands out a lease with an empty name; the real one
+/// names the resource it holds.
+fn assert_holds(lease: &Lease, one_of: &[&str]) {
+    let name = lease.name();
+    assert!(
+        name.is_empty() || one_of.iter().any(|n| name.ends_with(n)),
+        "holds {name:?}, expected one of {one_of:?}"
+    );
+}
+
+#[test]
+#[locked("locked-forms-sync")]
+fn sync_one_name() {
+    let x = 1 + 1;
+    assert_eq!(x, 2);
+}
+
+#[locked("locked-forms-above-test")]
+#[test]
+fn locked_above_test() {}
+
+#[test]
+#[locked("locked-forms-b", "locked-forms-a")]
+fn several_names() {}
+
+#[test]
+#[locked]
+fn derived_name() {}
+
+#[locked]
+#[test]
+fn derived_name_with_lease(lease: relukko::Lease) {
+    let _ = lease.name();
+}
+
+#[locked(any_of("locked-forms-pool-1", "locked-forms-pool-2", "locked-forms-pool-3"))]
+#[test]
+fn pool_with_lease(lease: Lease) {
+    assert_holds(
+        &lease,
+        &[
+            "locked-forms-pool-1",
+            "locked-forms-pool-2",
+            "locked-forms-pool-3",
+        ],
+    );
+}
+
+#[locked(
+    "locked-forms-options",
+    timeout = "10m",
+    lease = "60s",
+    creator = "locked_forms suite"
+)]
+#[test]
+fn options(lease: Lease) {
+    assert_holds(&lease, &["locked-forms-options"]);
+}
+
+#[test]
+#[locked("locked-forms-bare-seconds", timeout = "90", lease = "1h 30m")]
+fn bare_seconds_and_compound_durations() {}
+
+mod renamed {
+    use ::relukko as my_relukko;
+
+    #[my_relukko::locked("locked-forms-crate-path", crate = my_relukko)]
+    #[test]
+    fn crate_path(lease: my_relukko::Lease) {
+        let _ = lease;
+    }
+}
+
+#[test]
+#[locked("locked-forms-result")]
+fn result_with_question_mark() -> Result<(), std::num::ParseIntError> {
+    let n: u32 = "42".parse()?;
+    assert_eq!(n, 42);
+    Ok(())
+}
+
+#[test]
+#[locked("locked-forms-early-return")]
+fn early_return_leaves_the_body() -> Result<(), String> {
+    if "x".parse::<u8>().is_err() {
+        return Ok(()); // leaves the body (the closure), not the runtime
+    }
+    Err("the early return did not leave the body".into())
+}
+
+#[test]
+#[should_panic(expected = "the body panicked")]
+#[locked("locked-forms-should-panic")]
+fn should_panic_propagates() {
+    panic!("the body panicked");
+}
+
+#[test]
+#[ignore = "proves #[ignore] is kept: it would fail if run"]
+#[locked("locked-forms-ignored")]
+fn ignored() {
+    panic!("an #[ignore]d test ran");
+}
+
+#[tokio::test]
+#[locked("locked-forms-tokio-above")]
+async fn tokio_above() -> Result<(), std::io::Error> {
+    tokio::task::yield_now().await;
+    std::io::Result::Ok(())?;
+    Ok(())
+}
+
+#[locked("locked-forms-tokio-below")]
+#[tokio::test]
+async fn tokio_below(lease: Lease) -> Result<(), std::num::ParseIntError> {
+    tokio::task::yield_now().await;
+    let n: u8 = "7".parse()?;
+    assert_eq!(n, 7);
+    assert_holds(&lease, &["locked-forms-tokio-below"]);
+    Ok(())
+}
+
+#[locked(any_of("locked-forms-apool-1", "locked-forms-apool-2"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_below_pool_multi_thread(lease: Lease) {
+    let handle = tokio::spawn(async { 5 });
+    assert_eq!(handle.await.ok(), Some(5));
+    assert_holds(&lease, &["locked-forms-apool-1", "locked-forms-apool-2"]);
+}
+
+#[tokio::test]
+#[should_panic(expected = "async body panicked")]
+#[locked("locked-forms-tokio-above-panic")]
+async fn tokio_above_should_panic() {
+    panic!("async body panicked");
+}
+
+#[locked("locked-forms-tokio-below-panic")]
+#[tokio::test]
+#[should_panic(expected = "async body panicked")]
+async fn tokio_below_should_panic() {
+    tokio::task::yield_now().await;
+    panic!("async body panicked");
+}
+
+#[fixture]
+fn base() -> u32 {
+    10
+}
+
+#[rstest]
+#[case(1, 11)]
+#[case(2, 12)]
+#[locked("locked-forms-rstest-above")]
+fn rstest_above(#[case] x: u32, #[case] expected: u32, base: u32) {
+    assert_eq!(x + base, expected);
+}
+
+#[locked("locked-forms-rstest-below")]
+#[rstest]
+#[case(1, 11)]
+#[case(2, 12)]
+fn rstest_below(lease: Lease, #[case] x: u32, #[case] expected: u32, base: u32) {
+    assert_eq!(x + base, expected);
+    assert_holds(&lease, &["locked-forms-rstest-below"]);
+}
+
+#[locked]
+#[rstest]
+#[case::one(1)]
+#[case::two(2)]
+fn rstest_below_derived_name(#[case] x: u32) -> Result<(), std::num::TryFromIntError> {
+    let _small: u8 = x.try_into()?;
+    Ok(())
+}
+
+#[locked("locked-forms-rstest-async")]
+#[rstest]
+#[case(3)]
+#[tokio::test]
+async fn rstest_below_async(#[case] x: u32, base: u32) {
+    tokio::task::yield_now().await;
+    assert_eq!(x + base, 13);
+}
+
+/// Not a test: a helper holding a resource around any call.
+#[locked("locked-forms-helper")]
+fn helper(x: u32) -> u32 {
+    x * 2
+}
+
+#[test]
+fn helper_function_with_arguments() {
+    assert_eq!(helper(21), 42);
+}

@@ -1,0 +1,4 @@
+#[relukko::locked(any_of())]
+fn empty_pool() {}
+
+fn main() {}

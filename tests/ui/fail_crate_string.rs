@@ -1,0 +1,4 @@
+#[relukko::locked("ui-rig", crate = "relukko")]
+fn string_path() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[relukko::locked("ui-a", "ui-b", "ui-a")]
+fn twice() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[relukko::locked("ui-rig", timeout = "1m", lease = "60s", timeout = "2m")]
+fn twice() {}
+
+fn main() {}

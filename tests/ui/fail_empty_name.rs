@@ -1,0 +1,4 @@
+#[relukko::locked("")]
+fn flashes_firmware() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[relukko::locked(any_of("ui-rig-1"))]
+fn lonely() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[relukko::locked("ui-rig", lease = "2s")]
+fn short() {}
+
+fn main() {}
