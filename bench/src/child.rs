@@ -50,13 +50,17 @@ pub fn now_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
-/// The holder of the local handoff: `rounds` times, lock `name` (waiting for
-/// the parent to release it), say `held`, wait for a line on stdin, then note
-/// the time, release and say `released <nanos>`.
+/// The holder of the local handoff: `rounds` times, wait for a line on stdin,
+/// lock `name`, say `held`, wait for a line on stdin, then note the time,
+/// release and say `released <nanos>`. End of input ends it.
 fn holder(name: &str, rounds: usize) -> Result<(), String> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     for _ in 0..rounds {
+        match lines.next() {
+            Some(Ok(_)) => {}
+            _ => return Ok(()),
+        }
         let opts = relukko::LockOptions::new(name).timeout(Duration::from_secs(20));
         let lease = relukko::lock_blocking(opts).map_err(|e| e.to_string())?;
         println!("held");

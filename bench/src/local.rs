@@ -53,6 +53,12 @@ fn run(
         if budget.left() < hold.1 + Duration::from_secs(1) {
             break;
         }
+        // The holder locks only when told: a process that releases and locks
+        // again at once beats a waiter that is between two tries.
+        if let Err(e) = writeln!(to_holder, "lock") {
+            failure = Some(format!("cannot talk to the holder: {e}"));
+            break;
+        }
         match next_line() {
             Ok(line) if line == "held" => {}
             Ok(other) => {

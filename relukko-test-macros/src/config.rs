@@ -16,13 +16,14 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Lit, LitStr, Path, Token, parenthesized};
 
 use crate::duration;
+use crate::hint::{did_you_mean, example, quoted};
 
 /// The shortest lease: heartbeats go out every third of it, so under 3 s
 /// they would come faster than once a second.
 pub(crate) const MIN_LEASE: Duration = Duration::from_secs(3);
 
 /// Every option, for "unknown option" messages and typo suggestions.
-const OPTIONS: [&str; 5] = ["timeout", "lease", "creator", "crate", "any_of"];
+pub(crate) const OPTIONS: [&str; 5] = ["timeout", "lease", "creator", "crate", "any_of"];
 
 /// What every "expected ..." message lists.
 const VALID: &str = "resource names like `\"hil-rig-3\"` or `any_of(\"rig-1\", \"rig-2\")`, \
@@ -397,47 +398,6 @@ fn set_once<T>(slot: &mut Option<(Ident, T)>, ident: Ident, value: T) -> syn::Re
     }
     *slot = Some((ident, value));
     Ok(())
-}
-
-fn example(key: &str) -> &'static str {
-    match key {
-        "timeout" => "`timeout = \"10m\"`",
-        "lease" => "`lease = \"60s\"`",
-        "creator" => "`creator = \"nightly-hil\"`",
-        "crate" => "`crate = my_relukko`",
-        _ => "`any_of(\"rig-1\", \"rig-2\")`",
-    }
-}
-
-/// `s` in double quotes, escaped like a Rust string literal.
-fn quoted(s: &str) -> String {
-    format!("{s:?}")
-}
-
-/// " (did you mean `timeout`?)" for a near miss of a known option.
-fn did_you_mean(key: &str) -> String {
-    OPTIONS
-        .iter()
-        .map(|o| (edit_distance(key, o), o))
-        .filter(|&(d, _)| d <= 2)
-        .min()
-        .map(|(_, o)| format!(" (did you mean `{o}`?)"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! message and the token it points at.
 
 use super::*;
+use crate::hint::edit_distance;
 
 fn tokens(src: &str) -> TokenStream {
     // Test inputs are hand-written, valid token streams.

@@ -13,6 +13,7 @@ use proc_macro::TokenStream;
 mod config;
 mod duration;
 mod expand;
+mod hint;
 mod signature;
 
 /// Holds one or more resources while the test runs: acquired before the
@@ -51,7 +52,8 @@ mod signature;
 /// `return` work as usual). With rstest both orders work with `#[case]` and
 /// fixtures: `#[locked]` above `#[rstest]` wraps the shared function (a
 /// `Lease` parameter works, and a derived name is shared by all cases);
-/// `#[rstest]` above `#[locked]` locks each generated case function. Other
+/// `#[rstest]` above `#[locked]` locks each generated case function (a
+/// derived name is then one per case, and no `Lease` parameter). Other
 /// parameters pass through, except on a function that visibly carries only
 /// `#[test]`-like attributes, where they are a compile error.
 #[proc_macro_attribute]

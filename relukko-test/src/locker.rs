@@ -185,7 +185,10 @@ impl Locker {
         let mut parts = Vec::new();
         for (i, group) in plan.groups.iter().enumerate() {
             let wait = plan.wait_from(start);
-            match backend.acquire_any_blocking(group, &wait) {
+            match backend
+                .acquire_any_blocking(group, &wait)
+                .map_err(|e| waited_since(e, start))
+            {
                 Ok((j, held)) => parts.push(plan.part(i, j, held)),
                 Err(e) => {
                     while let Some(p) = parts.pop() {
@@ -208,7 +211,11 @@ impl Locker {
             let mut parts = Vec::new();
             for (i, group) in plan.groups.iter().enumerate() {
                 let wait = plan.wait_from(start);
-                match backend.acquire_any(group, &wait).await {
+                match backend
+                    .acquire_any(group, &wait)
+                    .await
+                    .map_err(|e| waited_since(e, start))
+                {
                     Ok((j, held)) => parts.push(plan.part(i, j, held)),
                     Err(e) => {
                         while let Some(p) = parts.pop() {
@@ -305,6 +312,20 @@ impl Plan {
             held,
             self.wait.lease,
         )
+    }
+}
+
+/// A timeout counts the whole wait, over all the names waited for in turn.
+fn waited_since(e: Error, start: Instant) -> Error {
+    match e {
+        Error::WaitTimeout {
+            resource, holder, ..
+        } => Error::WaitTimeout {
+            resource,
+            waited: crate::report::round_ms(start.elapsed()),
+            holder,
+        },
+        e => e,
     }
 }
 

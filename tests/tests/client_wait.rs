@@ -54,7 +54,13 @@ async fn websocket_wakes_only_waiters_of_the_deleted_name() {
     // A deletion of another name wakes nobody.
     let other = holder.create(&y, None).await.unwrap().lock().unwrap();
     holder.delete(other.id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Long enough for the re-poll that follows the connect to pass, even on
+    // a loaded machine; the next nap is 9 s or more.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        waiter.__watch_stats().deletions >= 1,
+        "the deletion of y was pushed"
+    );
     assert_eq!(waiter.__watch_stats().push_wakeups, 0);
     assert!(!task.is_finished());
 

@@ -19,12 +19,11 @@
 use relukko::{Lease, locked};
 use rstest::{fixture, rstest};
 
-/// The stub runtime hands out a lease with an empty name; the real one
-/// names the resource it holds.
+/// The lease names the resource it holds (without any configured prefix).
 fn assert_holds(lease: &Lease, one_of: &[&str]) {
     let name = lease.name();
     assert!(
-        name.is_empty() || one_of.iter().any(|n| name.ends_with(n)),
+        one_of.contains(&name),
         "holds {name:?}, expected one of {one_of:?}"
     );
 }
@@ -51,7 +50,12 @@ fn derived_name() {}
 #[locked]
 #[test]
 fn derived_name_with_lease(lease: relukko::Lease) {
-    let _ = lease.name();
+    // The derived name is the test's path: the macro passes
+    // `concat!(module_path!(), "::", "derived_name_with_lease")`.
+    assert_eq!(
+        lease.name(),
+        concat!(module_path!(), "::derived_name_with_lease")
+    );
 }
 
 #[locked(any_of("locked-forms-pool-1", "locked-forms-pool-2", "locked-forms-pool-3"))]
@@ -88,7 +92,7 @@ mod renamed {
     #[my_relukko::locked("locked-forms-crate-path", crate = my_relukko)]
     #[test]
     fn crate_path(lease: my_relukko::Lease) {
-        let _ = lease;
+        assert_eq!(lease.name(), "locked-forms-crate-path");
     }
 }
 

@@ -171,6 +171,16 @@ async fn malformed_bodies_have_error_bodies() {
         .call(Method::POST, "/v1/locks/", Some(json!({"lock_name": big})))
         .await;
     assert_error(status, &answer, 413);
+    // The unread body spoils the connection: the server must say so, or the
+    // client's next request on it is lost.
+    let response = api
+        .req(Method::POST, "/v1/locks/")
+        .json(&json!({"lock_name": "y".repeat(200 * 1024)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers()["connection"], "close");
     // The lock is untouched by all that.
     let still = api.lock_call(Method::GET, &put, None).await;
     assert_eq!(still, created);

@@ -37,8 +37,8 @@ pub(crate) struct Remote {
 pub(crate) struct RemoteHeld {
     client: Client,
     lock: Lock,
-    /// When the acquire returned: the base of the first deadline.
-    acquired: Instant,
+    /// Past this instant the lock may have expired on the server.
+    deadline: Instant,
     heartbeat: Option<JoinHandle<()>>,
 }
 
@@ -80,14 +80,14 @@ impl Remote {
                     ));
                 });
             let lock = self.client.acquire(name, opts).await.map_err(rounded)?;
-            return Ok((0, self.held(lock)));
+            return Ok((0, self.held(lock, wait.lease).await));
         }
 
         // A pool: take any free one at once, else race one wait per name. The
         // client deletes what a dropped wait got, so the losers leave nothing.
         for (i, name) in names.iter().enumerate() {
             if let Create::Acquired(lock) = self.client.create(name, Some(&wait.creator)).await? {
-                return Ok((i, self.held(lock)));
+                return Ok((i, self.held(lock, wait.lease).await));
             }
         }
         let mut waits: FuturesUnordered<_> = names
@@ -106,7 +106,7 @@ impl Remote {
         loop {
             tokio::select! {
                 next = waits.next() => match next {
-                    Some((i, Ok(lock))) => return Ok((i, self.held(lock))),
+                    Some((i, Ok(lock))) => return Ok((i, self.held(lock, wait.lease).await)),
                     Some((_, Err(Error::WaitTimeout { .. }))) => {}
                     Some((_, Err(e))) => return Err(e),
                     None => {
@@ -126,11 +126,27 @@ impl Remote {
         }
     }
 
-    fn held(&self, lock: Lock) -> RemoteHeld {
+    /// Takes over a new lock and shortens its life on the server from the
+    /// default 10 minutes to the lease before the holder's body runs, so a
+    /// holder killed at any moment frees it once the lease passes. If that
+    /// fails, the heartbeat retries it.
+    async fn held(&self, mut lock: Lock, lease: Duration) -> RemoteHeld {
+        let life: Duration = (lock.expires_at - lock.created_at)
+            .try_into()
+            .unwrap_or(lease);
+        let mut deadline = Instant::now() + margin_off(life, lease);
+        let sent = Instant::now();
+        let bound = lease.min(Duration::from_secs(5));
+        if let Ok(Ok(extended)) =
+            tokio::time::timeout(bound, self.client.keep_alive_for(lock.id, lease)).await
+        {
+            lock = extended;
+            deadline = sent + margin_off(lease, lease);
+        }
         RemoteHeld {
             client: self.client.clone(),
             lock,
-            acquired: Instant::now(),
+            deadline,
             heartbeat: None,
         }
     }
@@ -186,20 +202,15 @@ fn rounded(e: Error) -> Error {
 }
 
 impl RemoteHeld {
-    /// Starts the heartbeat: at once (a new lock lives 10 minutes on the
-    /// server; the lease is usually shorter, so a killed holder frees it
-    /// sooner), then every third of the lease.
+    /// Starts the heartbeat: every third of the lease.
     pub(crate) fn start_heartbeat(&mut self, resource: &str, lease: Duration, status: StatusTx) {
-        let server_life = (self.lock.expires_at - self.lock.created_at)
-            .try_into()
-            .unwrap_or(lease);
         let beat = Heartbeat {
             client: self.client.clone(),
             lock: self.lock.clone(),
             resource: resource.to_owned(),
             lease,
             status,
-            deadline: self.acquired + margin_off(server_life, lease),
+            deadline: self.deadline,
         };
         self.heartbeat = Some(crate::runtime::spawn(beat.run()));
     }
@@ -287,7 +298,7 @@ struct Heartbeat {
 impl Heartbeat {
     async fn run(mut self) {
         let every = self.lease / 3;
-        let mut next = Instant::now();
+        let mut next = Instant::now() + every;
         loop {
             tokio::time::sleep_until(next).await;
             if !self.beat(every).await {

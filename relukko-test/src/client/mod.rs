@@ -178,4 +178,6 @@ pub struct WatchStats {
     pub connects: u64,
     /// Deletions pushed by the server that woke at least one waiter.
     pub push_wakeups: u64,
+    /// Deletions pushed by the server, whoever waited for them.
+    pub deletions: u64,
 }

@@ -40,6 +40,7 @@ struct Shared {
     next_id: AtomicU64,
     connects: AtomicU64,
     push_wakeups: AtomicU64,
+    deletions: AtomicU64,
 }
 
 impl Shared {
@@ -72,13 +73,17 @@ impl Shared {
         let Some(deleted) = v.get("deleted") else {
             return;
         };
-        match deleted {
-            serde_json::Value::Null | serde_json::Value::Bool(false) => {}
-            d => match d.get("lock_name").and_then(|n| n.as_str()) {
-                Some(name) => self.wake(name),
-                // Upstream-style `{"deleted": true}`: no name, wake everyone.
-                None => self.wake_all(),
-            },
+        if matches!(
+            deleted,
+            serde_json::Value::Null | serde_json::Value::Bool(false)
+        ) {
+            return;
+        }
+        self.deletions.fetch_add(1, Ordering::Relaxed);
+        match deleted.get("lock_name").and_then(|n| n.as_str()) {
+            Some(name) => self.wake(name),
+            // Upstream-style `{"deleted": true}`: no name, wake everyone.
+            None => self.wake_all(),
         }
     }
 }
@@ -165,6 +170,7 @@ impl Watcher {
         WatchStats {
             connects: self.shared.connects.load(Ordering::Relaxed),
             push_wakeups: self.shared.push_wakeups.load(Ordering::Relaxed),
+            deletions: self.shared.deletions.load(Ordering::Relaxed),
         }
     }
 }

@@ -128,8 +128,10 @@ impl Drop for Part {
     }
 }
 
+/// Whether this thread belongs to the library's runtime (named `relukko-bg`);
+/// asked without starting that runtime.
 fn on_background_runtime() -> bool {
-    tokio::runtime::Handle::try_current().is_ok_and(|h| h.id() == crate::runtime::handle().id())
+    std::thread::current().name() == Some("relukko-bg")
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
