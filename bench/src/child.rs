@@ -47,7 +47,10 @@ pub fn run_hidden_mode(args: &[String]) -> Option<i32> {
 /// Nanoseconds since the Unix epoch: one clock for every process of this
 /// machine (an `Instant` cannot cross a process boundary).
 pub fn now_nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// The holder of the local handoff: `rounds` times, wait for a line on stdin,
@@ -107,7 +110,10 @@ fn peak_rss_kb() -> Option<u64> {
 pub fn command(args: &[&str], env: &[(&str, &str)]) -> Result<Command, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
     let mut cmd = Command::new(exe);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
         if k.starts_with("RELUKKO_") || k.ends_with("_CA_BUNDLE") {

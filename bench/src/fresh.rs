@@ -40,7 +40,11 @@ pub fn run(env: &[(&str, &str)], warm: usize, n: usize, budget: &Budget) -> Resu
         if budget.over() {
             break;
         }
-        let order = if i % 2 == 0 { [true, false] } else { [false, true] };
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
         for is_locked in order {
             let (took, kb) = one(is_locked, env)?;
             if i < warm {
@@ -65,13 +69,23 @@ pub fn run(env: &[(&str, &str)], warm: usize, n: usize, budget: &Budget) -> Resu
 
 /// One child: its wall time and its peak RSS in KiB.
 fn one(locked: bool, env: &[(&str, &str)]) -> Result<(Duration, u64), String> {
-    let args: &[&str] = if locked { &[TEST, "locked", "bench-fresh-process"] } else { &[TEST, "plain"] };
+    let args: &[&str] = if locked {
+        &[TEST, "locked", "bench-fresh-process"]
+    } else {
+        &[TEST, "plain"]
+    };
     let mut cmd = child::command(args, if locked { env } else { &[] })?;
     let start = Instant::now();
-    let out = cmd.output().map_err(|e| format!("cannot run a test child: {e}"))?;
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run a test child: {e}"))?;
     let took = start.elapsed();
     if !out.status.success() {
-        return Err(format!("a {} test child failed: {}", if locked { "locked" } else { "plain" }, out.status));
+        return Err(format!(
+            "a {} test child failed: {}",
+            if locked { "locked" } else { "plain" },
+            out.status
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let kb = text

@@ -13,14 +13,23 @@ use crate::remote::random_between;
 
 /// A folder of lock files of our own, so nothing else on the machine contends.
 pub fn scratch_dir(what: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("relukko-bench-{what}-{}-{}", std::process::id(), now_nanos()))
+    std::env::temp_dir().join(format!(
+        "relukko-bench-{what}-{}-{}",
+        std::process::id(),
+        now_nanos()
+    ))
 }
 
 /// Handoffs from a holder process to a waiter thread here: the holder holds
 /// for a random time in `hold`, notes the time (nanoseconds since the epoch,
 /// one clock for all processes of a machine) and releases; a sample is the
 /// time from there until the waiter holds the lock.
-pub fn handoff(warm: usize, n: usize, hold: (Duration, Duration), budget: &Budget) -> Result<Vec<Duration>, String> {
+pub fn handoff(
+    warm: usize,
+    n: usize,
+    hold: (Duration, Duration),
+    budget: &Budget,
+) -> Result<Vec<Duration>, String> {
     let dir = scratch_dir("local-handoff");
     let result = run(&dir, warm, n, hold, budget);
     let _ = std::fs::remove_dir_all(&dir);
@@ -38,10 +47,17 @@ fn run(
     let waiter = Locker::local(dir);
     let rounds = (warm + n).to_string();
     let dir_text = dir.to_string_lossy();
-    let mut cmd = child::command(&[HOLDER, NAME, &rounds], &[("RELUKKO_LOCAL_DIR", &dir_text)])?;
-    let mut holder = cmd.stdin(Stdio::piped()).spawn().map_err(|e| format!("cannot start the holder: {e}"))?;
+    let mut cmd = child::command(
+        &[HOLDER, NAME, &rounds],
+        &[("RELUKKO_LOCAL_DIR", &dir_text)],
+    )?;
+    let mut holder = cmd
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the holder: {e}"))?;
     let mut to_holder = holder.stdin.take().ok_or("no stdin of the holder")?;
-    let mut from_holder = BufReader::new(holder.stdout.take().ok_or("no stdout of the holder")?).lines();
+    let mut from_holder =
+        BufReader::new(holder.stdout.take().ok_or("no stdout of the holder")?).lines();
     let mut next_line = move || match from_holder.next() {
         Some(Ok(line)) => Ok(line),
         _ => Err("the holder process ended early (see its message above)".to_owned()),
@@ -85,7 +101,9 @@ fn run(
                 .and_then(|t| t.parse::<u128>().ok())
                 .ok_or_else(|| format!("holder said {l:?}, expected \"released <nanos>\""))
         });
-        let (lease, t1) = waiting.join().map_err(|_| "the waiter thread panicked".to_owned())?;
+        let (lease, t1) = waiting
+            .join()
+            .map_err(|_| "the waiter thread panicked".to_owned())?;
         let lease = lease.map_err(|e| e.to_string())?;
         lease.release().map_err(|e| e.to_string())?;
         match t0 {

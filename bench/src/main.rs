@@ -46,11 +46,15 @@ pub struct Budget {
 
 impl Budget {
     fn new(d: Duration) -> Budget {
-        Budget { end: Instant::now() + d }
+        Budget {
+            end: Instant::now() + d,
+        }
     }
     /// A part of this budget: at most `max` from now.
     fn sub(&self, max: Duration) -> Budget {
-        Budget { end: self.end.min(Instant::now() + max) }
+        Budget {
+            end: self.end.min(Instant::now() + max),
+        }
     }
     pub fn left(&self) -> Duration {
         self.end.saturating_duration_since(Instant::now())
@@ -87,14 +91,19 @@ impl Plan {
             poll_hold: (ms(200), ms(1600)),
             handoff_local: (5, scale(200)),
             local_hold: (ms(5), ms(40)),
-            fresh: (2, scale(30)),
+            fresh: (3, scale(100)),
             clients: 16,
-            contention: if quick { Duration::from_secs(3) } else { Duration::from_secs(10) },
+            contention: if quick {
+                Duration::from_secs(3)
+            } else {
+                Duration::from_secs(10)
+            },
         }
     }
 
     fn json(&self) -> serde_json::Value {
-        let ms = |(lo, hi): (Duration, Duration)| json!([lo.as_millis() as u64, hi.as_millis() as u64]);
+        let ms =
+            |(lo, hi): (Duration, Duration)| json!([lo.as_millis() as u64, hi.as_millis() as u64]);
         json!({
             "samples": {
                 "uncontended": self.uncontended.1,
@@ -137,7 +146,10 @@ fn main() -> ExitCode {
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("relukko-bench: cannot start a tokio runtime: {e}");
@@ -183,7 +195,15 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     let t = Instant::now();
     eprint!("relukko-bench: handoff, WebSocket on ... ");
     let (w, n) = plan.handoff_ws;
-    let ws = remote::handoff(&server, true, w, n, plan.ws_hold, &all.sub(Duration::from_secs(15))).await?;
+    let ws = remote::handoff(
+        &server,
+        true,
+        w,
+        n,
+        plan.ws_hold,
+        &all.sub(Duration::from_secs(15)),
+    )
+    .await?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
 
     let (w, n) = plan.handoff_local;
@@ -195,12 +215,20 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     let dir = local::scratch_dir("fresh");
     let dir_text = dir.to_string_lossy().into_owned();
     let fresh_local = phase("fresh test processes, local backend", || {
-        fresh::run(&[("RELUKKO_LOCAL_DIR", &dir_text)], w, n, &all.sub(Duration::from_secs(10)))
+        fresh::run(
+            &[("RELUKKO_LOCAL_DIR", &dir_text)],
+            w,
+            n,
+            &all.sub(Duration::from_secs(10)),
+        )
     });
     let _ = std::fs::remove_dir_all(&dir);
     let fresh_local = fresh_local?;
     let url = server.base_url();
-    let relukko_env = [("RELUKKO_URL", url.as_str()), ("RELUKKO_API_KEY", server.api_key())];
+    let relukko_env = [
+        ("RELUKKO_URL", url.as_str()),
+        ("RELUKKO_API_KEY", server.api_key()),
+    ];
     let fresh_relukko = phase("fresh test processes, Relukko backend", || {
         fresh::run(&relukko_env, w, n, &all.sub(Duration::from_secs(10)))
     })?;
@@ -209,13 +237,18 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     eprint!("relukko-bench: handoff, polling only ... ");
     let (w, n) = plan.handoff_poll;
     // Keep what the contention run needs.
-    let poll_budget = all.sub(all.left().saturating_sub(plan.contention + Duration::from_secs(5)));
+    let poll_budget = all.sub(
+        all.left()
+            .saturating_sub(plan.contention + Duration::from_secs(5)),
+    );
     let poll = remote::handoff(&server, false, w, n, plan.poll_hold, &poll_budget).await?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
     eprint!("relukko-bench: contention, {} clients ... ", plan.clients);
-    let run = plan.contention.min(all.left().saturating_sub(Duration::from_secs(3)));
+    let run = plan
+        .contention
+        .min(all.left().saturating_sub(Duration::from_secs(3)));
     let contention = remote::contention(&server, plan.clients, run).await?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
 
@@ -223,7 +256,9 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     let mut settings = plan.json();
     settings["quick"] = json!(quick);
     settings["server"] = json!("relukko::server::TestServer in this process, 127.0.0.1");
-    settings["relukko_backend"] = json!("Locker::relukko(Client::builder(url).api_key(k).websocket(on|off).build()), one client per holder/waiter");
+    settings["relukko_backend"] = json!(
+        "Locker::relukko(Client::builder(url).api_key(k).websocket(on|off).build()), one client per holder/waiter"
+    );
     settings["machine"] = machine();
     settings["elapsed_s"] = json!(stats::round3(started.elapsed().as_secs_f64()));
     Ok(Results {
@@ -240,8 +275,12 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
 
 /// What the figures were measured on.
 fn machine() -> serde_json::Value {
-    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).ok();
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .ok();
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
         s.lines()
             .find(|l| l.starts_with("model name"))
@@ -249,11 +288,12 @@ fn machine() -> serde_json::Value {
             .map(|(_, v)| v.trim().to_owned())
     });
     // Cheap (tens of milliseconds) and telling; absent if rustc is not on PATH.
-    let rustc = std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let rustc =
+        std::process::Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned()))
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     json!({"nproc": nproc, "cpu": cpu, "kernel": kernel, "os": std::env::consts::OS, "rustc": rustc})
 }

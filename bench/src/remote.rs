@@ -30,7 +30,12 @@ fn opts(name: &str) -> LockOptions {
 
 /// Acquire + release of a free lock with a warm client; `warm` rounds first
 /// that do not count.
-pub async fn uncontended(server: &TestServer, warm: usize, n: usize, budget: &Budget) -> Result<Vec<Duration>, String> {
+pub async fn uncontended(
+    server: &TestServer,
+    warm: usize,
+    n: usize,
+    budget: &Budget,
+) -> Result<Vec<Duration>, String> {
     let locker = locker(server, true)?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..warm + n {
@@ -38,7 +43,10 @@ pub async fn uncontended(server: &TestServer, warm: usize, n: usize, budget: &Bu
             break;
         }
         let start = Instant::now();
-        let lease = locker.lock(opts("bench-uncontended")).await.map_err(|e| e.to_string())?;
+        let lease = locker
+            .lock(opts("bench-uncontended"))
+            .await
+            .map_err(|e| e.to_string())?;
         lease.release_async().await.map_err(|e| e.to_string())?;
         if i >= warm {
             samples.push(start.elapsed());
@@ -58,7 +66,11 @@ pub async fn handoff(
     hold: (Duration, Duration),
     budget: &Budget,
 ) -> Result<Vec<Duration>, String> {
-    let name = if websocket { "bench-handoff-ws" } else { "bench-handoff-poll" };
+    let name = if websocket {
+        "bench-handoff-ws"
+    } else {
+        "bench-handoff-poll"
+    };
     let holder = locker(server, websocket)?;
     let waiter = locker(server, websocket)?;
     let mut samples = Vec::with_capacity(n);
@@ -99,7 +111,11 @@ pub struct Contention {
 /// `clients` clients, each on its own client, take one lock in turns for
 /// `run`; every hold is written to a shared history, checked afterwards for
 /// two holds that overlap in time.
-pub async fn contention(server: &TestServer, clients: usize, run: Duration) -> Result<Contention, String> {
+pub async fn contention(
+    server: &TestServer,
+    clients: usize,
+    run: Duration,
+) -> Result<Contention, String> {
     let history: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
     let start = Instant::now();
     let end = start + run;
@@ -123,7 +139,10 @@ pub async fn contention(server: &TestServer, clients: usize, run: Duration) -> R
                 let from = Instant::now();
                 std::hint::black_box(0); // the (trivial) body
                 let to = Instant::now();
-                history.lock().unwrap_or_else(|e| e.into_inner()).push((from, to));
+                history
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((from, to));
                 if let Err(e) = lease.release_async().await {
                     return Err(e.to_string());
                 }
@@ -140,7 +159,13 @@ pub async fn contention(server: &TestServer, clients: usize, run: Duration) -> R
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut holds = std::mem::take(&mut *history.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(Contention { clients, seconds, handoffs: holds.len(), overlaps: overlaps(&mut holds), errors })
+    Ok(Contention {
+        clients,
+        seconds,
+        handoffs: holds.len(),
+        overlaps: overlaps(&mut holds),
+        errors,
+    })
 }
 
 /// How many holds began before an earlier one had ended.

@@ -29,12 +29,18 @@ struct Verdict {
 
 impl Results {
     fn added_rss_mb(&self) -> f64 {
-        self.fresh_local.added_rss_mb().max(self.fresh_relukko.added_rss_mb())
+        self.fresh_local
+            .added_rss_mb()
+            .max(self.fresh_relukko.added_rss_mb())
     }
 
     fn handoffs_per_s(&self) -> f64 {
         let c = &self.contention;
-        if c.seconds > 0.0 { c.handoffs as f64 / c.seconds } else { 0.0 }
+        if c.seconds > 0.0 {
+            c.handoffs as f64 / c.seconds
+        } else {
+            0.0
+        }
     }
 
     fn verdicts(&self) -> Vec<Verdict> {
@@ -44,12 +50,16 @@ impl Results {
             Verdict {
                 key: "uncontended_ms",
                 target: "p50 <= 1 ms, p99 <= 5 ms",
-                meets: measured(&self.uncontended) && self.uncontended.p50 <= 1.0 && self.uncontended.p99 <= 5.0,
+                meets: measured(&self.uncontended)
+                    && self.uncontended.p50 <= 1.0
+                    && self.uncontended.p99 <= 5.0,
             },
             Verdict {
                 key: "handoff_ws_ms",
                 target: "p50 <= 5 ms, p99 <= 20 ms",
-                meets: measured(&self.handoff_ws) && self.handoff_ws.p50 <= 5.0 && self.handoff_ws.p99 <= 20.0,
+                meets: measured(&self.handoff_ws)
+                    && self.handoff_ws.p50 <= 5.0
+                    && self.handoff_ws.p99 <= 20.0,
             },
             Verdict {
                 key: "handoff_poll_ms",
@@ -74,7 +84,8 @@ impl Results {
             Verdict {
                 key: "fresh_process_added_ms.relukko",
                 target: "p50 <= 30 ms",
-                meets: measured(&self.fresh_relukko.locked) && self.fresh_relukko.added().p50 <= 30.0,
+                meets: measured(&self.fresh_relukko.locked)
+                    && self.fresh_relukko.added().p50 <= 30.0,
             },
             Verdict {
                 key: "added_peak_rss_mb",
@@ -91,7 +102,12 @@ impl Results {
         let targets: serde_json::Map<String, Value> = self
             .verdicts()
             .into_iter()
-            .map(|v| (v.key.to_owned(), json!({"target": v.target, "meets": v.meets})))
+            .map(|v| {
+                (
+                    v.key.to_owned(),
+                    json!({"target": v.target, "meets": v.meets}),
+                )
+            })
             .collect();
         json!({
             "uncontended_ms": self.uncontended.json(),
@@ -125,13 +141,28 @@ impl Results {
     pub fn table(&self) -> String {
         let verdicts = self.verdicts();
         let mark = |key: &str| {
-            let v = verdicts.iter().find(|v| v.key == key).expect("every key has a verdict");
-            format!("{:<26} {}", v.target, if v.meets { "meets" } else { "MISSES" })
+            let v = verdicts
+                .iter()
+                .find(|v| v.key == key)
+                .expect("every key has a verdict");
+            format!(
+                "{:<26} {}",
+                v.target,
+                if v.meets { "meets" } else { "MISSES" }
+            )
         };
         let row = |label: &str, s: &Stat, key: &str| {
-            format!("{label:<44} {:>9.3} {:>9.3} {:>9.3} {:>6}  {}\n", s.p50, s.p99, s.max, s.samples, mark(key))
+            format!(
+                "{label:<44} {:>9.3} {:>9.3} {:>9.3} {:>6}  {}\n",
+                s.p50,
+                s.p99,
+                s.max,
+                s.samples,
+                mark(key)
+            )
         };
-        let wide = |label: &str, text: &str, key: &str| format!("{label:<44} {text:<36}  {}\n", mark(key));
+        let wide =
+            |label: &str, text: &str, key: &str| format!("{label:<44} {text:<36}  {}\n", mark(key));
         let c = &self.contention;
         let mut t = String::new();
         t += &format!(
@@ -139,15 +170,46 @@ impl Results {
             "figure", "p50 ms", "p99 ms", "max ms", "n", "target", "verdict"
         );
         t += &format!("{}\n", "-".repeat(118));
-        t += &row("uncontended acquire+release (Relukko)", &self.uncontended, "uncontended_ms");
-        t += &row("handoff, WebSocket on (Relukko)", &self.handoff_ws, "handoff_ws_ms");
-        t += &row("handoff, polling only (Relukko)", &self.handoff_poll, "handoff_poll_ms");
-        t += &row("handoff, local backend, other process", &self.handoff_local, "handoff_local_ms");
-        t += &row("fresh test process, added wall (local)", &self.fresh_local.added(), "fresh_process_added_ms.local");
-        t += &row("fresh test process, added wall (Relukko)", &self.fresh_relukko.added(), "fresh_process_added_ms.relukko");
+        t += &row(
+            "uncontended acquire+release (Relukko)",
+            &self.uncontended,
+            "uncontended_ms",
+        );
+        t += &row(
+            "handoff, WebSocket on (Relukko)",
+            &self.handoff_ws,
+            "handoff_ws_ms",
+        );
+        t += &row(
+            "handoff, polling only (Relukko)",
+            &self.handoff_poll,
+            "handoff_poll_ms",
+        );
+        t += &row(
+            "handoff, local backend, other process",
+            &self.handoff_local,
+            "handoff_local_ms",
+        );
+        t += &row(
+            "fresh test process, added wall (local)",
+            &self.fresh_local.added(),
+            "fresh_process_added_ms.local",
+        );
+        t += &row(
+            "fresh test process, added wall (Relukko)",
+            &self.fresh_relukko.added(),
+            "fresh_process_added_ms.relukko",
+        );
         t += &wide(
-            &format!("contention: {} clients, 1 lock, {:.1} s", c.clients, c.seconds),
-            &format!("{:.1} handoffs/s, {} overlaps", self.handoffs_per_s(), c.overlaps),
+            &format!(
+                "contention: {} clients, 1 lock, {:.1} s",
+                c.clients, c.seconds
+            ),
+            &format!(
+                "{:.1} handoffs/s, {} overlaps",
+                self.handoffs_per_s(),
+                c.overlaps
+            ),
             "contention",
         );
         t += &wide(

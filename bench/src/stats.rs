@@ -26,7 +26,12 @@ impl Stat {
             return Stat::default();
         }
         ms.sort_by(f64::total_cmp);
-        Stat { p50: rank(ms, 0.50), p99: rank(ms, 0.99), max: ms[ms.len() - 1], samples: ms.len() }
+        Stat {
+            p50: rank(ms, 0.50),
+            p99: rank(ms, 0.99),
+            max: ms[ms.len() - 1],
+            samples: ms.len(),
+        }
     }
 
     /// What locking adds: each percentile of `with` minus the same one of

@@ -22,11 +22,17 @@ async fn main() -> relukko::Result<()> {
 
     // RELUKKO_URL (or RELUKKO_BASE_URL) set: that server, configured from the environment (URL,
     // RELUKKO_API_KEY, CA bundles, timeouts). Unset: our own server.
-    let (client, _server, to_release) = if ["RELUKKO_URL", "RELUKKO_BASE_URL"].iter().any(|v| std::env::var_os(v).is_some()) {
+    let (client, _server, to_release) = if ["RELUKKO_URL", "RELUKKO_BASE_URL"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
         (Client::from_env()?, None, to_release)
     } else {
         let server = relukko::server::TestServer::start();
-        println!("RELUKKO_URL is not set: using a throwaway server at {}", server.base_url());
+        println!(
+            "RELUKKO_URL is not set: using a throwaway server at {}",
+            server.base_url()
+        );
         let client = Client::builder(server.base_url())
             .api_key(server.api_key())
             .creator("admin example")
@@ -36,7 +42,11 @@ async fn main() -> relukko::Result<()> {
                 println!("{name} was already taken");
             }
         }
-        (client, Some(server), Some(to_release.unwrap_or_else(|| "demo-rig-2".to_owned())))
+        (
+            client,
+            Some(server),
+            Some(to_release.unwrap_or_else(|| "demo-rig-2".to_owned())),
+        )
     };
 
     client.health().await?;
@@ -47,7 +57,11 @@ async fn main() -> relukko::Result<()> {
         match client.holder(&name).await? {
             Some(lock) => {
                 let gone = client.delete(lock.id).await?;
-                let by = gone.creator.as_deref().map(relukko::creator_without_token).unwrap_or("-");
+                let by = gone
+                    .creator
+                    .as_deref()
+                    .map(relukko::creator_without_token)
+                    .unwrap_or("-");
                 println!("\nforce-released {} (it was held by {by})", gone.lock_name);
             }
             None => println!("\nno lock named {name:?}: nothing to release"),
@@ -60,7 +74,11 @@ async fn main() -> relukko::Result<()> {
 fn print_locks(locks: &[Lock]) {
     println!("\n{} lock(s):", locks.len());
     for l in locks {
-        let creator = l.creator.as_deref().map(relukko::creator_without_token).unwrap_or("-");
+        let creator = l
+            .creator
+            .as_deref()
+            .map(relukko::creator_without_token)
+            .unwrap_or("-");
         println!(
             "  {:<20} held by {:<28} from {:<15} expires {}",
             l.lock_name,

@@ -27,7 +27,10 @@ fn staging_db() -> StagingDb {
         .timeout(Duration::from_secs(60))
         .creator("examples: fixture");
     let lease = relukko::lock_blocking(opts).expect("cannot lock the staging database");
-    StagingDb { url: "postgres://staging.example.invalid/app".to_owned(), _lease: lease }
+    StagingDb {
+        url: "postgres://staging.example.invalid/app".to_owned(),
+        _lease: lease,
+    }
 }
 
 #[test]
@@ -50,7 +53,10 @@ async fn explicit_async_release() -> relukko::Result<()> {
 /// Several resources, or a pool, work the same way as in the attribute.
 #[test]
 fn a_pool_from_a_fixture() -> relukko::Result<()> {
-    let lease = relukko::lock_blocking(LockOptions::any_of(["example-lab-rig-1", "example-lab-rig-2"]))?;
+    let lease = relukko::lock_blocking(LockOptions::any_of([
+        "example-lab-rig-1",
+        "example-lab-rig-2",
+    ]))?;
     println!("got {}", lease.name());
     lease.release()
 }

@@ -11,7 +11,11 @@
 
 use relukko::{Lease, locked};
 
-const RIGS: [&str; 3] = ["example-lab-rig-1", "example-lab-rig-2", "example-lab-rig-3"];
+const RIGS: [&str; 3] = [
+    "example-lab-rig-1",
+    "example-lab-rig-2",
+    "example-lab-rig-3",
+];
 
 /// What each test does: use the rig it got.
 fn flash(lease: &Lease, image: &str) {
@@ -31,7 +35,10 @@ fn flashes_the_application(lease: Lease) {
     flash(&lease, "app.bin");
 }
 
-#[locked(any_of("example-lab-rig-1", "example-lab-rig-2", "example-lab-rig-3"), timeout = "10m")]
+#[locked(
+    any_of("example-lab-rig-1", "example-lab-rig-2", "example-lab-rig-3"),
+    timeout = "10m"
+)]
 #[test]
 fn flashes_the_recovery_image(lease: Lease) {
     flash(&lease, "recovery.bin");

@@ -16,7 +16,10 @@ use relukko::{AcquireOptions, Client, Create, LockOptions, Locker};
 
 /// A client of the fixture's server, as your code under test would build it.
 fn client_of(server: &TestServer) -> Client {
-    Client::builder(server.base_url()).api_key(server.api_key()).build().expect("client")
+    Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .expect("client")
 }
 
 #[tokio::test]
@@ -29,7 +32,10 @@ async fn the_fixture_speaks_the_relukko_protocol() -> relukko::Result<()> {
         panic!("the server is fresh: the name is free");
     };
     // A second create of the same name is a typed "taken", not an error.
-    assert!(matches!(client.create("example-rig", None).await?, Create::Taken));
+    assert!(matches!(
+        client.create("example-rig", None).await?,
+        Create::Taken
+    ));
     client.delete(lock.id).await?;
 
     let opts = AcquireOptions::new().timeout(Duration::from_secs(10));
@@ -57,7 +63,10 @@ async fn leases_against_the_fixture() -> relukko::Result<()> {
     let admin = client_of(&server);
     let held = admin.holder("example-rig").await?.expect("we hold it");
     admin.delete(held.id).await?;
-    let err = lease.release_async().await.expect_err("the lock was taken away");
+    let err = lease
+        .release_async()
+        .await
+        .expect_err("the lock was taken away");
     assert!(matches!(err, relukko::Error::LockLost { .. }), "{err}");
     Ok(())
 }

@@ -23,7 +23,12 @@ fn migrates_the_staging_database() {
 /// Every option: wait at most 2 minutes, let the server keep the lock 30 s
 /// between heartbeats, and record who holds it.
 #[test]
-#[locked("example-staging-db", timeout = "2m", lease = "30s", creator = "examples: sync_test")]
+#[locked(
+    "example-staging-db",
+    timeout = "2m",
+    lease = "30s",
+    creator = "examples: sync_test"
+)]
 fn seeds_the_staging_database() {}
 
 /// Several resources at once: always taken in one (sorted) order, so two

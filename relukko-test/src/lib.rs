@@ -39,3 +39,8 @@ pub use lock::format_timestamp;
 
 #[cfg(feature = "server")]
 pub mod server;
+
+// Every Rust block of README.md, compiled (and run) as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
