@@ -8,8 +8,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::env::parse_duration;
-use crate::error::{Error, Result};
+use crate::env::{Vars, config_error};
+use crate::error::Result;
 
 /// Upstream's skip switch: any non-empty value turns all locking off.
 pub(crate) const SKIP: &str = "RELUKKO_TRUST_ME_IT_IS_LOCKED";
@@ -73,37 +73,16 @@ pub(crate) fn from_env() -> Result<Settings> {
 
 /// Reads the settings through `lookup` (the environment in production).
 pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Settings> {
-    let text = |name: &str| -> Result<Option<String>> {
-        match lookup(name) {
-            None => Ok(None),
-            Some(v) => match v.into_string() {
-                Ok(s) if s.trim().is_empty() => Err(config(
-                    name,
-                    "is set but empty: unset it or give it a value",
-                )),
-                Ok(s) => Ok(Some(s.trim().to_owned())),
-                Err(_) => Err(config(name, "is not valid UTF-8")),
-            },
-        }
-    };
-    let duration = |name: &str| -> Result<Option<Duration>> {
-        match text(name)? {
-            None => Ok(None),
-            Some(v) => parse_duration(&v)
-                .map(Some)
-                .map_err(|reason| config(name, &reason)),
-        }
-    };
-
-    let skip = lookup(SKIP).is_some_and(|v| !v.is_empty());
-    let kind = if skip {
+    let vars = Vars::new(lookup);
+    let kind = if vars.flag(SKIP) {
         BackendKind::Skip
-    } else if let Some(url_var) = first_set(&text, &URL_VARS)? {
+    } else if let Some((url_var, _)) = vars.first(&URL_VARS)? {
         BackendKind::Relukko { url_var }
     } else {
-        let dir = match lookup(LOCAL_DIR) {
+        // Raw: a folder name need not be UTF-8.
+        let dir = match vars.raw(LOCAL_DIR) {
             Some(v) if v.is_empty() => {
-                return Err(config(
+                return Err(config_error(
                     LOCAL_DIR,
                     "is set but empty: unset it or give it a folder",
                 ));
@@ -114,11 +93,11 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
         BackendKind::Local { dir }
     };
 
-    let timeout = duration(WAIT_TIMEOUT)?.unwrap_or(DEFAULT_TIMEOUT);
-    let lease = duration(LEASE)?.unwrap_or(DEFAULT_LEASE);
+    let timeout = vars.duration(WAIT_TIMEOUT)?.unwrap_or(DEFAULT_TIMEOUT);
+    let lease = vars.duration(LEASE)?.unwrap_or(DEFAULT_LEASE);
     check_lease(LEASE, lease)?;
-    let prefix = text(PREFIX)?.unwrap_or_default();
-    let creator = text(CREATOR)?;
+    let prefix = vars.text(PREFIX)?.unwrap_or_default();
+    let creator = vars.text(CREATOR)?;
     Ok(Settings {
         kind,
         timeout,
@@ -131,31 +110,12 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
 /// A lease must be at least a second: the server counts whole seconds.
 pub(crate) fn check_lease(name: &str, lease: Duration) -> Result<()> {
     if lease < MIN_LEASE {
-        return Err(config(
+        return Err(config_error(
             name,
-            &format!("a lease of {lease:?} is too short: give at least 1s"),
+            format!("a lease of {lease:?} is too short: give at least 1s"),
         ));
     }
     Ok(())
-}
-
-fn first_set(
-    text: &impl Fn(&str) -> Result<Option<String>>,
-    names: &[&'static str],
-) -> Result<Option<&'static str>> {
-    for &name in names {
-        if text(name)?.is_some() {
-            return Ok(Some(name));
-        }
-    }
-    Ok(None)
-}
-
-fn config(name: &str, reason: &str) -> Error {
-    Error::Config {
-        name: name.to_owned(),
-        reason: reason.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -1,51 +1,83 @@
-//! Reading `RELUKKO_*` settings from the environment, with errors that name the
-//! variable. Shared by the client and the locking configuration.
+//! Reading `RELUKKO_*` settings, with errors that name the variable.
+//!
+//! One reader for the whole crate (the client, the locking configuration and
+//! the server binary), over a lookup function so that every parser is tested
+//! without touching the process environment (which all test threads share).
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// A variable's value; `None` when unset. Set but empty, or not UTF-8, is an
-/// error naming the variable: a half-configured environment should fail loudly
-/// rather than be taken for "unset".
-pub(crate) fn var(name: &str) -> Result<Option<String>> {
-    match std::env::var(name) {
-        Ok(v) if v.trim().is_empty() => Err(Error::Config {
-            name: name.to_owned(),
-            reason: "is set but empty: unset it or give it a value".to_owned(),
-        }),
-        Ok(v) => Ok(Some(v)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Config {
-            name: name.to_owned(),
-            reason: "is not valid UTF-8".to_owned(),
-        }),
-    }
+/// Settings read through `lookup` (variable name to raw value, `None` when unset).
+pub(crate) struct Vars<F> {
+    lookup: F,
 }
 
-/// The first of several alias variables that is set, with the name it was found under.
-pub(crate) fn first_var(names: &[&'static str]) -> Result<Option<(&'static str, String)>> {
-    for &name in names {
-        if let Some(v) = var(name)? {
-            return Ok(Some((name, v)));
+/// The process environment.
+pub(crate) fn process() -> Vars<fn(&str) -> Option<OsString>> {
+    Vars::new(|name| std::env::var_os(name))
+}
+
+impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
+    pub(crate) fn new(lookup: F) -> Self {
+        Vars { lookup }
+    }
+
+    /// The raw value, for paths that need not be UTF-8.
+    pub(crate) fn raw(&self, name: &str) -> Option<OsString> {
+        (self.lookup)(name)
+    }
+
+    /// A variable's value, trimmed; `None` when unset. Set but empty, or not
+    /// UTF-8, is an error naming the variable: a half-configured environment
+    /// should fail loudly rather than be taken for "unset".
+    pub(crate) fn text(&self, name: &str) -> Result<Option<String>> {
+        match self.raw(name).map(OsString::into_string) {
+            None => Ok(None),
+            Some(Ok(v)) if v.trim().is_empty() => Err(config_error(
+                name,
+                "is set but empty: unset it or give it a value",
+            )),
+            Some(Ok(v)) => Ok(Some(v.trim().to_owned())),
+            Some(Err(_)) => Err(config_error(name, "is not valid UTF-8")),
         }
     }
-    Ok(None)
+
+    /// The first of several alias variables that is set, with the name it was
+    /// found under.
+    pub(crate) fn first(&self, names: &[&'static str]) -> Result<Option<(&'static str, String)>> {
+        for &name in names {
+            if let Some(v) = self.text(name)? {
+                return Ok(Some((name, v)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A switch in upstream's style: set to any non-empty value means on.
+    pub(crate) fn flag(&self, name: &str) -> bool {
+        self.raw(name).is_some_and(|v| !v.is_empty())
+    }
+
+    /// A duration in a readable form (`"500ms"`, `"10s"`, `"2m 30s"`), or a
+    /// bare number of seconds.
+    pub(crate) fn duration(&self, name: &str) -> Result<Option<Duration>> {
+        let Some(v) = self.text(name)? else {
+            return Ok(None);
+        };
+        parse_duration(&v)
+            .map(Some)
+            .map_err(|reason| config_error(name, reason))
+    }
 }
 
-/// A switch in upstream's style: set to any non-empty value means on.
-pub(crate) fn flag(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
-}
-
-/// A duration in a readable form (`"500ms"`, `"10s"`, `"2m 30s"`), or a bare
-/// number of seconds.
-pub(crate) fn duration(name: &str) -> Result<Option<Duration>> {
-    let Some(v) = var(name)? else { return Ok(None) };
-    parse_duration(&v).map(Some).map_err(|reason| Error::Config {
+/// An [`Error::Config`] naming the setting.
+pub(crate) fn config_error(name: &str, reason: impl Into<String>) -> Error {
+    Error::Config {
         name: name.to_owned(),
-        reason,
-    })
+        reason: reason.into(),
+    }
 }
 
 /// Parses `"500ms"`, `"10s"`, `"2m 30s"`, or a bare number of seconds.
@@ -55,13 +87,28 @@ pub(crate) fn parse_duration(v: &str) -> std::result::Result<Duration, String> {
         return Ok(Duration::from_secs(secs));
     }
     humantime::parse_duration(v).map_err(|e| {
-        format!("{v:?} is not a duration ({e}); write it like \"500ms\", \"30s\", \"10m\" or \"1h 30m\"")
+        format!(
+            "{v:?} is not a duration ({e}); write it like \"500ms\", \"30s\", \"10m\" or \"1h 30m\""
+        )
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<OsString>> {
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        Vars::new(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
 
     #[test]
     fn durations_in_readable_forms() {
@@ -70,5 +117,35 @@ mod tests {
         assert_eq!(parse_duration("2m 30s").unwrap(), Duration::from_secs(150));
         assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
         assert!(parse_duration("-3s").is_err());
+    }
+
+    #[test]
+    fn empty_and_junk_name_the_variable() {
+        let v = vars(&[("A", "  "), ("D", "soon"), ("B", " x "), ("F", "")]);
+        assert_eq!(v.text("B").unwrap().as_deref(), Some("x"));
+        assert_eq!(v.text("nope").unwrap(), None);
+        for (name, err) in [
+            ("A", v.text("A").unwrap_err()),
+            ("D", v.duration("D").unwrap_err()),
+        ] {
+            assert!(
+                matches!(&err, Error::Config { name: n, .. } if n == name),
+                "{err}"
+            );
+        }
+        assert!(!v.flag("F"), "empty means off, as upstream");
+        assert!(v.flag("B"));
+        assert_eq!(
+            v.first(&["nope", "B"]).unwrap(),
+            Some(("B", "x".to_owned()))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_is_an_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let v = Vars::new(|_: &str| Some(OsString::from_vec(vec![0xff, 0xfe])));
+        assert!(v.text("X").unwrap_err().to_string().contains("UTF-8"));
     }
 }

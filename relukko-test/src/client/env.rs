@@ -2,14 +2,15 @@
 //! through a lookup function so the parsing is tested without touching the
 //! process environment.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::builder::ClientBuilder;
 use super::http::strip_userinfo;
 use super::tls::{Bundle, check_bundle_path};
-use crate::env::parse_duration;
-use crate::error::{Error, Result};
+use crate::env::{Vars, config_error as bad};
+use crate::error::Result;
 
 /// The server URL; the first that is set wins.
 pub const URL_VARS: [&str; 2] = ["RELUKKO_URL", "RELUKKO_BASE_URL"];
@@ -79,64 +80,31 @@ impl std::fmt::Debug for ClientSettings {
     }
 }
 
-fn bad(name: &str, reason: impl Into<String>) -> Error {
-    Error::Config {
-        name: name.to_owned(),
-        reason: reason.into(),
-    }
-}
-
 impl ClientSettings {
     /// Reads the process environment. A value that is not UTF-8 is an error
     /// naming its variable.
     pub fn from_env() -> Result<Self> {
-        // The URL and the switch through the crate's shared readers, so that
-        // every part of the crate reads them alike; the rest (and the same
-        // again) through the pure parser below.
-        let skip = crate::env::flag(SKIP_VAR);
-        if !skip {
-            crate::env::first_var(&URL_VARS)?;
-        }
-        Self::from_lookup(|name| {
-            std::env::var_os(name).map(|v| {
-                v.into_string()
-                    .unwrap_or_else(|_| "\u{FFFD}not UTF-8".to_owned())
-            })
-        })
+        Self::from_vars(&crate::env::process())
     }
 
     /// Reads the settings through `lookup` (variable name to value, `None`
     /// when unset): pure apart from checking that a CA bundle path exists.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::from_vars(&Vars::new(|name: &str| lookup(name).map(OsString::from)))
+    }
+
+    fn from_vars(vars: &Vars<impl Fn(&str) -> Option<OsString>>) -> Result<Self> {
         // Set but empty (or blank) is an error: it is a half-done configuration.
-        let get = |name: &'static str| -> Result<Option<String>> {
-            match lookup(name) {
-                None => Ok(None),
-                Some(v) if v.trim().is_empty() => {
-                    Err(bad(name, "is set but empty: unset it or give it a value"))
-                }
-                Some(v) if v.contains('\u{FFFD}') => Err(bad(name, "is not valid UTF-8")),
-                Some(v) => Ok(Some(v.trim().to_owned())),
-            }
-        };
-        let first = |names: &[&'static str]| -> Result<Option<(&'static str, String)>> {
-            for &name in names {
-                if let Some(v) = get(name)? {
-                    return Ok(Some((name, v)));
-                }
-            }
-            Ok(None)
-        };
-        let duration = |name: &'static str| -> Result<Option<Duration>> {
-            let Some(v) = get(name)? else { return Ok(None) };
-            match parse_duration(&v) {
-                Ok(d) if d.is_zero() => Err(bad(name, "must be more than zero")),
-                Ok(d) => Ok(Some(d)),
-                Err(reason) => Err(bad(name, reason)),
+        let get = |name: &str| vars.text(name);
+        let first = |names: &[&'static str]| vars.first(names);
+        let duration = |name: &str| -> Result<Option<Duration>> {
+            match vars.duration(name)? {
+                Some(d) if d.is_zero() => Err(bad(name, "must be more than zero")),
+                d => Ok(d),
             }
         };
 
-        let trust_me_it_is_locked = lookup(SKIP_VAR).is_some_and(|v| !v.is_empty());
+        let trust_me_it_is_locked = vars.flag(SKIP_VAR);
         let url = first(&URL_VARS)?;
         if let Some((name, u)) = &url {
             // Checked now, so the error names the variable rather than a builder option.
@@ -231,6 +199,7 @@ impl ClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<ClientSettings> {

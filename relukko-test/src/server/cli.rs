@@ -173,7 +173,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, Stop> {
     }
 
     let setting = |e: crate::Error| Stop::Usage(e.to_string());
-    let Some(api_key) = env::var("RELUKKO_API_KEY").map_err(setting)? else {
+    let env = env::process();
+    let Some(api_key) = env.text("RELUKKO_API_KEY").map_err(setting)? else {
         return Err(Stop::Usage(
             "RELUKKO_API_KEY is not set: the server refuses to start without an API key \
              (clients send it in the X-API-Key header)"
@@ -182,26 +183,29 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, Stop> {
     };
     let bind = match bind {
         Some(b) => b,
-        None => env::var("RELUKKO_BIND_ADDR")
+        None => env
+            .text("RELUKKO_BIND_ADDR")
             .map_err(setting)?
             .unwrap_or_else(|| "127.0.0.1".to_owned()),
     };
     let port = match port {
         Some(p) => p,
-        None => match env::var("RELUKKO_BIND_PORT").map_err(setting)? {
+        None => match env.text("RELUKKO_BIND_PORT").map_err(setting)? {
             Some(p) => parse_port("RELUKKO_BIND_PORT", &p)?,
             None => 3000,
         },
     };
     let grace = match grace {
         Some(g) => g,
-        None => env::duration("RELUKKO_CLEANUP_GRACE")
+        None => env
+            .duration("RELUKKO_CLEANUP_GRACE")
             .map_err(setting)?
             .unwrap_or(DEFAULT_GRACE),
     };
     let interval = match interval {
         Some(i) => i,
-        None => env::duration("RELUKKO_CLEANUP_INTERVAL")
+        None => env
+            .duration("RELUKKO_CLEANUP_INTERVAL")
             .map_err(setting)?
             .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
     };
@@ -210,7 +214,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, Stop> {
             "the clean-up interval must be longer than 0".to_owned(),
         ));
     }
-    let log = match env::var("RELUKKO_LOG").map_err(setting)? {
+    let log = match env.text("RELUKKO_LOG").map_err(setting)? {
         Some(level) => parse_level(&level)?,
         None => LevelFilter::INFO,
     };
