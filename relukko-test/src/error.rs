@@ -195,6 +195,9 @@ mod tests {
             waited: Duration::from_secs(3),
             holder: Some("alice@ci".into()),
         };
-        assert_eq!(e.to_string(), "timed out after 3s waiting for hil-rig-3, held by alice@ci");
+        assert_eq!(
+            e.to_string(),
+            "timed out after 3s waiting for hil-rig-3, held by alice@ci"
+        );
     }
 }

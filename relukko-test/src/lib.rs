@@ -12,9 +12,11 @@ pub mod client;
 mod env;
 pub mod error;
 mod lock;
-#[allow(dead_code)] // used by the client and leases as they land
 mod runtime;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod backend;
 mod config;
 mod identity;
@@ -22,9 +24,6 @@ mod lease;
 mod lock_options;
 mod locker;
 mod report;
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
 
 pub use client::{
     AcquireOptions, Client, ClientBuilder, ClientSettings, Create, RetryPolicy, WaitProgress,
@@ -32,10 +31,10 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use lease::{Lease, LeaseState};
-pub use locker::{LockOptions, Locker, lock, lock_blocking, locker};
-pub use relukko_test_macros::locked;
 pub use lock::Lock;
 pub use lock::format_timestamp;
+pub use locker::{LockOptions, Locker, lock, lock_blocking, locker};
+pub use relukko_test_macros::locked;
 
 #[cfg(feature = "server")]
 pub mod server;

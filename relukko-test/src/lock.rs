@@ -81,7 +81,10 @@ mod tests {
     fn other_offsets_are_accepted() {
         let json = r#"{"id":"950daa20-a814-451e-9407-ec496cf9c136","lock_name":"a","creator":"c","ip":null,"expires_at":"2024-10-31T22:14:43.9313+02:00","created_at":"2024-10-31T20:04:43.9313+00:00","updated_at":"2024-10-31T20:04:43.123456Z"}"#;
         let lock: Lock = serde_json::from_str(json).unwrap();
-        assert_eq!(lock.expires_at - lock.created_at, time::Duration::minutes(10));
+        assert_eq!(
+            lock.expires_at - lock.created_at,
+            time::Duration::minutes(10)
+        );
     }
 
     #[test]

@@ -74,7 +74,9 @@ mod tests {
     #[test]
     fn block_on_works_outside_and_inside_a_runtime() {
         assert_eq!(super::block_on(async { 1 + 1 }), 2);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         assert_eq!(rt.block_on(async { super::block_on(async { 3 }) }), 3);
     }
 
