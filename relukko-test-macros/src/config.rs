@@ -16,7 +16,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Lit, LitStr, Path, Token, parenthesized};
 
 use crate::duration;
-use crate::hint::{did_you_mean, example, quoted};
+use crate::hint::{did_you_mean, example, is_name_key, quoted};
 
 /// The shortest lease: heartbeats go out every third of it, so under 3 s
 /// they would come faster than once a second.
@@ -148,6 +148,22 @@ fn parse_arg(input: ParseStream<'_>, b: &mut Builder) -> syn::Result<()> {
         }
         return parse_any_of(input, ident, b);
     }
+    if input.peek(Token![:]) {
+        let colon: Token![:] = input.parse()?;
+        let fix = if OPTIONS.contains(&key.as_str()) {
+            format!("; write {}", example(&key))
+        } else {
+            format!(
+                ", and `{key}` is not an option{}; the options are `timeout = \"10m\"`, \
+                 `lease = \"60s\"`, `creator = \"...\"` and `crate = path`",
+                did_you_mean(&key)
+            )
+        };
+        return Err(syn::Error::new(
+            colon.span,
+            format!("options take `=`, not `:`{fix}"),
+        ));
+    }
     if !input.peek(Token![=]) {
         return Err(bare_ident(&ident, &key));
     }
@@ -201,6 +217,20 @@ fn parse_arg(input: ParseStream<'_>, b: &mut Builder) -> syn::Result<()> {
             ident.span(),
             "`any_of` takes a list, not `=`: write `any_of(\"rig-1\", \"rig-2\")`",
         )),
+        _ if is_name_key(&key) => {
+            let name = input
+                .fork()
+                .parse::<LitStr>()
+                .map_or_else(|_| "\"hil-rig-3\"".to_owned(), |l| quoted(&l.value()));
+            Err(syn::Error::new(
+                ident.span(),
+                format!(
+                    "`{key}` is not an option: resource names are plain string literals, \
+                     written first; write `#[locked({name})]` (several: `#[locked(\"a\", \"b\")]`, \
+                     a pool: `#[locked(any_of(\"rig-1\", \"rig-2\"))]`)"
+                ),
+            ))
+        }
         _ => Err(syn::Error::new(
             ident.span(),
             format!(

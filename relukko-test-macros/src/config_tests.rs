@@ -318,3 +318,39 @@ fn typo_distance() {
     assert_eq!(did_you_mean("zzzzzz"), "");
     assert_eq!(did_you_mean("creater"), " (did you mean `creator`?)");
 }
+
+#[test]
+fn synonyms_and_name_keys() {
+    assert_eq!(did_you_mean("max_run_time"), " (did you mean `timeout`?)");
+    assert_eq!(did_you_mean("TTL"), " (did you mean `lease`?)");
+    assert_eq!(did_you_mean("Timeout"), " (did you mean `timeout`?)");
+    let (msg, at) = err(r#""a", wait = "10m""#);
+    assert!(
+        msg.starts_with("unknown option `wait` (did you mean `timeout`?);"),
+        "{msg}"
+    );
+    assert_eq!(at, "wait");
+    let (msg, at) = err(r#"name = "hil-rig-3""#);
+    assert!(
+        msg.starts_with(
+            "`name` is not an option: resource names are plain string literals, written \
+             first; write `#[locked(\"hil-rig-3\")]`"
+        ),
+        "{msg}"
+    );
+    assert_eq!(at, "name");
+}
+
+#[test]
+fn colon_instead_of_equals() {
+    let (msg, at) = err(r#""a", timeout: "10m""#);
+    assert_eq!(msg, "options take `=`, not `:`; write `timeout = \"10m\"`");
+    assert_eq!(at, ":");
+    let (msg, _) = err(r#""a", timout: "10m""#);
+    assert!(
+        msg.starts_with(
+            "options take `=`, not `:`, and `timout` is not an option (did you mean `timeout`?);"
+        ),
+        "{msg}"
+    );
+}

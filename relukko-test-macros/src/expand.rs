@@ -18,17 +18,35 @@ use crate::config::{self, Config};
 use crate::duration;
 use crate::signature::{self, LeaseParam};
 
-/// The whole attribute: on any error, the error followed by the item
-/// unchanged, so the rest of the crate still type-checks (and rust-analyzer
-/// still sees the function).
+/// The whole attribute: on any error, the error followed by the item, so the
+/// rest of the crate still type-checks (and rust-analyzer still sees the
+/// function).
 pub(crate) fn locked(attr: TokenStream, item: TokenStream) -> TokenStream {
     match try_locked(attr, item.clone()) {
         Ok(tokens) => tokens,
         Err(err) => {
             let error = err.to_compile_error();
+            let item = without_test_attrs(item);
             quote!(#error #item)
         }
     }
+}
+
+/// The item for the error path: a function loses its test attributes
+/// (`#[test]`, `#[tokio::test]`, ...) below `#[locked]`, so that our error is
+/// not followed by the harness's own about the same parameters ("functions
+/// used as tests can not have any arguments"); `dead_code` is allowed since
+/// nothing calls it now. Anything else is returned unchanged.
+fn without_test_attrs(item: TokenStream) -> TokenStream {
+    let Ok(mut func) = syn::parse2::<ItemFn>(item.clone()) else {
+        return item;
+    };
+    let before = func.attrs.len();
+    func.attrs.retain(|a| !signature::is_test_attr(a));
+    if func.attrs.len() == before {
+        return item;
+    }
+    quote!(#[allow(dead_code)] #func)
 }
 
 fn try_locked(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {

@@ -37,15 +37,20 @@ mod signature;
 /// module path and name); `#[locked(any_of("rig-1", "rig-2"))]` (whichever
 /// is free first, at least two). Options after the names: `timeout = "10m"`
 /// (longest wait), `lease = "60s"` (at least 3s: heartbeats go out every
-/// third of it), `creator = "..."`, `crate = path` (a renamed dependency).
-/// Durations: `"90s"`, `"10m"`, `"1h 30m"`, or a bare number of seconds.
+/// third of it), `creator = "..."`, `crate = path` (a renamed dependency:
+/// with `my_relukko = { package = "relukko-test", .. }` write
+/// `#[my_relukko::locked("rig", crate = my_relukko)]`; without it the
+/// expansion looks for `::relukko` and fails with "cannot find `relukko` in
+/// the crate root"). Durations: `"90s"`, `"10m"`, `"1h 30m"`, or a bare
+/// number of seconds.
 ///
 /// The function may declare one parameter whose type is `Lease` (any path
 /// ending in `Lease`, by value) to learn what it holds; the macro removes
 /// it and passes the lease in. Allowed with one name, no name, or `any_of`;
-/// with several plain names it is a compile error. Put `#[locked]` above
-/// `#[test]` / `#[tokio::test]` then: placed below, they expand first and
-/// reject a test with parameters.
+/// with several plain names it is a compile error. With `#[test]`, put
+/// `#[locked]` above it then: placed below, `#[test]` expands first and
+/// rejects the parameter ("functions used as tests can not have any
+/// arguments"). `#[tokio::test]` may go on either side.
 ///
 /// Works on sync and `async fn`, with `#[tokio::test]` above or below it,
 /// with `#[should_panic]`, `#[ignore]` and tests returning `Result` (`?` and
@@ -53,7 +58,9 @@ mod signature;
 /// fixtures: `#[locked]` above `#[rstest]` wraps the shared function (a
 /// `Lease` parameter works, and a derived name is shared by all cases);
 /// `#[rstest]` above `#[locked]` locks each generated case function (a
-/// derived name is then one per case, and no `Lease` parameter). Other
+/// derived name is then one per case, and no `Lease` parameter: rstest would
+/// take it for a fixture and fail with "cannot find module or crate
+/// `lease`"). Other
 /// parameters pass through, except on a function that visibly carries only
 /// `#[test]`-like attributes, where they are a compile error.
 #[proc_macro_attribute]

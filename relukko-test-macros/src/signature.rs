@@ -145,6 +145,15 @@ fn is_plain_test(attrs: &[Attribute]) -> bool {
             .all(|a| last(a).is_some_and(|name| PASSIVE.contains(&name.as_str())))
 }
 
+/// `#[test]`, `#[tokio::test]` and the like, and the attributes that only
+/// mean something on a test (`#[should_panic]`, `#[ignore]`).
+pub(crate) fn is_test_attr(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "test" || s.ident == "should_panic" || s.ident == "ignore")
+}
+
 /// A by-value path type whose last segment is `Lease`, without generics.
 fn is_lease(ty: &Type) -> bool {
     match ty {

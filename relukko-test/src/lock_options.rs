@@ -45,7 +45,7 @@ impl LockOptions {
     }
 
     /// Lock whichever one of these is free first (a pool);
-    /// [`Lease::name`] tells which.
+    /// [`Lease::name`](crate::Lease::name) tells which.
     pub fn any_of<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
         LockOptions {
             any_of: true,

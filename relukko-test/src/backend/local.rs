@@ -82,11 +82,17 @@ impl Local {
         let mut files = files;
         loop {
             let mut got = None;
-            for (i, (name, path, file)) in files.iter().enumerate() {
+            for (i, (name, path, file)) in files.iter_mut().enumerate() {
                 match file.try_lock() {
-                    Ok(()) => {
+                    Ok(()) if is_current(file, path) => {
                         got = Some(i);
                         break;
+                    }
+                    Ok(()) => {
+                        // The file was deleted or replaced since we opened it:
+                        // others lock the file the name leads to now, so must we.
+                        let _ = file.unlock();
+                        *file = self.open(name)?;
                     }
                     Err(TryLockError::WouldBlock) => {}
                     Err(TryLockError::Error(e)) => return Err(local_err(name, path, e)),
@@ -218,14 +224,37 @@ impl LocalHeld {
         let _ = f.write_all(text.as_bytes());
     }
 
-    /// Empties the record and frees the lock.
+    /// Empties the record and frees the lock. If the lock file was deleted
+    /// or replaced while held, others may have locked the new file meanwhile:
+    /// that is reported as [`Released::AlreadyGone`], so the holder learns it.
     pub(crate) fn release(self) -> Result<Released> {
+        let intact = is_current(&self.file, &self.path);
         let _ = self.file.set_len(0);
         self.file
             .unlock()
             .map_err(|e| local_err(&self.resource, &self.path, e))?;
-        Ok(Released::Freed)
+        Ok(if intact {
+            Released::Freed
+        } else {
+            Released::AlreadyGone
+        })
     }
+}
+
+/// Whether `path` still leads to the open `file` (not deleted, not replaced).
+#[cfg(unix)]
+fn is_current(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Stable std offers no file identity here: the check is skipped.
+#[cfg(not(unix))]
+fn is_current(_file: &File, _path: &Path) -> bool {
+    true
 }
 
 fn read_holder(path: &Path) -> Option<String> {
@@ -317,6 +346,54 @@ mod tests {
         local
             .acquire_any_blocking(&names, &wait(1000), None)
             .unwrap();
+    }
+
+    /// A waiter keeps its lock files open while it waits. If the file is
+    /// deleted (a temp cleaner, a user) and a newcomer locks the new file of
+    /// that name, the waiter must not take the lock through its stale handle
+    /// when the old holder lets go: that would make two holders.
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_lock_file_is_not_locked_through_a_stale_handle() {
+        let local = Arc::new(Local::new(temp_dir("replaced")));
+        let names = vec!["r".to_owned()];
+        let (_, first) = local
+            .acquire_any_blocking(&names, &wait(1000), None)
+            .unwrap();
+        let waiter = {
+            let (local, names) = (Arc::clone(&local), names.clone());
+            std::thread::spawn(move || {
+                local
+                    .acquire_any_blocking(&names, &wait(1500), None)
+                    .map(|(_, held)| held)
+            })
+        };
+        // Let the waiter open the file (if it is late, it opens the new file
+        // and the test proves nothing, but does not fail).
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::remove_file(local.path_for("r")).unwrap();
+        let (_, second) = local
+            .acquire_any_blocking(&names, &wait(1000), None)
+            .unwrap();
+        first.release().unwrap();
+        let got = waiter.join().unwrap();
+        assert!(
+            got.is_err(),
+            "the waiter got the lock while the newcomer holds it"
+        );
+        assert_eq!(second.release().unwrap(), Released::Freed);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_deleted_while_held_is_reported_at_release() {
+        let local = Local::new(temp_dir("deleted"));
+        let names = vec!["d".to_owned()];
+        let (_, held) = local
+            .acquire_any_blocking(&names, &wait(1000), None)
+            .unwrap();
+        std::fs::remove_file(local.path_for("d")).unwrap();
+        assert_eq!(held.release().unwrap(), Released::AlreadyGone);
     }
 
     #[test]

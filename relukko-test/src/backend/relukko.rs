@@ -25,6 +25,8 @@ use crate::report::{self, PROGRESS_AFTER, PROGRESS_EVERY, Progress};
 
 /// The first pause after a failed heartbeat.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
+/// The longest the background deletion of an abandoned lock may take.
+const ABANDONED_BOUND: Duration = Duration::from_secs(30);
 
 /// A Relukko server, through one shared client.
 #[derive(Debug, Clone)]
@@ -40,6 +42,10 @@ pub(crate) struct RemoteHeld {
     /// Past this instant the lock may have expired on the server.
     deadline: Instant,
     heartbeat: Option<JoinHandle<()>>,
+    /// Not released yet: dropping it deletes the lock (in the background), so
+    /// a lock abandoned on its way to a lease (a dropped `lock` future) does
+    /// not block everyone until it expires.
+    armed: bool,
 }
 
 impl Remote {
@@ -130,25 +136,30 @@ impl Remote {
     /// default 10 minutes to the lease before the holder's body runs, so a
     /// holder killed at any moment frees it once the lease passes. If that
     /// fails, the heartbeat retries it.
-    async fn held(&self, mut lock: Lock, lease: Duration) -> RemoteHeld {
+    async fn held(&self, lock: Lock, lease: Duration) -> RemoteHeld {
         let life: Duration = (lock.expires_at - lock.created_at)
             .try_into()
             .unwrap_or(lease);
-        let mut deadline = Instant::now() + margin_off(life, lease);
         let sent = Instant::now();
+        // Made before the first await: if this future is dropped, the lock is
+        // deleted rather than left behind.
+        let mut held = RemoteHeld {
+            client: self.client.clone(),
+            // An unanswered keep-alive may still have reached the server and
+            // cut the lock's life to the lease: count on the shorter of both.
+            deadline: sent + margin_off(life.min(lease), lease),
+            lock,
+            heartbeat: None,
+            armed: true,
+        };
         let bound = lease.min(Duration::from_secs(5));
         if let Ok(Ok(extended)) =
-            tokio::time::timeout(bound, self.client.keep_alive_for(lock.id, lease)).await
+            tokio::time::timeout(bound, self.client.keep_alive_for(held.lock.id, lease)).await
         {
-            lock = extended;
-            deadline = sent + margin_off(lease, lease);
+            held.lock = extended;
+            held.deadline = sent + margin_off(lease, lease);
         }
-        RemoteHeld {
-            client: self.client.clone(),
-            lock,
-            deadline,
-            heartbeat: None,
-        }
+        held
     }
 
     /// Who holds each of `names` (for several, `name: holder; ...`).
@@ -224,6 +235,7 @@ impl RemoteHeld {
     /// Deletes the lock, blocking this thread for at most `bound`.
     pub(crate) fn release_blocking(mut self, bound: Duration) -> Result<Released> {
         self.stop();
+        self.armed = false;
         let (client, id) = (self.client.clone(), self.lock.id);
         let what = format!("release of {}", self.lock.lock_name);
         let url = client.base_url().to_owned();
@@ -237,6 +249,7 @@ impl RemoteHeld {
     /// Deletes the lock, waiting at most `bound`; works on any executor.
     pub(crate) async fn release(mut self, bound: Duration) -> Result<Released> {
         self.stop();
+        self.armed = false;
         crate::runtime::run(delete(self.client.clone(), self.lock.id, bound)).await
     }
 }
@@ -244,13 +257,29 @@ impl RemoteHeld {
 impl Drop for RemoteHeld {
     fn drop(&mut self) {
         self.stop();
+        if self.armed {
+            let (client, lock) = (self.client.clone(), self.lock.clone());
+            crate::runtime::spawn(async move {
+                if let Err(e) = delete(client, lock.id, ABANDONED_BOUND).await {
+                    report::line(&format!(
+                        "could not release {} (abandoned before use): {e}",
+                        lock.lock_name
+                    ));
+                }
+            });
+        }
     }
 }
 
 async fn delete(client: Client, id: uuid::Uuid, bound: Duration) -> Result<Released> {
-    match tokio::time::timeout(bound, client.delete(id)).await {
-        Ok(Ok(_)) => Ok(Released::Freed),
-        Ok(Err(Error::NotFound { .. })) => Ok(Released::AlreadyGone),
+    if client.is_skip() {
+        return Ok(Released::Freed);
+    }
+    // Deleted by id, never by name: a lock of the same name made by someone
+    // else after ours expired is not touched.
+    match tokio::time::timeout(bound, client.inner.release_lock(id)).await {
+        Ok(Ok(true)) => Ok(Released::Freed),
+        Ok(Ok(false)) => Ok(Released::AlreadyGone),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Timeout {
             what: format!("DELETE /v1/locks/{id}"),
@@ -371,5 +400,36 @@ impl Heartbeat {
         (time::OffsetDateTime::now_utc() - self.lock.created_at)
             .try_into()
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::RetryPolicy;
+
+    /// When the first keep-alive (which cuts the server's 10 minutes to the
+    /// lease) gets no answer, it may still have reached the server: the local
+    /// deadline must follow the lease, not the 10 minutes, or the lease would
+    /// claim the lock long after the server let it go.
+    #[tokio::test]
+    async fn an_unconfirmed_first_keep_alive_counts_as_done() {
+        let client = Client::builder("http://127.0.0.1:1")
+            .websocket(false)
+            .retry(RetryPolicy::never())
+            .build()
+            .unwrap();
+        let mut lock = Lock::dummy();
+        lock.created_at = time::OffsetDateTime::now_utc();
+        lock.expires_at = lock.created_at + time::Duration::minutes(10);
+        let lease = Duration::from_secs(30);
+        let before = Instant::now();
+        let mut held = Remote::new(client).held(lock, lease).await;
+        held.armed = false; // nothing to delete on that port
+        assert!(
+            held.deadline <= before + lease,
+            "deadline {:?} after the start, lease {lease:?}",
+            held.deadline - before
+        );
     }
 }

@@ -125,9 +125,20 @@ impl Inner {
             .await;
         let outcome = match result {
             Ok(a) if a.status == 409 => {
-                if ambiguous && let Some(own) = self.find_own(name, token).await? {
-                    tracing::debug!(target: "relukko::client", resource = name, "adopted a lock whose answer was lost");
-                    return Ok(Create::Acquired(own));
+                if ambiguous {
+                    match self.find_own(name, token).await {
+                        Ok(Some(own)) => {
+                            tracing::debug!(target: "relukko::client", resource = name, "adopted a lock whose answer was lost");
+                            return Ok(Create::Acquired(own));
+                        }
+                        Ok(None) => {}
+                        // The 409 may be our own lock, which nobody would
+                        // ever release: look for it again in the background.
+                        Err(e) => {
+                            self.spawn_token_cleanup(name.to_owned(), token.to_owned());
+                            return Err(e);
+                        }
+                    }
                 }
                 return Ok(Create::Taken);
             }
@@ -142,6 +153,24 @@ impl Inner {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Deletes the lock `id` for its holder, with retries: `Ok(true)` if it is
+    /// gone, `Ok(false)` if it was gone before this call. A 404 after an
+    /// attempt whose answer was lost counts as ours: that attempt may have
+    /// deleted it, and a holder must not be told its lock was taken from it
+    /// because its own DELETE was answered late.
+    pub(crate) async fn release_lock(&self, id: Uuid) -> Result<bool> {
+        let mut ambiguous = false;
+        let path = format!("{LOCKS}{id}");
+        let a = self
+            .send_retrying(Method::DELETE, &path, None, None, &mut ambiguous)
+            .await?;
+        match check(a) {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound { .. }) => Ok(ambiguous),
+            Err(e) => Err(e),
         }
     }
 

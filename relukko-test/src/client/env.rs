@@ -32,7 +32,7 @@ pub const CA_BUNDLE_VARS: [&str; 3] = ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE"
 /// | `RELUKKO_TRUST_ME_IT_IS_LOCKED` | any non-empty value: the skip switch (as upstream; empty means off) |
 ///
 /// A variable that is set but empty, or whose value cannot be used, is an
-/// [`Error::Config`] naming it (the skip switch excepted: upstream defines
+/// [`Error::Config`](crate::Error::Config) naming it (the skip switch excepted: upstream defines
 /// "empty" as "off", and any other value as "on").
 ///
 /// ```

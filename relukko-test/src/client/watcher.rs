@@ -26,6 +26,11 @@ use super::{Inner, WatchStats};
 /// How often the watcher pings, and how long a silent link is trusted.
 const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
+/// A link that lasted this long was a good one: the backoff starts over.
+/// One that ended sooner (a proxy that closes upgrades after the handshake)
+/// counts as a failure, or the watcher would reconnect, and wake every
+/// waiter, many times a second.
+const STABLE_LINK: Duration = Duration::from_secs(10);
 
 /// The handle kept by the client; dropping it stops the task.
 pub(crate) struct Watcher {
@@ -239,13 +244,18 @@ async fn run(target: Target, shared: Arc<Shared>, mut stop: oneshot::Receiver<()
         };
         match conn {
             Ok(ws) => {
-                failures = 0;
                 shared.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target: "relukko::client", url = %target.shown, "WebSocket connected");
                 shared.wake_all();
+                let since = tokio::time::Instant::now();
                 let why = tokio::select! {
                     _ = &mut stop => return,
                     why = pump(ws, &shared) => why,
+                };
+                failures = if since.elapsed() >= STABLE_LINK {
+                    0
+                } else {
+                    failures.saturating_add(1)
                 };
                 tracing::debug!(target: "relukko::client", url = %target.shown, %why, "WebSocket link ended");
             }

@@ -2,10 +2,10 @@
 //! fixture ([`TestServer`]), an embeddable [`serve`] function, and the
 //! `relukko-server` binary.
 //!
-//! It follows the protocol of the upstream Relukko server (see the crate's
-//! `relukko-api.md` contract): the same endpoints, status codes, JSON bodies,
-//! `X-API-Key` authentication, expiry with a grace period and a periodic
-//! clean-up pass, and the `/ws/broadcast` WebSocket.
+//! It follows the protocol of the upstream [Relukko](https://gitlab.com/relukko)
+//! server: the same endpoints, status codes, JSON bodies, `X-API-Key`
+//! authentication, expiry with a grace period and a periodic clean-up pass,
+//! and the `/ws/broadcast` WebSocket.
 //!
 //! **All state lives in memory: a restart forgets every lock.** That is what a
 //! test fixture wants; for a shared, long-lived server use upstream's.
@@ -63,6 +63,27 @@ const GRACEFUL_LIMIT: Duration = Duration::from_millis(1500);
 /// closed, and requests in flight get 1.5 s to finish;
 /// then `serve` returns, and whatever connection task is left runs only as long
 /// as the runtime it was spawned on.
+///
+/// For a server in a test, [`TestServer`] does all of this for you; `serve`
+/// is for embedding the server in a program of your own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use relukko::server::{ServerConfig, serve};
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// println!("listening on http://{}", listener.local_addr()?);
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(serve(listener, ServerConfig::new("s3cret"), async {
+///     let _ = stopped.await;
+/// }));
+/// // ... serve requests until told to stop ...
+/// let _ = stop.send(());
+/// server.await.expect("server task")?;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 ///

@@ -1,0 +1,354 @@
+//! Leases on a Relukko server when the network misbehaves: answers lost in
+//! transit, requests that never get an answer, a dropped `lock` future. Each
+//! test has its own server (and proxy or scripted fake), so they run in
+//! parallel and under nextest alike.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use relukko::server::TestServer;
+use relukko::{Client, LeaseState, Locker, RetryPolicy};
+use relukko_e2e::proxy::{Mode, Proxy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn direct(server: &TestServer) -> Client {
+    Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .websocket(false)
+        .build()
+        .unwrap()
+}
+
+/// The release's DELETE reaches the server but its answer is lost; the retry
+/// then gets 404. That 404 is our own deletion, not a loss: the release
+/// succeeds and the lease ends Released (it used to end Lost, failing a test
+/// that had held its lock all along).
+#[test]
+fn release_whose_answer_is_lost_is_not_a_loss() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    let client = Client::builder(proxy.base_url())
+        .api_key(server.api_key())
+        .websocket(false)
+        .request_timeout(Duration::from_secs(1))
+        .retry(RetryPolicy::default().first_delay(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let lease = Locker::relukko(client)
+        .lease(Duration::from_secs(30))
+        .lock_blocking("faults-lost-delete-answer")
+        .unwrap();
+    let watch = direct(&server);
+    assert!(
+        rt().block_on(watch.holder("faults-lost-delete-answer"))
+            .unwrap()
+            .is_some()
+    );
+
+    // From now on new connections lose their answers; end the pooled ones.
+    proxy.set_mode(Mode::LoseAnswers);
+    proxy.cut();
+    let probe = lease.clone();
+    let releasing = std::thread::spawn(move || lease.release());
+
+    // Once the DELETE has done its work, let the retry through.
+    let start = Instant::now();
+    let mut gone = false;
+    while start.elapsed() < Duration::from_secs(20) {
+        if rt()
+            .block_on(watch.holder("faults-lost-delete-answer"))
+            .unwrap()
+            .is_none()
+        {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    proxy.set_mode(Mode::Forward);
+    assert!(gone, "the DELETE never reached the server");
+
+    let released = releasing.join().unwrap();
+    assert!(released.is_ok(), "{released:?}");
+    assert_eq!(probe.state(), LeaseState::Released);
+}
+
+type Script = dyn Fn(&str, &str, &str) -> Option<(u16, String)> + Send + Sync;
+
+/// A scripted stand-in for a Relukko server: each request (`method`, `path`,
+/// `body`) is answered as `script` says, or never (`None`: the connection is
+/// held open unanswered). Every request is logged as `"METHOD path"`.
+struct Fake {
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Fake {
+    fn start(
+        script: impl Fn(&str, &str, &str) -> Option<(u16, String)> + Send + Sync + 'static,
+    ) -> Fake {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let task_log = Arc::clone(&log);
+        rt.spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                tokio::spawn(serve(sock, Arc::clone(&script), Arc::clone(&task_log)));
+            }
+        });
+        Fake { addr, log, _rt: rt }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self, request: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|r| r == request)
+    }
+}
+
+/// Serves the requests of one keep-alive connection. A WebSocket upgrade is
+/// accepted and closed at once (logged as `"WS"`), as a flaky proxy might.
+async fn serve(mut sock: tokio::net::TcpStream, script: Arc<Script>, log: Arc<Mutex<Vec<String>>>) {
+    let mut first = [0u8; 17];
+    if sock.peek(&mut first).await.is_ok() && first.starts_with(b"GET /ws/broadcast") {
+        log.lock().unwrap().push("WS".to_owned());
+        if let Ok(mut ws) = tokio_tungstenite::accept_async(sock).await {
+            let _ = ws.close(None).await;
+        }
+        return;
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let l = l.to_ascii_lowercase();
+                l.strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
+        buf.drain(..head_end + len);
+        let mut words = head.split_whitespace();
+        let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        log.lock().unwrap().push(format!("{method} {path}"));
+        let Some((status, answer)) = script(method, path, &body) else {
+            // Never answer; keep the connection until the client gives up.
+            while matches!(sock.read(&mut chunk).await, Ok(n) if n > 0) {}
+            return;
+        };
+        let text = format!(
+            "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        if sock.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+const FAKE_ID: &str = "950daa20-a814-451e-9407-ec496cf9c136";
+
+/// A lock as the server answers it: created now, expiring in 10 minutes.
+fn lock_json(name: &str, creator: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    serde_json::json!({
+        "id": FAKE_ID,
+        "lock_name": name,
+        "creator": creator,
+        "ip": "127.0.0.1",
+        "expires_at": relukko::format_timestamp(now + time::Duration::minutes(10)),
+        "created_at": relukko::format_timestamp(now),
+        "updated_at": relukko::format_timestamp(now),
+    })
+    .to_string()
+}
+
+fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < bound,
+            "{what} did not happen within {bound:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `lock` future dropped after the server granted the lock, while the
+/// lease was being set up (its first keep-alive unanswered), deletes the lock
+/// instead of leaving it on the server for 10 minutes.
+#[test]
+fn lock_future_dropped_while_the_lease_is_set_up_leaves_no_lock() {
+    let fake = Fake::start(|method, _path, body| {
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        match method {
+            "POST" => Some((
+                201,
+                lock_json(
+                    body["lock_name"].as_str().unwrap_or_default(),
+                    body["creator"].as_str().unwrap_or_default(),
+                ),
+            )),
+            "DELETE" => Some((200, lock_json("faults-dropped-setup", ""))),
+            // Keep-alives are never answered; nothing else is expected.
+            _ => None,
+        }
+    });
+    let client = Client::builder(fake.url())
+        .websocket(false)
+        .build()
+        .unwrap();
+    let locker = Locker::relukko(client).lease(Duration::from_secs(30));
+    let keep_alive = format!("PUT /v1/locks/{FAKE_ID}/keep_alive");
+    rt().block_on(async {
+        let locking = locker.lock("faults-dropped-setup");
+        let seen = async {
+            for _ in 0..1000 {
+                if fake.seen(&keep_alive) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("no keep-alive within 10s");
+        };
+        tokio::select! {
+            r = locking => panic!("the lease was set up despite the unanswered keep-alive: {r:?}"),
+            () = seen => {}
+        }
+        // Leaving the select dropped the `lock` future.
+    });
+    wait_until(
+        "the DELETE of the abandoned lock",
+        Duration::from_secs(10),
+        || fake.seen(&format!("DELETE /v1/locks/{FAKE_ID}")),
+    );
+}
+
+/// A create whose answer was lost, retried into a 409, then the lookup of who
+/// holds the name fails: the call fails, and the lock it may have made (it
+/// did) is found by its token and deleted in the background, not left on the
+/// server for 10 minutes.
+#[test]
+fn create_that_cannot_check_its_lost_answer_cleans_up() {
+    let first_creator = Arc::new(Mutex::new(None::<String>));
+    let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fake = {
+        let first_creator = Arc::clone(&first_creator);
+        let lists = Arc::clone(&lists);
+        Fake::start(move |method, _path, body| {
+            let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+            match method {
+                "POST" => {
+                    let mut first = first_creator.lock().unwrap();
+                    if first.is_none() {
+                        // The lock is made, but the answer never comes.
+                        *first = body["creator"].as_str().map(str::to_owned);
+                        None
+                    } else {
+                        Some((409, r#"{"status":409,"message":"taken"}"#.to_owned()))
+                    }
+                }
+                "GET" => {
+                    if lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                        return Some((500, r#"{"status":500,"message":"busy"}"#.to_owned()));
+                    }
+                    let creator = first_creator.lock().unwrap().clone().unwrap_or_default();
+                    Some((
+                        200,
+                        format!("[{}]", lock_json("faults-lookup-fails", &creator)),
+                    ))
+                }
+                "DELETE" => Some((200, lock_json("faults-lookup-fails", ""))),
+                _ => None,
+            }
+        })
+    };
+    let client = Client::builder(fake.url())
+        .websocket(false)
+        .request_timeout(Duration::from_secs(1))
+        .retry(
+            RetryPolicy::default()
+                .first_delay(Duration::from_millis(10))
+                .max_tries(2),
+        )
+        .build()
+        .unwrap();
+    let created = rt().block_on(client.create("faults-lookup-fails", None));
+    assert!(created.is_err(), "{created:?}");
+    wait_until(
+        "the DELETE of the lock made by the lost create",
+        Duration::from_secs(10),
+        || fake.seen(&format!("DELETE /v1/locks/{FAKE_ID}")),
+    );
+}
+
+/// A WebSocket link that the far side closes right after the handshake must
+/// not make the watcher reconnect (and wake every waiter) many times a second:
+/// such a link counts as a failure for the backoff.
+#[test]
+fn a_websocket_closed_at_once_is_retried_with_backoff() {
+    let fake = Fake::start(|method, _path, _body| match method {
+        "POST" => Some((409, r#"{"status":409,"message":"taken"}"#.to_owned())),
+        "GET" => Some((200, "[]".to_owned())),
+        _ => None,
+    });
+    let client = Client::builder(fake.url())
+        .poll_max(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let waited = rt().block_on(client.acquire(
+        "faults-ws-flaps",
+        relukko::AcquireOptions::new().timeout(Duration::from_secs(3)),
+    ));
+    assert!(waited.is_err(), "{waited:?}");
+    let connects = fake
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| *r == "WS")
+        .count();
+    // With a backoff from 100 ms doubling (half jitter) there are at most about
+    // 7 in 3 s; without one, 30 or more.
+    assert!(
+        (1..=12).contains(&connects),
+        "{connects} WebSocket connects in 3 s"
+    );
+}
