@@ -5,6 +5,74 @@
 //! CI machines, with a central [Relukko] lock server, or on one machine with no
 //! setup at all.
 //!
+//! ```toml
+//! [dev-dependencies]
+//! relukko = { package = "relukko-test", version = "0.1" }
+//! ```
+//!
+//! ## The attribute
+//!
+//! [`#[locked]`](locked) holds its resources from before the test body runs
+//! until after it ends, whether it returns, fails or panics:
+//!
+//! ```
+//! # use relukko::locked as test; // doc tests drop #[test] fns; this keeps the example compiled
+//! #[test]
+//! #[relukko::locked("hil-rig-3", timeout = "10m")]
+//! fn flashes_firmware() {
+//!     // Only one test anywhere holds hil-rig-3 now.
+//! }
+//! ```
+//!
+//! It takes several names (`#[locked("a", "b")]`, acquired in one canonical
+//! order), no name (derived from the test's path), a pool
+//! (`#[locked(any_of("rig-1", "rig-2"))]`, with an optional [`Lease`]
+//! parameter telling which one the test got), and the options `timeout`,
+//! `lease`, `creator` and `crate`. It works with `#[tokio::test]`,
+//! `#[should_panic]`, tests returning `Result`, and `rstest`.
+//!
+//! ## Without the macro
+//!
+//! [`lock_blocking`] and [`lock`] return a [`Lease`] for fixtures and helpers;
+//! [`LockOptions`] says what to lock and how long to wait, and a [`Locker`]
+//! picks a backend explicitly:
+//!
+//! ```
+//! use std::time::Duration;
+//! use relukko::LockOptions;
+//!
+//! # fn main() -> relukko::Result<()> {
+//! # let dir = std::env::temp_dir().join(format!("relukko-crate-doc-{}", std::process::id()));
+//! # let locker = relukko::Locker::local(dir.clone());
+//! // `relukko::lock_blocking(..)` uses the process-wide locker configured from
+//! // the environment; here a local one in a folder of our own.
+//! let lease = locker.lock_blocking(LockOptions::new("staging-db").timeout(Duration::from_secs(30)))?;
+//! assert_eq!(lease.name(), "staging-db");
+//! drop(lease); // released (a Lease also has an explicit release that reports errors)
+//! # let _ = std::fs::remove_dir_all(dir);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Backends
+//!
+//! Chosen from the environment on first use: `RELUKKO_TRUST_ME_IT_IS_LOCKED`
+//! skips locking (as upstream); `RELUKKO_URL` selects a Relukko server (the
+//! lock is kept alive by a heartbeat on the library's own runtime, waiters are
+//! woken by the server's WebSocket and also poll); otherwise lock files in
+//! one folder of this machine (`RELUKKO_LOCAL_DIR`), which serialize `cargo
+//! test` threads and `cargo nextest` processes with no setup.
+//!
+//! ## Modules and features
+//!
+//! - [`client`]: the async [`Client`] for the whole Relukko protocol.
+//! - `server` (feature `server`, off by default): a Relukko-compatible server,
+//!   as an in-process test fixture and as the `relukko-server` binary.
+//! - feature `tls` (on by default): HTTPS and WSS through rustls, with extra
+//!   CA bundles.
+//!
+//! The README has the full tables of attribute forms, options and
+//! environment variables.
+//!
 //! [Relukko]: https://gitlab.com/relukko
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
