@@ -72,7 +72,7 @@ fn holder(name: &str, rounds: usize) -> Result<(), String> {
             _ => return Ok(()), // the parent is done (or gone)
         }
         let t0 = now_nanos();
-        lease.release().map_err(|e| e.to_string())?;
+        lease.release_blocking().map_err(|e| e.to_string())?;
         println!("released {t0}");
     }
     Ok(())
@@ -91,7 +91,7 @@ fn fresh_test(name: Option<&str>) -> Result<(), String> {
     let sum: u64 = (0..1000u64).map(std::hint::black_box).sum();
     std::hint::black_box(sum);
     if let Some(lease) = lease {
-        lease.release().map_err(|e| e.to_string())?;
+        lease.release_blocking().map_err(|e| e.to_string())?;
     }
     println!("hwm_kb {}", peak_rss_kb().unwrap_or(0));
     Ok(())

@@ -69,8 +69,10 @@ fn run(
         if budget.left() < hold.1 + Duration::from_secs(1) {
             break;
         }
-        // The holder locks only when told: a process that releases and locks
-        // again at once beats a waiter that is between two tries.
+        // The holder locks only when told, so every round is one clean
+        // handoff: the holder holds, the waiter blocks, the holder releases.
+        // (A holder that locked again right after releasing would race the
+        // waiter the kernel just woke, and a round could measure nothing.)
         if let Err(e) = writeln!(to_holder, "lock") {
             failure = Some(format!("cannot talk to the holder: {e}"));
             break;
@@ -105,7 +107,7 @@ fn run(
             .join()
             .map_err(|_| "the waiter thread panicked".to_owned())?;
         let lease = lease.map_err(|e| e.to_string())?;
-        lease.release().map_err(|e| e.to_string())?;
+        lease.release_blocking().map_err(|e| e.to_string())?;
         match t0 {
             Ok(t0) if i >= warm => samples.push(Duration::from_nanos(t1.saturating_sub(t0) as u64)),
             Ok(_) => {}

@@ -225,10 +225,7 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     let _ = std::fs::remove_dir_all(&dir);
     let fresh_local = fresh_local?;
     let url = server.base_url();
-    let relukko_env = [
-        ("RELUKKO_URL", url.as_str()),
-        ("RELUKKO_API_KEY", server.api_key()),
-    ];
+    let relukko_env = [("RELUKKO_URL", url), ("RELUKKO_API_KEY", server.api_key())];
     let fresh_relukko = phase("fresh test processes, Relukko backend", || {
         fresh::run(&relukko_env, w, n, &all.sub(Duration::from_secs(10)))
     })?;

@@ -47,7 +47,7 @@ pub async fn uncontended(
             .lock(opts("bench-uncontended"))
             .await
             .map_err(|e| e.to_string())?;
-        lease.release_async().await.map_err(|e| e.to_string())?;
+        lease.release().await.map_err(|e| e.to_string())?;
         if i >= warm {
             samples.push(start.elapsed());
         }
@@ -87,10 +87,10 @@ pub async fn handoff(
         });
         tokio::time::sleep(random_between(hold)).await;
         let t0 = Instant::now();
-        held.release_async().await.map_err(|e| e.to_string())?;
+        held.release().await.map_err(|e| e.to_string())?;
         let (lease, t1) = waiting.await.map_err(|e| e.to_string())?;
         let lease = lease.map_err(|e| e.to_string())?;
-        lease.release_async().await.map_err(|e| e.to_string())?;
+        lease.release().await.map_err(|e| e.to_string())?;
         if i >= warm {
             samples.push(t1.saturating_duration_since(t0));
         }
@@ -143,7 +143,7 @@ pub async fn contention(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((from, to));
-                if let Err(e) = lease.release_async().await {
+                if let Err(e) = lease.release().await {
                     return Err(e.to_string());
                 }
             }

@@ -8,7 +8,7 @@
 //! process-wide configuration as `#[relukko::locked]` (environment variables,
 //! read on first use) and return a [`relukko::Lease`]. The lease is released
 //! when it is dropped (waiting at most a few seconds) or, to see errors,
-//! by `release()` / `release_async()`.
+//! by `release().await` / `release_blocking()`.
 
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ async fn explicit_async_release() -> relukko::Result<()> {
     let lease = relukko::lock(LockOptions::new("example-staging-db")).await?;
     assert_eq!(lease.state(), relukko::LeaseState::Held);
     // ... use the database ...
-    lease.release_async().await
+    lease.release().await
 }
 
 /// Several resources, or a pool, work the same way as in the attribute.
@@ -58,5 +58,5 @@ fn a_pool_from_a_fixture() -> relukko::Result<()> {
         "example-lab-rig-2",
     ]))?;
     println!("got {}", lease.name());
-    lease.release()
+    lease.release_blocking()
 }

@@ -63,10 +63,7 @@ async fn leases_against_the_fixture() -> relukko::Result<()> {
     let admin = client_of(&server);
     let held = admin.holder("example-rig").await?.expect("we hold it");
     admin.delete(held.id).await?;
-    let err = lease
-        .release_async()
-        .await
-        .expect_err("the lock was taken away");
+    let err = lease.release().await.expect_err("the lock was taken away");
     assert!(matches!(err, relukko::Error::LockLost { .. }), "{err}");
     Ok(())
 }

@@ -118,7 +118,7 @@ pub enum Error {
     },
 
     /// Waiting for a resource ran past its deadline.
-    #[error("timed out after {waited:?} waiting for {resource}{}", holder_suffix(.holder))]
+    #[error("timed out after {} waiting for {resource}{}", crate::report::human(*.waited), holder_suffix(.holder))]
     WaitTimeout {
         /// The resource (lock name) waited for.
         resource: String,
@@ -148,6 +148,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// The text of a [`WaitTimeout`](Error::WaitTimeout) without the resource
+    /// (`"timed out after 9.0s, held by ..."`), for messages that already name
+    /// it; any other error as it displays.
+    pub(crate) fn without_resource(&self) -> String {
+        match self {
+            Error::WaitTimeout { waited, holder, .. } => format!(
+                "timed out after {}{}",
+                crate::report::human(*waited),
+                holder_suffix(holder)
+            ),
+            e => e.to_string(),
+        }
+    }
 }
 
 fn holder_suffix(holder: &Option<String>) -> String {
@@ -197,7 +213,11 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "timed out after 3s waiting for hil-rig-3, held by alice@ci"
+            "timed out after 3.0s waiting for hil-rig-3, held by alice@ci"
+        );
+        assert_eq!(
+            e.without_resource(),
+            "timed out after 3.0s, held by alice@ci"
         );
     }
 }

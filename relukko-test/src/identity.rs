@@ -20,15 +20,46 @@ pub(crate) fn creator(test: Option<&str>) -> String {
     text
 }
 
-/// The user name, from the usual variables.
+/// The user name, from the usual variables; else the user id (root in a
+/// container often has no `USER`).
 fn user() -> &'static str {
     static USER: OnceLock<String> = OnceLock::new();
     USER.get_or_init(|| {
-        ["USER", "USERNAME", "LOGNAME"]
-            .iter()
-            .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-            .unwrap_or_else(|| "unknown".to_owned())
+        user_from(
+            |n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()),
+            user_id(),
+        )
     })
+}
+
+/// `USER`, `USERNAME`, `LOGNAME`, else `uid<N>`, else `unknown`.
+fn user_from(var: impl Fn(&str) -> Option<String>, uid: Option<u32>) -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|n| var(n))
+        .map(|v| v.trim().to_owned())
+        .or_else(|| uid.map(|u| format!("uid{u}")))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// This process's user id: the owner of `/proc/self` (Linux), else of a
+/// file this process just made in the temp folder (other Unixes).
+#[cfg(unix)]
+fn user_id() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata("/proc/self") {
+        return Some(m.uid());
+    }
+    let path = std::env::temp_dir().join(format!(".relukko-uid-{}", std::process::id()));
+    let file = std::fs::File::create(&path).ok();
+    let uid = file.and_then(|f| f.metadata().ok()).map(|m| m.uid());
+    let _ = std::fs::remove_file(&path);
+    uid
+}
+
+#[cfg(not(unix))]
+fn user_id() -> Option<u32> {
+    None
 }
 
 /// The host name.
@@ -143,6 +174,20 @@ mod tests {
             ci_job(with(&[("BUILD_URL", "https://jenkins/job/1/")])),
             Some("ci=jenkins https://jenkins/job/1/".to_owned())
         );
+    }
+
+    #[test]
+    fn the_user_falls_back_to_logname_then_the_uid() {
+        assert_eq!(user_from(with(&[("USER", "alice")]), Some(0)), "alice");
+        assert_eq!(user_from(with(&[("LOGNAME", "bob")]), Some(0)), "bob");
+        assert_eq!(user_from(with(&[]), Some(1000)), "uid1000");
+        assert_eq!(user_from(with(&[]), None), "unknown");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_uid_is_found_without_the_environment() {
+        assert!(user_id().is_some());
     }
 
     #[test]

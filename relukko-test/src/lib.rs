@@ -75,6 +75,8 @@
 //!
 //! [Relukko]: https://gitlab.com/relukko
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The crate docs' `#[test]` is `relukko::locked` renamed (see the hidden line): it is compiled.
+#![allow(clippy::test_attr_in_doctest)]
 
 pub mod client;
 mod env;
@@ -92,6 +94,8 @@ mod lease;
 mod lock_options;
 mod locker;
 mod report;
+#[cfg(test)]
+mod test_support;
 
 pub use client::{
     AcquireOptions, Client, ClientBuilder, ClientSettings, Create, RetryPolicy, WaitProgress,

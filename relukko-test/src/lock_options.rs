@@ -27,12 +27,14 @@ pub struct LockOptions {
 
 impl LockOptions {
     /// Lock one resource.
+    #[must_use]
     pub fn new(name: impl Into<String>) -> Self {
         Self::all_of([name])
     }
 
     /// Lock all of these, acquired in one canonical (sorted) order so that
     /// holders of overlapping sets never deadlock, and released in reverse.
+    #[must_use]
     pub fn all_of<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
         LockOptions {
             names: names.into_iter().map(Into::into).collect(),
@@ -46,6 +48,7 @@ impl LockOptions {
 
     /// Lock whichever one of these is free first (a pool);
     /// [`Lease::name`](crate::Lease::name) tells which.
+    #[must_use]
     pub fn any_of<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
         LockOptions {
             any_of: true,
@@ -55,6 +58,7 @@ impl LockOptions {
 
     /// The longest wait (default: the locker's, 10 minutes unless
     /// `RELUKKO_TIMEOUT` says otherwise).
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -62,6 +66,7 @@ impl LockOptions {
 
     /// How long the server keeps the lock without a heartbeat (default: the
     /// locker's, 60 seconds unless `RELUKKO_LEASE` says otherwise); at least 1s.
+    #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);
         self
@@ -69,6 +74,7 @@ impl LockOptions {
 
     /// The creator text recorded with the lock, instead of the derived
     /// `user@host test=... pid=...`.
+    #[must_use]
     pub fn creator(mut self, creator: impl Into<String>) -> Self {
         self.creator = Some(creator.into());
         self

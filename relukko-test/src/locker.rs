@@ -23,10 +23,11 @@ pub use crate::lock_options::LockOptions;
 /// use relukko::{LockOptions, Locker};
 ///
 /// # let dir = std::env::temp_dir().join(format!("relukko-doc-{}", std::process::id()));
-/// let locker = Locker::local(dir).timeout(Duration::from_secs(30));
+/// let locker = Locker::local(&dir).timeout(Duration::from_secs(30));
 /// let lease = locker.lock_blocking(LockOptions::any_of(["rig-1", "rig-2"]))?;
 /// println!("testing on {}", lease.name());
-/// lease.release()?;
+/// lease.release_blocking()?;
+/// # let _ = std::fs::remove_dir_all(&dir);
 /// # Ok(())
 /// # }
 /// ```
@@ -75,7 +76,7 @@ pub fn locker() -> Result<Locker> {
 /// # fn main() -> relukko::Result<()> {
 /// let lease = relukko::lock_blocking("doc-rig-blocking")?;
 /// // ... use the resource ...
-/// lease.release()?;
+/// lease.release_blocking()?;
 /// # Ok(())
 /// # }
 /// ```
@@ -92,7 +93,7 @@ pub fn lock_blocking(what: impl Into<LockOptions>) -> Result<Lease> {
 /// use std::time::Duration;
 /// let opts = relukko::LockOptions::new("doc-rig-async").timeout(Duration::from_secs(60));
 /// let lease = relukko::lock(opts).await?;
-/// lease.release_async().await?;
+/// lease.release().await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -134,17 +135,20 @@ impl Locker {
     }
 
     /// Locks on the Relukko server of `client`.
+    #[must_use]
     pub fn relukko(client: crate::Client) -> Locker {
         Self::with_backend(Backend::Relukko(Remote::new(client)))
     }
 
     /// Lock files in `dir` on this machine (created if missing).
+    #[must_use]
     pub fn local(dir: impl Into<std::path::PathBuf>) -> Locker {
         Self::with_backend(Backend::Local(Arc::new(Local::new(dir.into()))))
     }
 
     /// No locking at all: every lock succeeds at once (one line on stderr
     /// says so). What `RELUKKO_TRUST_ME_IT_IS_LOCKED` selects.
+    #[must_use]
     pub fn skip() -> Locker {
         Self::with_backend(Backend::Skip)
     }
@@ -155,22 +159,26 @@ impl Locker {
     }
 
     /// The default longest wait (10 minutes if not set).
+    #[must_use]
     pub fn timeout(self, timeout: Duration) -> Self {
         self.set(|s| s.timeout = timeout)
     }
 
     /// The default lease (60 seconds if not set); at least 1 second.
+    #[must_use]
     pub fn lease(self, lease: Duration) -> Self {
         self.set(|s| s.lease = lease)
     }
 
     /// Put in front of every lock name, so teams can share one server.
+    #[must_use]
     pub fn prefix(self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
         self.set(|s| s.prefix = prefix)
     }
 
     /// The default creator text, instead of the derived one.
+    #[must_use]
     pub fn creator(self, creator: impl Into<String>) -> Self {
         let creator = creator.into();
         self.set(|s| s.creator = Some(creator))
@@ -261,6 +269,7 @@ impl Locker {
             Some(c) => c,
             None => crate::identity::creator(opts.test.as_deref()),
         };
+        let test = opts.test;
         let (resources, names): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
         let groups = if opts.any_of {
             vec![resources]
@@ -271,6 +280,7 @@ impl Locker {
             groups,
             names,
             any_of: opts.any_of,
+            test,
             wait: Wait {
                 timeout: opts.timeout.unwrap_or(s.timeout),
                 creator,
@@ -288,6 +298,8 @@ struct Plan {
     /// The names as asked for, in the order of the flattened groups.
     names: Vec<String>,
     any_of: bool,
+    /// The locked test holding it, if one does.
+    test: Option<String>,
     wait: Wait,
 }
 
@@ -311,6 +323,7 @@ impl Plan {
             self.groups[i][j].clone(),
             held,
             self.wait.lease,
+            self.test.as_deref(),
         )
     }
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use crate::Lock;
+
 /// Wait this long before the first progress line.
 pub(crate) const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 /// Then print one this often.
@@ -54,6 +56,34 @@ pub(crate) fn when(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let t = t.replace_nanosecond(0).unwrap_or(t);
     crate::format_timestamp(t)
+}
+
+/// Who holds `l`, for errors and progress lines:
+/// `"<creator> since <created_at> until <expires_at>"`, or, once its expiry
+/// has passed (a holder killed, say),
+/// `"<creator> since <created_at>, expired 12s ago; the server frees it after its grace period"`.
+/// Times are whole seconds in UTC ([`report::when`](when)),
+/// like every time this crate shows people.
+pub(crate) fn holder(l: &Lock) -> String {
+    holder_at(l, OffsetDateTime::now_utc())
+}
+
+fn holder_at(l: &Lock, now: time::OffsetDateTime) -> String {
+    let creator = l
+        .creator
+        .as_deref()
+        .map(crate::client::creator_without_token)
+        .filter(|c| !c.is_empty())
+        .unwrap_or("an unnamed creator");
+    let since = when(l.created_at);
+    if l.expires_at > now {
+        return format!("{creator} since {since} until {}", when(l.expires_at));
+    }
+    let ago: Duration = (now - l.expires_at).try_into().unwrap_or_default();
+    format!(
+        "{creator} since {since}, expired {} ago; the server frees it after its grace period",
+        human(Duration::from_secs(ago.as_secs()))
+    )
 }
 
 /// Now, as people read it.
@@ -134,6 +164,35 @@ mod tests {
         assert!(p.due(t0 + Duration::from_secs(2)));
         assert!(!p.due(t0 + Duration::from_secs(4)));
         assert!(p.due(t0 + Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn holders_are_described_without_token_in_whole_seconds() {
+        let now = time::macros::datetime!(2024-10-31 20:05:00 UTC);
+        let mut l = Lock::dummy();
+        l.creator = Some("ci-7 [rl:0123456789abcdef0123456789abcdef]".into());
+        l.created_at = time::macros::datetime!(2024-10-31 20:04:43.9313 UTC);
+        l.expires_at = time::macros::datetime!(2024-10-31 22:05:43.123456 +01:00);
+        assert_eq!(
+            holder_at(&l, now),
+            "ci-7 since 2024-10-31T20:04:43Z until 2024-10-31T21:05:43Z"
+        );
+        l.creator = None;
+        assert!(holder_at(&l, now).starts_with("an unnamed creator since"));
+    }
+
+    #[test]
+    fn a_passed_expiry_is_not_shown_as_until() {
+        let now = time::macros::datetime!(2024-10-31 20:05:00 UTC);
+        let mut l = Lock::dummy();
+        l.creator = Some("killed@host".into());
+        l.created_at = time::macros::datetime!(2024-10-31 20:04:00 UTC);
+        l.expires_at = time::macros::datetime!(2024-10-31 20:04:47.6 UTC);
+        assert_eq!(
+            holder_at(&l, now),
+            "killed@host since 2024-10-31T20:04:00Z, expired 12.0s ago; \
+             the server frees it after its grace period"
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use crate::temp::TempDir;
 
 /// The variable that turns a worker test on and names its history file.
 pub const WORKER_VAR: &str = "RELUKKO_E2E_WORKER";
@@ -21,6 +24,9 @@ pub const WORKER_VAR: &str = "RELUKKO_E2E_WORKER";
 #[derive(Debug, Clone)]
 pub struct History {
     path: PathBuf,
+    /// The driver's folder of the file, removed when the last clone is
+    /// dropped; `None` in workers, which only append to it.
+    _dir: Option<Arc<TempDir>>,
 }
 
 /// One line of a history.
@@ -50,9 +56,13 @@ pub struct Summary {
 impl History {
     /// A fresh, empty history file in the temp folder.
     pub fn create(tag: &str) -> History {
-        let path = fresh_dir(tag).join("history.log");
+        let dir = fresh_dir(tag);
+        let path = dir.join("history.log");
         std::fs::write(&path, "").expect("create history file");
-        History { path }
+        History {
+            path,
+            _dir: Some(Arc::new(dir)),
+        }
     }
 
     /// The history a driver named in [`WORKER_VAR`]; `None` when this process
@@ -60,7 +70,10 @@ impl History {
     pub fn from_env() -> Option<History> {
         std::env::var_os(WORKER_VAR)
             .filter(|v| !v.is_empty())
-            .map(|p| History { path: p.into() })
+            .map(|p| History {
+                path: p.into(),
+                _dir: None,
+            })
     }
 
     /// The file.
@@ -152,14 +165,9 @@ impl History {
     }
 }
 
-/// A new, empty folder in the temp folder.
-pub fn fresh_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "relukko-e2e-{tag}-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A new, empty folder in the temp folder, removed when dropped.
+pub fn fresh_dir(tag: &str) -> TempDir {
+    TempDir::new(tag)
 }
 
 /// This test binary, run as a worker: the tests matching `filter` (exactly

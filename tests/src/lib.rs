@@ -3,4 +3,5 @@
 pub mod history;
 pub mod proxy;
 pub mod raw;
+pub mod temp;
 pub mod tls;

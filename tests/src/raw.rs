@@ -51,7 +51,7 @@ pub struct Api {
 impl Api {
     /// Talks to `server` with its key.
     pub fn new(server: &TestServer) -> Self {
-        Api::at(&server.base_url(), server.api_key())
+        Api::at(server.base_url(), server.api_key())
     }
 
     /// Talks to the server at `base` with `key`.

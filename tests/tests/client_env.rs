@@ -57,14 +57,12 @@ fn every_variable_refuses_junk_and_empty_values() {
         }
     }
     // A CA "bundle" that holds no certificate is refused when the client is built.
-    let dir = std::env::temp_dir().join(relukko_e2e::raw::unique("relukko-env-ca"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = relukko_e2e::temp::TempDir::new("env-ca");
     std::fs::write(dir.join("x.pem"), "no certificate here").unwrap();
     expect_config(
         &[URL, ("RELUKKO_CA_BUNDLE", dir.to_str().unwrap())],
         "RELUKKO_CA_BUNDLE",
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -88,7 +86,7 @@ async fn settings_from_the_environment_reach_the_server() {
     let server = TestServer::start();
     let url = server.base_url();
     let s = settings(&[
-        ("RELUKKO_URL", &url),
+        ("RELUKKO_URL", url),
         ("RELUKKO_API_KEY", server.api_key()),
         ("RELUKKO_CREATOR", "env-creator"),
         ("RELUKKO_REQUEST_TIMEOUT", "2s"),

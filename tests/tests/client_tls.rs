@@ -3,12 +3,12 @@
 //! and refuses without it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, ClientSettings, Error};
 use relukko_e2e::raw::unique;
+use relukko_e2e::temp::TempDir;
 use relukko_e2e::tls::{TestCa, TlsProxy};
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -19,10 +19,10 @@ async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
         .expect("bounded step took too long")
 }
 
-/// A fresh folder under the system temp dir holding `ca.pem`.
-fn ca_dir(ca: &TestCa) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique("relukko-tls-ca"));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A fresh folder under the system temp dir holding `ca.pem`, removed when
+/// dropped.
+fn ca_dir(ca: &TestCa) -> TempDir {
+    let dir = TempDir::new("tls-ca");
     std::fs::write(dir.join("ca.pem"), &ca.cert_pem).unwrap();
     dir
 }
@@ -116,7 +116,7 @@ async fn ca_bundles_from_a_file_a_folder_and_the_environment() {
     let ca = TestCa::new();
     let tls = TlsProxy::start(server.addr(), &ca);
     let dir = ca_dir(&ca);
-    for bundle in [dir.join("ca.pem"), dir.clone()] {
+    for bundle in [dir.join("ca.pem"), dir.to_path_buf()] {
         let c = Client::builder(tls.localhost_url())
             .api_key(server.api_key())
             .ca_bundle(&bundle)
@@ -151,5 +151,4 @@ async fn ca_bundles_from_a_file_a_folder_and_the_environment() {
         }
         other => panic!("expected a Config error naming CURL_CA_BUNDLE, got {other:?}"),
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -11,7 +11,7 @@ use relukko_e2e::raw::{self, unique};
 
 const BOUND: Duration = Duration::from_secs(30);
 
-fn builder(url: String, server: &TestServer) -> relukko::ClientBuilder {
+fn builder(url: impl AsRef<str>, server: &TestServer) -> relukko::ClientBuilder {
     Client::builder(url).api_key(server.api_key())
 }
 
@@ -257,7 +257,7 @@ async fn an_acquire_or_create_dropped_mid_request_leaves_no_lock() {
         .websocket(false)
         .build()
         .unwrap();
-    let mut ws = raw::ws_connect(&server.base_url(), Some(server.api_key()))
+    let mut ws = raw::ws_connect(server.base_url(), Some(server.api_key()))
         .await
         .unwrap();
 

@@ -107,7 +107,7 @@ fn local_backend_serializes_processes_and_threads() {
 fn relukko_backend_serializes_processes_and_threads() {
     let server = TestServer::start();
     let env = [
-        ("RELUKKO_URL", server.base_url()),
+        ("RELUKKO_URL", server.base_url().to_owned()),
         ("RELUKKO_API_KEY", server.api_key().to_owned()),
     ];
     let history = contend(3, 3, &env);

@@ -60,10 +60,10 @@ fn local_sigkill_frees_the_lock_at_once() {
     let dir = fresh_dir("kill-local");
     kill_a_holder(&[("RELUKKO_LOCAL_DIR", dir.display().to_string())]);
     // "At once": no wait is needed; the bound is only for a loaded machine.
-    let lease = Locker::local(dir)
+    let lease = Locker::local(dir.path())
         .lock_blocking(LockOptions::new("e2e-kill").timeout(Duration::from_secs(5)))
         .expect("free right after the kill");
-    lease.release().unwrap();
+    lease.release_blocking().unwrap();
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn relukko_sigkill_frees_the_lock_after_lease_and_grace() {
         .cleanup_interval(Duration::from_millis(200))
         .start();
     let env = [
-        ("RELUKKO_URL", server.base_url()),
+        ("RELUKKO_URL", server.base_url().to_owned()),
         ("RELUKKO_API_KEY", server.api_key().to_owned()),
         ("RELUKKO_LEASE", "3s".to_owned()),
     ];
@@ -83,7 +83,7 @@ fn relukko_sigkill_frees_the_lock_after_lease_and_grace() {
         .lock_blocking(LockOptions::new("e2e-kill").timeout(Duration::from_secs(60)))
         .expect("free once the lease and grace pass");
     eprintln!("free {:?} after the kill", killed.elapsed());
-    lease.release().unwrap();
+    lease.release_blocking().unwrap();
 }
 
 fn exit_while_holding(env: &[(&str, String)]) {
@@ -102,17 +102,17 @@ fn exit_while_holding(env: &[(&str, String)]) {
 fn local_exit_while_holding_frees_the_lock() {
     let dir = fresh_dir("exit-local");
     exit_while_holding(&[("RELUKKO_LOCAL_DIR", dir.display().to_string())]);
-    let lease = Locker::local(dir)
+    let lease = Locker::local(dir.path())
         .lock_blocking(LockOptions::new("e2e-exit").timeout(Duration::from_secs(5)))
         .expect("free right after the exit");
-    lease.release().unwrap();
+    lease.release_blocking().unwrap();
 }
 
 #[test]
 fn relukko_exit_while_holding_releases_at_exit() {
     let server = TestServer::start();
     exit_while_holding(&[
-        ("RELUKKO_URL", server.base_url()),
+        ("RELUKKO_URL", server.base_url().to_owned()),
         ("RELUKKO_API_KEY", server.api_key().to_owned()),
     ]);
     // Released by the exit handler, not by expiry (the lease is 60 s and the

@@ -8,6 +8,7 @@ use std::time::Duration;
 use relukko::server::TestServer;
 use relukko::{Client, LockOptions, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_e2e::temp::TempDir;
 
 fn is_worker() -> bool {
     History::from_env().is_some()
@@ -37,6 +38,50 @@ fn panic_b_follows() {
 #[locked("e2e-timeout", timeout = "4s")]
 fn timeout_worker() {
     enter("e2e-timeout", "timeout_worker");
+}
+
+#[locked("e2e-timeout", timeout = "4s")]
+#[tokio::test]
+async fn timeout_worker_async() {
+    enter("e2e-timeout", "timeout_worker_async");
+}
+
+/// `tests/tests/e2e_failures.rs:<line>:1`: where the `#[locked]` attribute
+/// of the function declared by `header` is, the location a failure of that
+/// test must point at.
+fn location_of(header: &str) -> String {
+    let lines: Vec<&str> = include_str!("e2e_failures.rs").lines().collect();
+    let f = lines
+        .iter()
+        .position(|l| l.starts_with(header))
+        .expect("the function is in this file");
+    let attr = (0..f)
+        .rev()
+        .find(|&i| lines[i].starts_with("#[locked("))
+        .expect("the function has a #[locked] attribute");
+    format!("tests/tests/e2e_failures.rs:{}:1", attr + 1)
+}
+
+/// Asserts that a failure of worker test `name` (declared by `header`) points
+/// at its `#[locked]` line: the panic location for sync tests, the message
+/// for async ones (whose panic location cannot be tracked).
+fn assert_points_at_the_test(text: &str, name: &str, header: &str) {
+    let at = location_of(header);
+    if header.starts_with("async") {
+        assert!(
+            text.contains(&format!("(#[locked] at {at})")),
+            "{name}: {text}"
+        );
+    } else {
+        assert!(
+            text.contains(&format!("panicked at {at}")),
+            "{name}: {text}"
+        );
+        assert!(
+            !text.contains("panicked at relukko-test/src/"),
+            "{name}: the failure points into the library: {text}"
+        );
+    }
 }
 
 #[locked("e2e-lost", lease = "3s")]
@@ -89,7 +134,7 @@ fn client(server: &TestServer) -> Client {
 
 fn server_env(server: &TestServer) -> Vec<(&'static str, String)> {
     vec![
-        ("RELUKKO_URL", server.base_url()),
+        ("RELUKKO_URL", server.base_url().to_owned()),
         ("RELUKKO_API_KEY", server.api_key().to_owned()),
     ]
 }
@@ -103,7 +148,7 @@ fn run(name: &str, env: &[(&str, String)]) -> (std::process::Output, History) {
     (out, history)
 }
 
-fn local_env(tag: &str) -> (Vec<(&'static str, String)>, std::path::PathBuf) {
+fn local_env(tag: &str) -> (Vec<(&'static str, String)>, TempDir) {
     let dir = fresh_dir(tag);
     (vec![("RELUKKO_LOCAL_DIR", dir.display().to_string())], dir)
 }
@@ -136,37 +181,50 @@ fn relukko_panicking_test_releases() {
     panicking_test_releases(&server_env(&server));
 }
 
-/// The driver holds the resource; the worker times out with the promised message.
+/// The driver holds the resource; the workers (sync, then async) time out
+/// with the promised message, pointing at their `#[locked]` line.
 fn timeout_names_resource_holder_and_wait(locker: Locker, env: &[(&str, String)]) {
     let held = locker
         .creator("the e2e driver")
         .lock_blocking("e2e-timeout")
         .unwrap();
-    let (out, history) = run("timeout_worker", env);
-    let text = output_text(&out);
-    assert!(!out.status.success(), "{text}");
-    assert!(text.contains("could not lock e2e-timeout"), "{text}");
-    assert!(text.contains("timed out after 4"), "{text}");
-    assert!(text.contains("held by the e2e driver"), "{text}");
-    // The progress line, on stderr (not captured by the harness).
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("relukko: waiting ")
-            && stderr.contains("for e2e-timeout, held by the e2e driver"),
-        "{text}"
-    );
-    assert_eq!(
-        history.summary().entries,
-        0,
-        "the body must not run: {text}"
-    );
-    held.release().unwrap();
+    for (name, header) in [
+        ("timeout_worker", "fn timeout_worker()"),
+        ("timeout_worker_async", "async fn timeout_worker_async()"),
+    ] {
+        let (out, history) = run(name, env);
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{text}");
+        // The resource once: no "waiting for e2e-timeout" repeating it.
+        assert!(
+            text.contains(&format!(
+                "relukko: test e2e_failures::{name} could not lock e2e-timeout: timed out after 4."
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("waiting for e2e-timeout"), "{text}");
+        assert!(text.contains("s, held by the e2e driver"), "{text}");
+        assert_points_at_the_test(&text, name, header);
+        // The progress line, on stderr (not captured by the harness).
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("relukko: waiting ")
+                && stderr.contains("for e2e-timeout, held by the e2e driver"),
+            "{text}"
+        );
+        assert_eq!(
+            history.summary().entries,
+            0,
+            "the body must not run: {text}"
+        );
+    }
+    held.release_blocking().unwrap();
 }
 
 #[test]
 fn local_timeout_fails_with_resource_holder_and_wait() {
     let (env, dir) = local_env("timeout");
-    timeout_names_resource_holder_and_wait(Locker::local(dir), &env);
+    timeout_names_resource_holder_and_wait(Locker::local(dir.path()), &env);
 }
 
 #[test]
@@ -177,7 +235,7 @@ fn relukko_timeout_fails_with_resource_holder_and_wait() {
 
 /// Deletes `resource` behind the worker's back once it holds it; the worker
 /// test fails with the lost message.
-fn deleted_lock_fails_the_test(name: &str, resource: &str) {
+fn deleted_lock_fails_the_test(name: &str, header: &str, resource: &str) {
     let server = TestServer::start();
     let history = History::create(name);
     let mut env = server_env(&server);
@@ -205,16 +263,29 @@ fn deleted_lock_fails_the_test(name: &str, resource: &str) {
         )),
         "{text}"
     );
+    // Said on stderr when it happened, not only when the body ended.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "relukko: lost {resource} while test e2e_failures::{name} runs: deleted by someone else"
+        )) && stderr.contains("; the test will fail when its body ends\n"),
+        "{text}"
+    );
+    assert_points_at_the_test(&text, name, header);
 }
 
 #[test]
 fn relukko_lock_deleted_mid_test_fails_it() {
-    deleted_lock_fails_the_test("lost_worker", "e2e-lost");
+    deleted_lock_fails_the_test("lost_worker", "fn lost_worker(", "e2e-lost");
 }
 
 #[test]
 fn relukko_lock_deleted_mid_async_test_fails_it_and_lost_resolves() {
-    deleted_lock_fails_the_test("lost_worker_async", "e2e-lost-async");
+    deleted_lock_fails_the_test(
+        "lost_worker_async",
+        "async fn lost_worker_async(",
+        "e2e-lost-async",
+    );
 }
 
 #[test]
@@ -224,7 +295,7 @@ fn server_down_fails_clearly_and_never_falls_back_to_local() {
         .local_addr()
         .unwrap()
         .port();
-    let (mut env, _) = local_env("down");
+    let (mut env, _dir) = local_env("down");
     env.push(("RELUKKO_URL", format!("http://127.0.0.1:{port}")));
     let (out, history) = run("plain_worker", &env);
     let text = output_text(&out);
@@ -245,7 +316,7 @@ fn bad_settings_fail_naming_the_variable() {
         ("RELUKKO_TIMEOUT", ""),
         ("RELUKKO_URL", "ftp://x"),
     ] {
-        let (mut env, _) = local_env("bad");
+        let (mut env, _dir) = local_env("bad");
         env.push((var, value.to_owned()));
         let (out, history) = run("plain_worker", &env);
         let text = output_text(&out);
@@ -294,5 +365,5 @@ fn relukko_server_sees_who_holds_it() {
         creator.contains('@') && creator.contains(&format!("pid={}", std::process::id())),
         "{creator}"
     );
-    lease.release().unwrap();
+    lease.release_blocking().unwrap();
 }

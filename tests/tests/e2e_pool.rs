@@ -99,7 +99,7 @@ fn relukko_pool_of_three_serves_six_tests() {
     serve_pool(
         2,
         &[
-            ("RELUKKO_URL", server.base_url()),
+            ("RELUKKO_URL", server.base_url().to_owned()),
             ("RELUKKO_API_KEY", server.api_key().to_owned()),
         ],
     );

@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 use relukko::server::TestServer;
 use relukko::{Client, Error, LeaseState, LockOptions, Locker};
 use relukko_e2e::history::fresh_dir;
+use relukko_e2e::temp::TempDir;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn local() -> Locker {
-    Locker::local(fresh_dir("lease-api"))
+/// A local locker in a folder of its own, removed when the guard drops.
+fn local() -> (Locker, TempDir) {
+    let dir = fresh_dir("lease-api");
+    (Locker::local(dir.path()), dir)
 }
 
 fn client(server: &TestServer) -> Client {
@@ -32,7 +35,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn lock_wait_timeout_release_and_drop() {
-    let locker = local();
+    let (locker, _dir) = local();
     let lease = locker
         .clone()
         .creator("first holder")
@@ -51,22 +54,22 @@ fn lock_wait_timeout_release_and_drop() {
     );
 
     let clone = lease.clone();
-    lease.release().unwrap();
+    lease.release_blocking().unwrap();
     assert_eq!(clone.state(), LeaseState::Released);
-    clone.release().unwrap(); // already released: nothing to do
+    clone.release_blocking().unwrap(); // already released: nothing to do
 
     let again = locker
         .lock_blocking(LockOptions::new("r").timeout(secs(5)))
         .unwrap();
     drop(again); // dropping releases too
-    locker
+    let _lease = locker
         .lock_blocking(LockOptions::new("r").timeout(secs(5)))
         .unwrap();
 }
 
 #[test]
 fn several_names_in_canonical_order_and_pools() {
-    let locker = local();
+    let (locker, _dir) = local();
     let lease = locker
         .lock_blocking(LockOptions::all_of(["b", "a", "b"]))
         .unwrap();
@@ -97,23 +100,23 @@ fn several_names_in_canonical_order_and_pools() {
 #[test]
 fn prefix_applies_to_the_locked_name() {
     let dir = fresh_dir("prefix");
-    let team = Locker::local(&dir).prefix("team-");
+    let team = Locker::local(dir.path()).prefix("team-");
     let lease = team.lock_blocking("rig").unwrap();
     assert_eq!((lease.name(), lease.resource()), ("rig", "team-rig"));
-    let plain = Locker::local(&dir);
+    let plain = Locker::local(dir.path());
     assert!(
         plain
             .lock_blocking(LockOptions::new("team-rig").timeout(Duration::from_millis(50)))
             .is_err()
     );
-    plain
+    let _lease = plain
         .lock_blocking(LockOptions::new("rig").timeout(secs(5)))
         .unwrap();
 }
 
 #[test]
 fn bad_options_are_config_errors() {
-    let locker = local();
+    let (locker, _dir) = local();
     let err = locker
         .lock_blocking(LockOptions::new("x").lease(Duration::from_millis(10)))
         .unwrap_err();
@@ -130,7 +133,7 @@ fn bad_options_are_config_errors() {
 
 #[test]
 fn async_lock_works_on_any_runtime_and_a_dropped_wait_leaves_nothing() {
-    let locker = local();
+    let (locker, _dir) = local();
     rt().block_on(async {
         let held = locker.lock("r").await.unwrap();
         let waiting = locker.lock(LockOptions::new("r").timeout(secs(60)));
@@ -139,13 +142,13 @@ fn async_lock_works_on_any_runtime_and_a_dropped_wait_leaves_nothing() {
                 .await
                 .is_err()
         );
-        held.release_async().await.unwrap();
+        held.release().await.unwrap();
         // The dropped wait did not take the lock behind our back.
         let again = locker
             .lock(LockOptions::new("r").timeout(secs(5)))
             .await
             .unwrap();
-        again.release_async().await.unwrap();
+        again.release().await.unwrap();
     });
 }
 
@@ -185,7 +188,7 @@ fn relukko_heartbeat_keeps_a_short_lease_alive() {
         left <= time::Duration::seconds(3),
         "expiry follows the lease, not 10 minutes: {left}"
     );
-    lease.release().unwrap();
+    lease.release_blocking().unwrap();
     assert_eq!(rt().block_on(c.holder("hb")).unwrap(), None);
 }
 
@@ -207,7 +210,7 @@ fn relukko_deleted_lock_is_lost_and_release_says_so() {
     });
     assert_eq!(lease.state(), LeaseState::Lost);
     assert!(lease.lost_reason().unwrap().contains("404"));
-    let err = lease.release().unwrap_err();
+    let err = lease.release_blocking().unwrap_err();
     assert!(matches!(err, Error::LockLost { .. }), "{err}");
 }
 

@@ -57,7 +57,7 @@ fn release_whose_answer_is_lost_is_not_a_loss() {
     proxy.set_mode(Mode::LoseAnswers);
     proxy.cut();
     let probe = lease.clone();
-    let releasing = std::thread::spawn(move || lease.release());
+    let releasing = std::thread::spawn(move || lease.release_blocking());
 
     // Once the DELETE has done its work, let the retry through.
     let start = Instant::now();

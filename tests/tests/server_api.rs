@@ -12,7 +12,7 @@ use time::Duration;
 #[tokio::test]
 async fn healthchecker_is_open() {
     let server = TestServer::start();
-    let api = Api::at(&server.base_url(), "");
+    let api = Api::at(server.base_url(), "");
     let response = api
         .http
         .get(format!("{}/healthchecker", server.base_url()))
@@ -297,13 +297,13 @@ fn works_from_a_sync_test_and_restarts_on_the_same_port() {
         .enable_all()
         .build()
         .unwrap();
-    let api = Api::at(&server.base_url(), "k");
+    let api = Api::at(server.base_url(), "k");
     let name = unique("restart");
     rt.block_on(api.create(&name));
     server.stop();
     // A restart forgets every lock.
     let again = TestServer::builder().api_key("k").port(addr.port()).start();
     assert_eq!(again.addr(), addr);
-    let api = Api::at(&again.base_url(), "k");
+    let api = Api::at(again.base_url(), "k");
     rt.block_on(api.create(&name));
 }

@@ -50,7 +50,7 @@ async fn the_cleanup_pass_removes_and_broadcasts_expired_locks() {
         .cleanup_interval(Duration::from_millis(200))
         .start();
     let api = Api::new(&server);
-    let mut ws = ws_connect(&server.base_url(), Some(server.api_key()))
+    let mut ws = ws_connect(server.base_url(), Some(server.api_key()))
         .await
         .unwrap();
     let (expired, alive) = (unique("expired"), unique("alive"));

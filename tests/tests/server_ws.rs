@@ -13,10 +13,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 async fn every_change_reaches_every_client_in_order() {
     let server = TestServer::start();
     let api = Api::new(&server);
-    let mut first = ws_connect(&server.base_url(), Some(server.api_key()))
+    let mut first = ws_connect(server.base_url(), Some(server.api_key()))
         .await
         .unwrap();
-    let mut second = ws_connect(&server.base_url(), Some(server.api_key()))
+    let mut second = ws_connect(server.base_url(), Some(server.api_key()))
         .await
         .unwrap();
     let name = unique("events");
@@ -59,7 +59,7 @@ async fn every_change_reaches_every_client_in_order() {
 async fn the_upgrade_needs_the_right_key() {
     let server = TestServer::builder().api_key("ws-key").start();
     for key in [None, Some("wrong"), Some("ws-ke"), Some("ws-key2")] {
-        match ws_connect(&server.base_url(), key).await {
+        match ws_connect(server.base_url(), key).await {
             Err(WsError::Http(response)) => {
                 assert_eq!(response.status().as_u16(), 401, "key {key:?}");
                 let body: serde_json::Value =
@@ -70,9 +70,7 @@ async fn the_upgrade_needs_the_right_key() {
             Ok(_) => panic!("key {key:?}: the upgrade was accepted"),
         }
     }
-    ws_connect(&server.base_url(), Some("ws-key"))
-        .await
-        .unwrap();
+    ws_connect(server.base_url(), Some("ws-key")).await.unwrap();
 }
 
 #[tokio::test]
@@ -87,7 +85,7 @@ async fn a_plain_get_of_the_websocket_route_has_an_error_body() {
 #[tokio::test]
 async fn pings_are_answered() {
     let server = TestServer::start();
-    let mut ws = ws_connect(&server.base_url(), Some(server.api_key()))
+    let mut ws = ws_connect(server.base_url(), Some(server.api_key()))
         .await
         .unwrap();
     ws.send(Message::Ping(b"are you there".to_vec().into()))
@@ -112,10 +110,10 @@ async fn a_client_that_never_reads_stalls_no_one() {
     let server = TestServer::start();
     let api = Api::new(&server);
     // Connected, then never read: the server's writes to it pile up.
-    let deaf = ws_connect(&server.base_url(), Some(server.api_key()))
+    let deaf = ws_connect(server.base_url(), Some(server.api_key()))
         .await
         .unwrap();
-    let mut listener = ws_connect(&server.base_url(), Some(server.api_key()))
+    let mut listener = ws_connect(server.base_url(), Some(server.api_key()))
         .await
         .unwrap();
 
@@ -168,7 +166,7 @@ fn dropping_the_server_cuts_websockets_and_keep_alive_connections() {
     let server = TestServer::start();
     let api = Api::new(&server);
     let (mut ws, _) = rt.block_on(async {
-        let ws = ws_connect(&server.base_url(), Some(server.api_key()))
+        let ws = ws_connect(server.base_url(), Some(server.api_key()))
             .await
             .unwrap();
         // Leaves an idle keep-alive connection in the client's pool.

@@ -13,16 +13,20 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use super::{Released, Wait};
 use crate::error::{Error, Result};
 use crate::report::{self, Progress};
 
-/// The first pause between two tries: short, so a handoff is quick.
-const POLL_FIRST: Duration = Duration::from_micros(250);
-/// The longest pause between two tries.
-const POLL_MAX: Duration = Duration::from_millis(20);
+/// How often a waiter that can be cancelled looks at its flag while its
+/// helpers block.
+const CANCEL_CHECK: Duration = Duration::from_millis(20);
+
+/// What a helper thread reports: the index of its name and the file it
+/// locked, or why it could not.
+type Outcome = (usize, Result<File>);
 
 /// Lock files in one folder.
 #[derive(Debug)]
@@ -64,6 +68,21 @@ impl Local {
 
     /// Waits until one of `names` is free, blocking this thread; answers the
     /// index and the held file. `cancel` stops the wait early.
+    ///
+    /// First one `try_lock` per name, in order, so a free lock costs no
+    /// thread. Then one helper thread per name waits in a blocking lock
+    /// (`flock(LOCK_EX)`; `LockFileEx` on Windows): the kernel wakes it the
+    /// moment the holder unlocks, where polling would wake late, or lose the
+    /// lock to a process that releases and locks again between two polls.
+    /// The first helper to lock wins; this thread waits for it on a channel,
+    /// so it still prints progress lines and honours the deadline and
+    /// `cancel`.
+    ///
+    /// A blocked lock cannot be interrupted: when the wait ends (won, timed
+    /// out or cancelled), the other helpers are abandoned. Each lives on,
+    /// blocked, until its holder releases, then closes its file (so frees the
+    /// lock at once, without keeping it) and ends. Such a thread costs an open
+    /// file and a parked thread until then.
     pub(crate) fn acquire_any_blocking(
         &self,
         names: &[String],
@@ -73,48 +92,45 @@ impl Local {
         let start = Instant::now();
         let deadline = start + wait.timeout;
         self.ensure_dir(&names[0])?;
-        let files: Vec<(&String, PathBuf, File)> = names
-            .iter()
-            .map(|n| self.open(n).map(|f| (n, self.path_for(n), f)))
-            .collect::<Result<Vec<_>>>()?;
+        let mut files = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let path = self.path_for(name);
+            let mut file = open_lock_file(name, &path)?;
+            if try_take(name, &path, &mut file)? {
+                return Ok((i, self.hold(names, i, file, &wait.creator)));
+            }
+            files.push((path, file));
+        }
+        let timed_out = || Error::WaitTimeout {
+            resource: what(names),
+            waited: report::round_ms(start.elapsed()),
+            holder: Some(self.holders(names)),
+        };
+        if Instant::now() >= deadline {
+            return Err(timed_out());
+        }
+
+        // Dropped on every way out of here (also by `?` and a panic): the
+        // flag keeps abandoned helpers from blocking again, and dropping the
+        // receiver makes their late sends fail (and drops what was sent but
+        // not taken), so their files are closed, the locks freed, at once.
+        let abandoned = Abandoned(Arc::new(AtomicBool::new(false)));
+        let (tx, rx) = mpsc::channel::<Outcome>();
+        for (i, (path, file)) in files.into_iter().enumerate() {
+            let (name, tx, flag) = (names[i].clone(), tx.clone(), Arc::clone(&abandoned.0));
+            let path_shown = path.clone();
+            std::thread::Builder::new()
+                .name("relukko-flock".to_owned())
+                .spawn(move || block_until_locked(i, &name, path, file, &flag, &tx))
+                .map_err(|e| local_err(&names[i], &path_shown, e))?;
+        }
+        drop(tx);
+
         let mut progress = Progress::new(start, deadline);
-        let mut pause = POLL_FIRST;
-        let mut files = files;
         loop {
-            let mut got = None;
-            for (i, (name, path, file)) in files.iter_mut().enumerate() {
-                match file.try_lock() {
-                    Ok(()) if is_current(file, path) => {
-                        got = Some(i);
-                        break;
-                    }
-                    Ok(()) => {
-                        // The file was deleted or replaced since we opened it:
-                        // others lock the file the name leads to now, so must we.
-                        let _ = file.unlock();
-                        *file = self.open(name)?;
-                    }
-                    Err(TryLockError::WouldBlock) => {}
-                    Err(TryLockError::Error(e)) => return Err(local_err(name, path, e)),
-                }
-            }
-            if let Some(i) = got {
-                let (name, path, file) = files.swap_remove(i);
-                let held = LocalHeld {
-                    file,
-                    path,
-                    resource: name.clone(),
-                };
-                held.record(&wait.creator);
-                return Ok((i, held));
-            }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::WaitTimeout {
-                    resource: what(names),
-                    waited: report::round_ms(start.elapsed()),
-                    holder: Some(self.holders(names)),
-                });
+                return Err(timed_out());
             }
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(Error::WaitTimeout {
@@ -126,9 +142,38 @@ impl Local {
             if progress.due(now) {
                 progress.print(&what(names), &self.holders(names));
             }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 3 / 2).min(POLL_MAX);
+            let mut step = deadline
+                .min(progress.next_due())
+                .saturating_duration_since(now);
+            if cancel.is_some() {
+                step = step.min(CANCEL_CHECK);
+            }
+            match rx.recv_timeout(step) {
+                Ok((i, Ok(file))) => return Ok((i, self.hold(names, i, file, &wait.creator))),
+                Ok((_, Err(e))) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                // Every helper sends before it ends unless abandoned, and
+                // nothing abandons them while this loop runs.
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(local_err(
+                        &what(names),
+                        &self.dir,
+                        std::io::Error::other("the lock-waiting threads ended without a result"),
+                    ));
+                }
+            }
         }
+    }
+
+    /// The held lock of `names[i]`, recorded as `creator`'s.
+    fn hold(&self, names: &[String], i: usize, file: File, creator: &str) -> LocalHeld {
+        let held = LocalHeld {
+            file,
+            path: self.path_for(&names[i]),
+            resource: names[i].clone(),
+        };
+        held.record(creator);
+        held
     }
 
     /// The async form: waits on a blocking thread of the background runtime.
@@ -186,30 +231,85 @@ impl Local {
         }
         Ok(())
     }
+}
 
-    /// Opens (creating) the lock file, readable and writable by every user
-    /// where possible; read-only if that is all we may (locking still works).
-    fn open(&self, name: &str) -> Result<File> {
-        let path = self.path_for(name);
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o666);
-        match opts.open(&path) {
-            Ok(f) => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    // The umask may have removed write bits for others; best effort.
-                    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o666));
-                }
-                Ok(f)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                File::open(&path).map_err(|e| local_err(name, &path, e))
-            }
-            Err(e) => Err(local_err(name, &path, e)),
+/// Tells abandoned helper threads, when dropped, that nobody waits for them.
+struct Abandoned(Arc<AtomicBool>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// One `try_lock` of `file`; answers whether it is now held. A lock taken on
+/// a file that was deleted or replaced since it was opened is let go, and
+/// `file` reopened: others lock the file the name leads to now, so must we.
+fn try_take(name: &str, path: &Path, file: &mut File) -> Result<bool> {
+    match file.try_lock() {
+        Ok(()) if is_current(file, path) => Ok(true),
+        Ok(()) => {
+            let _ = file.unlock();
+            *file = open_lock_file(name, path)?;
+            Ok(false)
         }
+        Err(TryLockError::WouldBlock) => Ok(false),
+        Err(TryLockError::Error(e)) => Err(local_err(name, path, e)),
+    }
+}
+
+/// A helper thread: blocks until `file` is locked and sends it. If the
+/// waiter is gone by then, the send fails and the file is closed here, which
+/// frees the lock at once.
+fn block_until_locked(
+    i: usize,
+    name: &str,
+    path: PathBuf,
+    mut file: File,
+    abandoned: &AtomicBool,
+    tx: &Sender<Outcome>,
+) {
+    let outcome = loop {
+        if abandoned.load(Ordering::Acquire) {
+            return;
+        }
+        match file.lock() {
+            Ok(()) if is_current(&file, &path) => break Ok(file),
+            Ok(()) => {
+                // Replaced while we waited (see `try_take`): wait for the new file.
+                let _ = file.unlock();
+                match open_lock_file(name, &path) {
+                    Ok(f) => file = f,
+                    Err(e) => break Err(e),
+                }
+            }
+            Err(e) => break Err(local_err(name, &path, e)),
+        }
+    };
+    let _ = tx.send((i, outcome));
+}
+
+/// Opens (creating) the lock file, readable and writable by every user where
+/// possible; read-only if that is all we may (locking still works).
+fn open_lock_file(name: &str, path: &Path) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o666);
+    match opts.open(path) {
+        Ok(f) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                // The umask may have removed write bits for others; best effort.
+                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o666));
+            }
+            Ok(f)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            File::open(path).map_err(|e| local_err(name, path, e))
+        }
+        Err(e) => Err(local_err(name, path, e)),
     }
 }
 
@@ -294,124 +394,4 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("relukko-unit-{tag}-{}", uuid::Uuid::new_v4()))
-    }
-
-    fn wait(ms: u64) -> Wait {
-        Wait {
-            timeout: Duration::from_millis(ms),
-            creator: "me@here test=t pid=1".into(),
-            lease: Duration::from_secs(60),
-        }
-    }
-
-    #[test]
-    fn names_map_to_distinct_stable_files() {
-        let local = Local::new(PathBuf::from("/x"));
-        let a = local.path_for("Rig/1");
-        assert_ne!(a, local.path_for("rig/1"));
-        assert_ne!(a, local.path_for("Rig_1"));
-        assert_eq!(
-            a,
-            PathBuf::from(format!("/x/Rig_1-{:016x}.lock", fnv1a(b"Rig/1")))
-        );
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-    }
-
-    #[test]
-    fn two_holders_in_one_process_contend_and_hand_over() {
-        let local = Local::new(temp_dir("contend"));
-        let names = vec!["r".to_owned()];
-        let (_, held) = local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-        let err = local
-            .acquire_any_blocking(&names, &wait(50), None)
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("waiting for r, held by me@here test=t pid=1 since "),
-            "{text}"
-        );
-        assert_eq!(held.release().unwrap(), Released::Freed);
-        let (_, again) = local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-        drop(again);
-        // Dropping frees too.
-        local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-    }
-
-    /// A waiter keeps its lock files open while it waits. If the file is
-    /// deleted (a temp cleaner, a user) and a newcomer locks the new file of
-    /// that name, the waiter must not take the lock through its stale handle
-    /// when the old holder lets go: that would make two holders.
-    #[cfg(unix)]
-    #[test]
-    fn a_replaced_lock_file_is_not_locked_through_a_stale_handle() {
-        let local = Arc::new(Local::new(temp_dir("replaced")));
-        let names = vec!["r".to_owned()];
-        let (_, first) = local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-        let waiter = {
-            let (local, names) = (Arc::clone(&local), names.clone());
-            std::thread::spawn(move || {
-                local
-                    .acquire_any_blocking(&names, &wait(1500), None)
-                    .map(|(_, held)| held)
-            })
-        };
-        // Let the waiter open the file (if it is late, it opens the new file
-        // and the test proves nothing, but does not fail).
-        std::thread::sleep(Duration::from_millis(300));
-        std::fs::remove_file(local.path_for("r")).unwrap();
-        let (_, second) = local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-        first.release().unwrap();
-        let got = waiter.join().unwrap();
-        assert!(
-            got.is_err(),
-            "the waiter got the lock while the newcomer holds it"
-        );
-        assert_eq!(second.release().unwrap(), Released::Freed);
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_lock_file_deleted_while_held_is_reported_at_release() {
-        let local = Local::new(temp_dir("deleted"));
-        let names = vec!["d".to_owned()];
-        let (_, held) = local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-        std::fs::remove_file(local.path_for("d")).unwrap();
-        assert_eq!(held.release().unwrap(), Released::AlreadyGone);
-    }
-
-    #[test]
-    fn any_of_takes_a_free_one() {
-        let local = Local::new(temp_dir("pool"));
-        let names = vec!["a".to_owned(), "b".to_owned()];
-        let (i, _a) = local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-        assert_eq!(i, 0);
-        let (j, _b) = local
-            .acquire_any_blocking(&names, &wait(1000), None)
-            .unwrap();
-        assert_eq!(j, 1);
-        let err = local
-            .acquire_any_blocking(&names, &wait(30), None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("any of a, b"), "{err}");
-    }
-}
+mod tests;

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Released, Wait, local::what};
-use crate::client::{AcquireOptions, Client, Create, WaitProgress, creator_without_token};
+use crate::client::{AcquireOptions, Client, Create, WaitProgress};
 use crate::error::{Error, Result};
 use crate::lease::StatusTx;
 use crate::lock::Lock;
@@ -76,7 +76,7 @@ impl Remote {
                     let holder = p
                         .holder
                         .as_ref()
-                        .map_or_else(|| "an unknown holder".to_owned(), describe);
+                        .map_or_else(|| "an unknown holder".to_owned(), report::holder);
                     let left = deadline.saturating_duration_since(Instant::now());
                     report::line(&format!(
                         "waiting {} for {}, held by {holder}; giving up in {}",
@@ -167,7 +167,7 @@ impl Remote {
         let mut out = Vec::new();
         for name in names {
             let text = match self.client.holder(name).await {
-                Ok(Some(lock)) => describe(&lock),
+                Ok(Some(lock)) => report::holder(&lock),
                 Ok(None) => "nobody (just released)".to_owned(),
                 Err(e) => format!("unknown ({e})"),
             };
@@ -179,21 +179,6 @@ impl Remote {
         }
         out.join("; ")
     }
-}
-
-/// `"<creator> since <created> until <expires>"`.
-fn describe(lock: &Lock) -> String {
-    let creator = lock
-        .creator
-        .as_deref()
-        .map(creator_without_token)
-        .filter(|c| !c.is_empty());
-    format!(
-        "{} since {} until {}",
-        creator.unwrap_or("an unnamed creator"),
-        report::when(lock.created_at),
-        report::when(lock.expires_at)
-    )
 }
 
 /// Timeouts with the waited time in whole milliseconds, for readable messages.
@@ -385,8 +370,9 @@ impl Heartbeat {
                 Err(_) => {
                     failing_since.get_or_insert_with(report::now);
                     self.status.uncertain(format!(
-                        "heartbeat for {} got no answer within {attempt:?}",
-                        self.resource
+                        "heartbeat for {} got no answer within {}",
+                        self.resource,
+                        report::human(attempt)
                     ));
                 }
             }

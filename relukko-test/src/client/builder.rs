@@ -85,12 +85,14 @@ impl ClientBuilder {
     }
 
     /// The API key, sent in `X-API-Key` with every request and the WebSocket upgrade.
+    #[must_use]
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
         self
     }
 
     /// The creator text recorded on locks when a call gives none.
+    #[must_use]
     pub fn creator(mut self, creator: impl Into<String>) -> Self {
         self.creator = Some(creator.into());
         self
@@ -98,18 +100,21 @@ impl ClientBuilder {
 
     /// The longest one attempt of a request may take, connecting included
     /// (default 5 s). A call with a deadline gives each attempt at most the time left.
+    #[must_use]
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
         self
     }
 
     /// The longest a TCP (and TLS) connection may take to open (default 3 s).
+    #[must_use]
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
     }
 
     /// How transport errors, timeouts and 5xx answers are retried.
+    #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
@@ -118,12 +123,14 @@ impl ClientBuilder {
     /// The cap of a waiter's jittered poll timer (default 1 s). The cap starts
     /// at a twentieth of this and doubles up to it; each nap is drawn between
     /// a twentieth of the current cap and the cap.
+    #[must_use]
     pub fn poll_max(mut self, d: Duration) -> Self {
         self.poll_max = d;
         self
     }
 
     /// Whether waiters listen on `/ws/broadcast` for deletions (default on).
+    #[must_use]
     pub fn websocket(mut self, on: bool) -> Self {
         self.websocket = on;
         self
@@ -131,6 +138,7 @@ impl ClientBuilder {
 
     /// Trusts the CA certificates in `pem` (one or more PEM blocks) too, for
     /// HTTPS and WSS.
+    #[must_use]
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
         self.ca_pems.push(pem.to_vec());
         self
@@ -138,6 +146,7 @@ impl ClientBuilder {
 
     /// Trusts the CA certificates in a PEM file, or in every `*.pem`, `*.crt`
     /// and `*.cer` file of a folder.
+    #[must_use]
     pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_bundles.push(Bundle {
             origin: None,
@@ -147,6 +156,7 @@ impl ClientBuilder {
     }
 
     /// The skip switch: make no request at all, answer [`Lock::dummy`](crate::Lock::dummy).
+    #[must_use]
     pub fn trust_me_it_is_locked(mut self, on: bool) -> Self {
         self.skip = on;
         self

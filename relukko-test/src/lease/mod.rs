@@ -35,15 +35,17 @@ const DROP_BOUND: Duration = Duration::from_secs(5);
 /// ```
 /// # fn main() -> relukko::Result<()> {
 /// # let dir = std::env::temp_dir().join(format!("relukko-doc-{}", std::process::id()));
-/// let locker = relukko::Locker::local(dir);
+/// let locker = relukko::Locker::local(&dir);
 /// let lease = locker.lock_blocking("doc-lease-rig")?;
 /// assert_eq!(lease.name(), "doc-lease-rig");
 /// assert_eq!(lease.state(), relukko::LeaseState::Held);
-/// lease.release()?; // or just drop it
+/// lease.release_blocking()?; // or just drop it
+/// # let _ = std::fs::remove_dir_all(&dir);
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Clone)]
+#[must_use = "dropping a Lease releases the resource at once; bind it: `let _lease = ...`"]
 pub struct Lease {
     inner: Arc<Inner>,
 }
@@ -65,9 +67,16 @@ pub(crate) struct Part {
 }
 
 impl Part {
-    /// Takes over `held`, starting its heartbeat if the backend needs one.
-    pub(crate) fn new(name: String, resource: String, mut held: Held, lease: Duration) -> Part {
-        let status = StatusTx::new();
+    /// Takes over `held` (for `test`, if a locked test holds it), starting
+    /// its heartbeat if the backend needs one.
+    pub(crate) fn new(
+        name: String,
+        resource: String,
+        mut held: Held,
+        lease: Duration,
+        test: Option<&str>,
+    ) -> Part {
+        let status = StatusTx::new(&resource, test);
         held.start_keepalive(&resource, lease, &status);
         Part {
             name,
@@ -84,10 +93,12 @@ impl Part {
     fn note(&self, released: &Result<Released>) {
         match released {
             Ok(Released::Freed) => self.status.released(),
-            Ok(Released::AlreadyGone) => self.status.lost(format!(
-                "it was already gone when released at {}: deleted by someone else, or expired",
-                report::now()
-            )),
+            Ok(Released::AlreadyGone) => {
+                self.status.lost_quietly(format!(
+                    "it was already gone when released at {}: deleted by someone else, or expired",
+                    report::now()
+                ));
+            }
             // Keep the state: the lock may still be there until it expires.
             Err(_) => {}
         }
@@ -242,25 +253,26 @@ impl Lease {
         futures_util::future::select_all(waits).await.0
     }
 
-    /// Releases every resource (in reverse order of acquisition), blocking
-    /// this thread for at most about 10 seconds per resource. An error says
-    /// which release failed, or that the lease had been lost
+    /// Releases every resource (in reverse order of acquisition), waiting at
+    /// most about 10 seconds per resource; works on any executor. An error
+    /// says which release failed, or that the lease had been lost
     /// ([`Error::LockLost`]) while it was held.
-    pub fn release(self) -> Result<()> {
+    pub async fn release(self) -> Result<()> {
         let mut first_err = None;
         for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
+            if let Err(e) = part.release(RELEASE_BOUND).await {
                 first_err.get_or_insert(e);
             }
         }
         self.check(first_err)
     }
 
-    /// The async form of [`release`](Lease::release); works on any executor.
-    pub async fn release_async(self) -> Result<()> {
+    /// The blocking form of [`release`](Lease::release): blocks this thread
+    /// for at most about 10 seconds per resource.
+    pub fn release_blocking(self) -> Result<()> {
         let mut first_err = None;
         for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release(RELEASE_BOUND).await {
+            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
                 first_err.get_or_insert(e);
             }
         }
@@ -316,5 +328,42 @@ impl std::fmt::Debug for Lease {
             .field("names", &self.names())
             .field("state", &self.state())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::TempDir;
+    use crate::{LeaseState, Locker};
+
+    #[test]
+    fn release_blocking_frees_the_resource_for_the_next_holder() {
+        let dir = TempDir::new("lease");
+        let locker = Locker::local(dir.path());
+        let lease = locker.lock_blocking("unit-lease").unwrap();
+        let clone = lease.clone();
+        lease.release_blocking().unwrap();
+        assert_eq!(clone.state(), LeaseState::Released);
+        clone.release_blocking().unwrap(); // already released: nothing to do
+        let again = locker.lock_blocking("unit-lease").unwrap();
+        assert_eq!(again.names(), ["unit-lease"]);
+    }
+
+    #[tokio::test]
+    async fn release_is_the_async_form() {
+        let dir = TempDir::new("lease-async");
+        let locker = Locker::local(dir.path());
+        let lease = locker.lock("unit-lease-async").await.unwrap();
+        lease.release().await.unwrap();
+        let _again = locker.lock("unit-lease-async").await.unwrap();
+    }
+
+    #[test]
+    fn a_temp_dir_is_removed_when_dropped() {
+        let dir = TempDir::new("gone");
+        let path = dir.path().to_owned();
+        std::fs::write(path.join("f"), "x").unwrap();
+        drop(dir);
+        assert!(!path.exists());
     }
 }

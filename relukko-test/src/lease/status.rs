@@ -29,14 +29,29 @@ pub(crate) struct Status {
 
 /// The sending side of a part's status: the lease and its heartbeat share it.
 #[derive(Debug, Clone)]
-pub(crate) struct StatusTx(Arc<watch::Sender<Status>>);
+pub(crate) struct StatusTx(Arc<watch::Sender<Status>>, Arc<Holder>);
+
+/// Who holds the part, for the line printed when it is lost.
+#[derive(Debug)]
+struct Holder {
+    resource: String,
+    test: Option<String>,
+}
 
 impl StatusTx {
-    pub(crate) fn new() -> Self {
-        StatusTx(Arc::new(watch::Sender::new(Status {
-            state: LeaseState::Held,
-            reason: None,
-        })))
+    /// The status of `resource`, held by `test` (`None`: not by a locked test).
+    pub(crate) fn new(resource: &str, test: Option<&str>) -> Self {
+        let holder = Holder {
+            resource: resource.to_owned(),
+            test: test.map(str::to_owned),
+        };
+        StatusTx(
+            Arc::new(watch::Sender::new(Status {
+                state: LeaseState::Held,
+                reason: None,
+            })),
+            Arc::new(holder),
+        )
     }
 
     pub(crate) fn get(&self) -> Status {
@@ -75,8 +90,19 @@ impl StatusTx {
         });
     }
 
-    /// The lock is gone; the first reason sticks.
+    /// The lock is gone while it is held (found by the heartbeat); the first
+    /// reason sticks. Says so on stderr at once: the test fails only when its
+    /// body ends, which may be long after.
     pub(crate) fn lost(&self, reason: String) {
+        let line = lost_line(&self.1.resource, self.1.test.as_deref(), &reason);
+        if self.lost_quietly(reason) {
+            crate::report::line(&line);
+        }
+    }
+
+    /// The lock is gone, found at release (whoever released hears of it
+    /// anyway); the first reason sticks. Answers whether this was news.
+    pub(crate) fn lost_quietly(&self, reason: String) -> bool {
         self.0.send_if_modified(|s| {
             let change = s.state != LeaseState::Lost;
             if change {
@@ -86,7 +112,7 @@ impl StatusTx {
                 };
             }
             change
-        });
+        })
     }
 
     /// Released by its holder (a loss found earlier stays recorded).
@@ -101,5 +127,42 @@ impl StatusTx {
             }
             change
         });
+    }
+}
+
+/// The line printed when a held lock is lost, without the `relukko: ` prefix.
+fn lost_line(resource: &str, test: Option<&str>, reason: &str) -> String {
+    match test {
+        Some(test) => format!(
+            "lost {resource} while test {test} runs: {reason}; the test will fail when its body ends"
+        ),
+        None => {
+            format!("lost {resource}: {reason}; its Lease says so in state(), lost() and release()")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lost_line_names_resource_test_and_reason() {
+        assert_eq!(
+            lost_line("rig", Some("m::t"), "deleted by someone else"),
+            "lost rig while test m::t runs: deleted by someone else; \
+             the test will fail when its body ends"
+        );
+        assert!(lost_line("rig", None, "x").starts_with("lost rig: x; "));
+    }
+
+    #[test]
+    fn only_the_first_loss_is_news() {
+        let s = StatusTx::new("rig", Some("m::t"));
+        assert!(s.lost_quietly("first".into()));
+        assert!(!s.lost_quietly("second".into()));
+        s.lost("third".into());
+        assert_eq!(s.get().state, LeaseState::Lost);
+        assert_eq!(s.get().reason.as_deref(), Some("first"));
     }
 }

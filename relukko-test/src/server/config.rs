@@ -17,6 +17,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// ```
 /// use std::time::Duration;
 /// let config = relukko::server::ServerConfig::new("s3cret").grace(Duration::from_secs(1));
+/// assert_eq!(config.get_grace(), Duration::from_secs(1));
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
 #[derive(Clone)]
@@ -30,6 +31,7 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// A configuration with the given API key and the upstream defaults
     /// (grace 3 minutes, clean-up every 30 seconds, bodies up to 64 KiB).
+    #[must_use]
     pub fn new(api_key: impl Into<String>) -> Self {
         ServerConfig {
             api_key: api_key.into(),
@@ -40,6 +42,7 @@ impl ServerConfig {
     }
 
     /// How long a lock stays after it expired: until then a `POST` of its name still answers `409`.
+    #[must_use]
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
@@ -47,12 +50,14 @@ impl ServerConfig {
 
     /// How often the clean-up pass looks for locks expired longer than the grace.
     /// Zero is taken as one millisecond.
+    #[must_use]
     pub fn cleanup_interval(mut self, interval: Duration) -> Self {
         self.cleanup_interval = interval.max(Duration::from_millis(1));
         self
     }
 
     /// The largest request body accepted; bigger ones are answered `413`.
+    #[must_use]
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -63,14 +68,21 @@ impl ServerConfig {
         &self.api_key
     }
 
-    /// The configured grace period.
-    pub fn grace_period(&self) -> Duration {
+    /// The grace set by [`grace`](Self::grace). (Getters are named `get_` +
+    /// the setter's name, as in `std::process::Command`: the plain name is
+    /// the setter.)
+    pub fn get_grace(&self) -> Duration {
         self.grace
     }
 
-    /// The configured clean-up interval.
-    pub fn cleanup_every(&self) -> Duration {
+    /// The interval set by [`cleanup_interval`](Self::cleanup_interval).
+    pub fn get_cleanup_interval(&self) -> Duration {
         self.cleanup_interval
+    }
+
+    /// The limit set by [`body_limit`](Self::body_limit).
+    pub fn get_body_limit(&self) -> usize {
+        self.body_limit
     }
 }
 

@@ -26,6 +26,8 @@ use super::config::ServerConfig;
 /// ```
 pub struct TestServer {
     addr: SocketAddr,
+    /// `http://<addr>`, kept so [`base_url`](TestServer::base_url) can lend it.
+    base_url: String,
     api_key: String,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -38,6 +40,7 @@ impl TestServer {
     }
 
     /// A builder to choose the key, grace period, clean-up interval or port.
+    #[must_use]
     pub fn builder() -> TestServerBuilder {
         TestServerBuilder {
             api_key: None,
@@ -48,8 +51,8 @@ impl TestServer {
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+    pub fn base_url(&self) -> &str {
+        &self.base_url
     }
 
     /// The API key the server expects in `X-API-Key`.
@@ -111,18 +114,21 @@ impl fmt::Debug for TestServerBuilder {
 
 impl TestServerBuilder {
     /// The API key to expect (default: a random one).
+    #[must_use]
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
         self
     }
 
     /// How long an expired lock lingers before the clean-up pass removes it (default 3 minutes).
+    #[must_use]
     pub fn grace(mut self, d: Duration) -> Self {
         self.grace = d;
         self
     }
 
     /// How often the clean-up pass runs (default 30 seconds).
+    #[must_use]
     pub fn cleanup_interval(mut self, d: Duration) -> Self {
         self.cleanup_interval = d;
         self
@@ -130,6 +136,7 @@ impl TestServerBuilder {
 
     /// The port to listen on; `0` (the default) picks a free one. A fixed port
     /// lets a test restart a stopped server at the same address.
+    #[must_use]
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
         self
@@ -177,6 +184,7 @@ impl TestServerBuilder {
         }
         TestServer {
             addr,
+            base_url: format!("http://{addr}"),
             api_key,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
