@@ -195,6 +195,35 @@ pub fn worker(filter: &str, exact: bool, threads: usize, env: &[(&str, String)])
     cmd
 }
 
+/// Runs `procs` worker processes of this test binary at once (the tests
+/// starting with `prefix`, `threads` test threads each, `env` plus the
+/// variable naming `history`), and requires every one to succeed.
+pub fn run_workers(
+    prefix: &str,
+    procs: usize,
+    threads: usize,
+    env: &[(&str, String)],
+    history: &History,
+) {
+    let mut env = env.to_vec();
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let children: Vec<_> = (0..procs)
+        .map(|_| {
+            worker(prefix, false, threads, &env)
+                .spawn()
+                .expect("spawn worker")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait for worker");
+        assert!(
+            out.status.success(),
+            "a worker process failed:\n{}",
+            output_text(&out)
+        );
+    }
+}
+
 /// stdout and stderr of a finished worker, together, for assertions.
 pub fn output_text(out: &Output) -> String {
     format!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use relukko::locked;
 use relukko::server::TestServer;
-use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_e2e::history::{History, fresh_dir, run_workers};
 
 const RESOURCE: &str = "e2e-contention";
 const HOLD: Duration = Duration::from_millis(15);
@@ -62,23 +62,7 @@ async fn worker_6() {
 /// Runs `procs` worker processes with `threads` test threads each, all at once.
 fn contend(procs: usize, threads: usize, env: &[(&str, String)]) -> History {
     let history = History::create("contention");
-    let mut env = env.to_vec();
-    env.push((WORKER_VAR, history.path().display().to_string()));
-    let children: Vec<_> = (0..procs)
-        .map(|_| {
-            worker("worker_", false, threads, &env)
-                .spawn()
-                .expect("spawn worker")
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().expect("wait for worker");
-        assert!(
-            out.status.success(),
-            "a worker process failed:\n{}",
-            output_text(&out)
-        );
-    }
+    run_workers("worker_", procs, threads, env, &history);
     history
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use relukko::server::TestServer;
 use relukko::{Lease, locked};
-use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_e2e::history::{History, fresh_dir, run_workers};
 
 const HOLD: Duration = Duration::from_millis(150);
 
@@ -54,23 +54,7 @@ fn pool_worker_6(lease: Lease) {
 
 fn serve_pool(procs: usize, env: &[(&str, String)]) {
     let history = History::create("pool");
-    let mut env = env.to_vec();
-    env.push((WORKER_VAR, history.path().display().to_string()));
-    let children: Vec<_> = (0..procs)
-        .map(|_| {
-            worker("pool_worker_", false, 6, &env)
-                .spawn()
-                .expect("spawn worker")
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().expect("wait for worker");
-        assert!(
-            out.status.success(),
-            "a worker process failed:\n{}",
-            output_text(&out)
-        );
-    }
+    run_workers("pool_worker_", procs, 6, env, &history);
     let s = history.summary();
     eprintln!("pool history: {s:?}");
     assert_eq!(s.entries, 6 * procs, "{s:?}");
