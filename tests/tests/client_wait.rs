@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
-use relukko::{AcquireOptions, Client, Create, Error, WaitProgress};
+use relukko::{AcquireOptions, Client, Create, Error, Lock, WaitProgress};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::{self, unique};
+use tokio::task::JoinHandle;
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -30,6 +31,16 @@ async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// `client` waits for `name` (at most `BOUND`) in a task of its own.
+fn spawn_acquire(client: &Client, name: &str) -> JoinHandle<relukko::Result<Lock>> {
+    let (client, name) = (client.clone(), name.to_owned());
+    tokio::spawn(async move {
+        client
+            .acquire(&name, AcquireOptions::new().timeout(BOUND))
+            .await
+    })
+}
+
 #[tokio::test]
 async fn websocket_wakes_only_waiters_of_the_deleted_name() {
     let server = TestServer::start();
@@ -42,10 +53,7 @@ async fn websocket_wakes_only_waiters_of_the_deleted_name() {
     let (x, y) = (unique("wait-ws-x"), unique("wait-ws-y"));
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
 
-    let w = waiter.clone();
-    let name = x.clone();
-    let task =
-        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    let task = spawn_acquire(&waiter, &x);
     eventually("the watcher connects", async || {
         waiter.__watch_stats().connects >= 1
     })
@@ -82,10 +90,7 @@ async fn polling_alone_acquires_with_websocket_off() {
         .unwrap();
     let x = unique("wait-poll");
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
-    let w = waiter.clone();
-    let name = x.clone();
-    let task =
-        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    let task = spawn_acquire(&waiter, &x);
     tokio::time::sleep(Duration::from_millis(800)).await;
     holder.delete(held.id).await.unwrap();
     let got = bounded(task).await.unwrap().unwrap();
@@ -105,10 +110,7 @@ async fn polling_takes_over_when_a_proxy_blocks_the_websocket() {
         .unwrap();
     let x = unique("wait-blocked");
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
-    let w = waiter.clone();
-    let name = x.clone();
-    let task =
-        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    let task = spawn_acquire(&waiter, &x);
     eventually("the upgrade is refused", async || proxy.replied() >= 1).await;
     holder.delete(held.id).await.unwrap();
     let got = bounded(task).await.unwrap().unwrap();
@@ -127,10 +129,7 @@ async fn the_watcher_reconnects_and_still_wakes() {
         .unwrap();
     let x = unique("wait-reconnect");
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
-    let w = waiter.clone();
-    let name = x.clone();
-    let task =
-        tokio::spawn(async move { w.acquire(&name, AcquireOptions::new().timeout(BOUND)).await });
+    let task = spawn_acquire(&waiter, &x);
     eventually("the watcher connects", async || {
         waiter.__watch_stats().connects >= 1
     })
