@@ -32,6 +32,15 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// The server counts keep-alives in whole seconds.
 pub(crate) const MIN_LEASE: Duration = Duration::from_secs(1);
+/// "Practically forever": longer waits and leases are cut to this (about a
+/// century), so `Instant + d` and the server's `now + d` cannot overflow.
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `d`, at most [`FOREVER`]: a wait or lease of `u64::MAX` seconds means
+/// "practically forever", never a panic.
+pub(crate) fn capped(d: Duration) -> Duration {
+    d.min(FOREVER)
+}
 
 /// Which backend the environment asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -249,7 +249,7 @@ impl Locker {
         if opts.names.iter().any(|n| n.trim().is_empty()) {
             return Err(config("lock names", "a resource name is empty"));
         }
-        let lease = opts.lease.unwrap_or(s.lease);
+        let lease = config::capped(opts.lease.unwrap_or(s.lease));
         config::check_lease("lease", lease)?;
         let mut pairs: Vec<(String, String)> = opts
             .names
@@ -282,7 +282,7 @@ impl Locker {
             any_of: opts.any_of,
             test,
             wait: Wait {
-                timeout: opts.timeout.unwrap_or(s.timeout),
+                timeout: config::capped(opts.timeout.unwrap_or(s.timeout)),
                 creator,
                 lease,
             },
@@ -367,5 +367,33 @@ where
         Ok(v) => v,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => panic!("relukko: background task cancelled: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{LockOptions, Locker};
+    use crate::test_support::TempDir;
+
+    /// `RELUKKO_TIMEOUT=18446744073709551615` or `timeout = "100000000h"`
+    /// mean "practically forever": the deadline must not overflow `Instant`.
+    #[test]
+    fn overflowing_durations_mean_practically_forever() {
+        let parsed = crate::env::parse_duration("18446744073709551615").unwrap();
+        let dir = TempDir::new("forever");
+        for d in [
+            parsed,
+            Duration::from_secs(100_000_000 * 3600),
+            Duration::MAX,
+        ] {
+            let locker = Locker::local(dir.path()).timeout(d).lease(d);
+            let lease = locker.lock_blocking("unit-forever").unwrap();
+            lease.release_blocking().unwrap();
+            let opts = LockOptions::new("unit-forever").timeout(d).lease(d);
+            let lease = Locker::local(dir.path()).lock_blocking(opts).unwrap();
+            lease.release_blocking().unwrap();
+        }
     }
 }

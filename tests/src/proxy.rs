@@ -43,6 +43,28 @@ pub enum Mode {
     LoseAnswers,
     /// Forward, after holding the first request this long.
     Delay(std::time::Duration),
+    /// One request per connection (the proxy adds `connection: close`): the
+    /// first `count` requests whose method is `method` get `fault`, every
+    /// other request is forwarded.
+    Pick {
+        /// `"POST"`, `"DELETE"`, ...
+        method: &'static str,
+        /// How many of them get the fault (counted over the proxy's life).
+        count: usize,
+        /// What they get.
+        fault: Fault,
+    },
+}
+
+/// What a picked request gets (see [`Mode::Pick`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forwarded at once; its answer is thrown away (never answered).
+    LoseAnswer,
+    /// Held this long, then forwarded in full even though the client may
+    /// have given up on it long before (a request stuck in a slow network,
+    /// applied late); its answer goes back if anyone still listens.
+    Late(std::time::Duration),
 }
 
 #[derive(Debug)]
@@ -54,6 +76,8 @@ struct Ctl {
     open: AtomicUsize,
     /// Bumped by [`Proxy::cut`]: every open connection ends.
     cut: tokio::sync::watch::Sender<u64>,
+    /// Requests picked for a fault so far ([`Mode::Pick`]).
+    picked: AtomicUsize,
 }
 
 /// The proxy; see the module docs.
@@ -80,6 +104,7 @@ impl Proxy {
             replied: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
             cut: tokio::sync::watch::channel(0).0,
+            picked: AtomicUsize::new(0),
         });
         let task_ctl = Arc::clone(&ctl);
         let task = SUPPORT.spawn(async move {
@@ -157,6 +182,11 @@ impl Proxy {
     pub fn replied(&self) -> usize {
         self.ctl.replied.load(Ordering::Relaxed)
     }
+
+    /// Requests that got the fault of [`Mode::Pick`] so far.
+    pub fn picked(&self) -> usize {
+        self.ctl.picked.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Proxy {
@@ -221,8 +251,82 @@ async fn reply(sock: &mut TcpStream, status: u16, body: &str) {
     let _ = sock.shutdown().await;
 }
 
+/// The whole first request (head and `content-length` body), with
+/// `connection: close` added so the server ends the connection after it.
+async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = read_head(sock).await?;
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let text = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let len: usize = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut chunk = [0u8; 4096];
+    while buf.len() < end + 4 + len {
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    buf.splice(
+        line_end + 2..line_end + 2,
+        b"connection: close\r\n".iter().copied(),
+    );
+    Some(buf)
+}
+
+/// [`Mode::Pick`] for one connection.
+async fn pick(
+    mut sock: TcpStream,
+    upstream: SocketAddr,
+    method: &str,
+    count: usize,
+    fault: Fault,
+    ctl: Arc<Ctl>,
+) {
+    let Some(request) = read_request(&mut sock).await else {
+        return;
+    };
+    let picked = request.starts_with(format!("{method} ").as_bytes())
+        && ctl
+            .picked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < count).then_some(n + 1)
+            })
+            .is_ok();
+    if picked && let Fault::Late(d) = fault {
+        tokio::time::sleep(d).await;
+    }
+    let Ok(mut up) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    if up.write_all(&request).await.is_err() {
+        return;
+    }
+    let mut answer = Vec::new();
+    // The server closes after its answer (`connection: close`).
+    let _ = up.read_to_end(&mut answer).await;
+    if !(picked && fault == Fault::LoseAnswer) {
+        let _ = sock.write_all(&answer).await;
+        let _ = sock.shutdown().await;
+    } else {
+        // Never answered: hold the connection until the client gives up.
+        let mut sink = [0u8; 1024];
+        while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
+}
+
 async fn handle(mut sock: TcpStream, upstream: SocketAddr, mode: Mode, ctl: Arc<Ctl>) {
     match mode {
+        Mode::Pick {
+            method,
+            count,
+            fault,
+        } => pick(sock, upstream, method, count, fault, ctl).await,
         Mode::Drop => drop(sock),
         Mode::Stall => {
             let mut sink = [0u8; 4096];

@@ -85,7 +85,8 @@ impl AcquireOptions {
     /// The longest wait (default 10 minutes). Zero means: try once.
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d;
+        // `Duration::MAX` means "practically forever", not an overflow.
+        self.timeout = crate::config::capped(d);
         self
     }
 
@@ -108,7 +109,7 @@ impl AcquireOptions {
     /// When the first progress report comes (default 2 s).
     #[must_use]
     pub fn progress_after(mut self, d: Duration) -> Self {
-        self.progress_after = d;
+        self.progress_after = crate::config::capped(d);
         self
     }
 

@@ -291,12 +291,30 @@ impl Client {
     }
 
     /// Deletes (releases) a lock; answers it as it was just before.
+    ///
+    /// A retried DELETE answered 404 after an attempt whose answer was lost
+    /// counts as deleted (that attempt deleted it), as a lease's release
+    /// does; [`Error::NotFound`] means the lock was not there to delete.
     pub async fn delete(&self, id: Uuid) -> Result<Lock> {
         if self.is_skip() {
             return Ok(Lock::dummy());
         }
-        self.bg(move |i| async move { i.call(Method::DELETE, &format!("{LOCKS}{id}"), None).await })
-            .await
+        self.bg(move |i| async move {
+            let path = format!("{LOCKS}{id}");
+            // The lock as it is, to answer with if the DELETE's own answer is
+            // lost: the retry then only learns that it is gone.
+            let before: Lock = i.call(Method::GET, &path, None).await?;
+            let mut ambiguous = false;
+            let a = i
+                .send_retrying(Method::DELETE, &path, None, None, &mut ambiguous)
+                .await?;
+            match check(a) {
+                Ok(a) => decode(&a),
+                Err(Error::NotFound { .. }) if ambiguous => Ok(before),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Sets the expiry to now + 5 minutes.

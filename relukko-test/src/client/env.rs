@@ -28,7 +28,7 @@ pub const CA_BUNDLE_VARS: [&str; 3] = ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE"
 /// | `RELUKKO_CREATOR` | the creator recorded on locks |
 /// | `RELUKKO_REQUEST_TIMEOUT`, `RELUKKO_CONNECT_TIMEOUT` | `"5s"`, `"500ms"`, or seconds |
 /// | `RELUKKO_WEBSOCKET` | `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`) |
-/// | `RELUKKO_CA_BUNDLE`, else `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE` | extra CA certificates: a PEM file, or a folder of `*.pem`/`*.crt`/`*.cer` |
+/// | `RELUKKO_CA_BUNDLE`, else `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE` | extra CA certificates: a PEM file, or a folder of `*.pem`/`*.crt`/`*.cer` (an empty `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` counts as unset, as in Python's clients) |
 /// | `RELUKKO_TRUST_ME_IT_IS_LOCKED` | any non-empty value: the skip switch (as upstream; empty means off) |
 ///
 /// A variable that is set but empty, or whose value cannot be used, is an
@@ -133,7 +133,19 @@ impl ClientSettings {
                 _ => return Err(bad("RELUKKO_WEBSOCKET", format!("{v:?} is not on or off"))),
             }),
         };
-        let ca_bundle = match first(&CA_BUNDLE_VARS)? {
+        // Python's requests (and so many CI images) set REQUESTS_CA_BUNDLE or
+        // CURL_CA_BUNDLE to "" to mean "none": empty counts as unset there.
+        // Our own RELUKKO_CA_BUNDLE set but empty stays an error.
+        let ca_vars: Vec<&'static str> = CA_BUNDLE_VARS
+            .into_iter()
+            .filter(|&name| {
+                name == CA_BUNDLE_VARS[0]
+                    || !vars
+                        .raw(name)
+                        .is_some_and(|v| v.to_string_lossy().trim().is_empty())
+            })
+            .collect();
+        let ca_bundle = match first(&ca_vars)? {
             None => None,
             Some((name, path)) => {
                 let path = PathBuf::from(path);
@@ -264,14 +276,39 @@ mod tests {
             ("RELUKKO_CONNECT_TIMEOUT", "0"),
             ("RELUKKO_WEBSOCKET", "maybe"),
             ("RELUKKO_CA_BUNDLE", "/no/such/bundle.pem"),
-            ("REQUESTS_CA_BUNDLE", "/no/such/bundle.pem"),
-            ("CURL_CA_BUNDLE", "/no/such/folder/"),
         ] {
             fails_naming(&[URL, (name, junk)], name);
             fails_naming(&[URL, (name, "")], name);
             fails_naming(&[URL, (name, "  ")], name);
         }
         fails_naming(&[URL, ("RELUKKO_CREATOR", "")], "RELUKKO_CREATOR");
+    }
+
+    /// Python's clients take an empty REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+    /// for unset (common in Python CI images); ours stays strict.
+    #[test]
+    fn empty_foreign_ca_bundles_count_as_unset() {
+        for name in ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"] {
+            for empty in ["", "  "] {
+                let s = settings(&[URL, (name, empty)]).unwrap();
+                assert_eq!(s.ca_bundle, None, "{name}={empty:?}");
+            }
+            fails_naming(&[URL, (name, "/no/such/bundle.pem")], name);
+        }
+        // An empty one does not hide the next one that is set.
+        fails_naming(
+            &[
+                URL,
+                ("REQUESTS_CA_BUNDLE", ""),
+                ("CURL_CA_BUNDLE", "/no/such/folder/"),
+            ],
+            "CURL_CA_BUNDLE",
+        );
+        fails_naming(&[URL, ("RELUKKO_CA_BUNDLE", "")], "RELUKKO_CA_BUNDLE");
+        fails_naming(
+            &[URL, ("RELUKKO_CA_BUNDLE", ""), ("REQUESTS_CA_BUNDLE", "")],
+            "RELUKKO_CA_BUNDLE",
+        );
     }
 
     #[test]
