@@ -185,3 +185,48 @@ async fn malformed_bodies_have_error_bodies() {
     let still = api.lock_call(Method::GET, &put, None).await;
     assert_eq!(still, created);
 }
+
+/// A `seconds` that `checked_add` allows can still land outside what RFC 3339
+/// can write (years 0000 to 9999), and so can a `PUT` of `expires_at` with a
+/// far offset. Stored, such a time made every `GET /v1/locks/` answer 500 until
+/// the clean-up pass: it must be refused up front with a 422 and a message.
+#[tokio::test]
+async fn expiry_times_the_wire_format_cannot_carry_are_refused() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let created = api.create(&unique("far")).await;
+    let id = created.id;
+    for (path, seconds) in [
+        ("keep_alive", -100_000_000_000_i64),
+        ("keep_alive", 400_000_000_000),
+        ("add_to_expire_at", -100_000_000_000),
+        ("add_to_expire_at", 400_000_000_000),
+        ("keep_alive", i64::MIN),
+        ("add_to_expire_at", i64::MAX),
+    ] {
+        let (status, body) = api
+            .call(
+                Method::PUT,
+                &format!("/v1/locks/{id}/{path}"),
+                Some(json!({ "seconds": seconds })),
+            )
+            .await;
+        assert_error(status, &body, 422);
+    }
+    for expires_at in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+23:59"] {
+        let (status, body) = api
+            .call(
+                Method::PUT,
+                &format!("/v1/locks/{id}"),
+                Some(json!({ "expires_at": expires_at })),
+            )
+            .await;
+        assert_error(status, &body, 422);
+    }
+    let (status, list) = api.call(Method::GET, "/v1/locks/", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let still = api
+        .lock_call(Method::GET, &format!("/v1/locks/{id}"), None)
+        .await;
+    assert_eq!(still.expires_at, created.expires_at);
+}

@@ -19,7 +19,8 @@
 //!   Every error answer has the body `{"status": N, "message": "..."}`.
 //! - `{"seconds": n}` of `keep_alive` and `add_to_expire_at` may be negative
 //!   (the contract lets `PUT /v1/locks/{id}` set any time, past or future, too);
-//!   a result out of the representable range is `422`.
+//!   a resulting `expires_at` outside what RFC 3339 can write (years 0000 to
+//!   9999, in UTC) is `422`, and nothing is changed.
 //! - `PUT /v1/locks/{id}` with both fields `null` changes only `updated_at`.
 //! - The clean-up pass removes a lock once `expires_at + grace < now`; until
 //!   then a `POST` of its name answers `409`.

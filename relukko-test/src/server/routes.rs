@@ -143,7 +143,7 @@ async fn update(
             lock.creator = Some(creator);
         }
         if let Some(expires_at) = body.expires_at {
-            lock.expires_at = truncate(expires_at);
+            lock.expires_at = truncate(on_the_wire(expires_at)?);
         }
         Ok(lock)
     })
@@ -201,16 +201,33 @@ fn seconds(n: i64) -> Result<time::Duration, ApiError> {
 }
 
 fn expire_at(lock: &Lock, base: OffsetDateTime, by: time::Duration) -> Result<Lock, ApiError> {
-    let expires_at = base.checked_add(by).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("expires_at {base} + {by} is out of range"),
-        )
-    })?;
+    let expires_at = base
+        .checked_add(by)
+        .ok_or_else(|| out_of_range(format!("{base} + {by}")))
+        .and_then(on_the_wire)?;
     Ok(Lock {
         expires_at,
         ..lock.clone()
     })
+}
+
+/// `t` in UTC, if RFC 3339 can write it (years 0000 to 9999). A stored time
+/// outside that range would make every later list, answer and broadcast about
+/// the lock fail to serialize, so it is refused here instead.
+fn on_the_wire(t: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
+    match t.checked_to_offset(time::UtcOffset::UTC) {
+        Some(utc) if (0..=9999).contains(&utc.year()) => Ok(utc),
+        _ => Err(out_of_range(t.to_string())),
+    }
+}
+
+fn out_of_range(what: String) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "expires_at {what} is out of range: it must fall within the years 0000 to 9999 (UTC)"
+        ),
+    )
 }
 
 fn change(
