@@ -1,13 +1,17 @@
 //! The error answer of the protocol: `{"status": N, "message": "..."}`, and the
 //! extractors that turn every malformed request into one.
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
+
+use super::state::AppState;
 
 /// An error answer with the protocol's JSON body.
 #[derive(Debug)]
@@ -102,5 +106,34 @@ impl<S: Send + Sync> FromRequestParts<S> for LockId {
                 format!("no lock with id {raw:?}: not a UUID"),
             )
         })
+    }
+}
+
+/// Reads every request body in full (up to the body limit) before routing.
+///
+/// An answer given without reading the body (401, 404, 405, a `GET` with a
+/// body) would otherwise leave the body's unread part on the connection, and
+/// hyper then closes it after the answer without saying so: a client that
+/// reuses the pooled connection loses its next request. Bodies are small
+/// (64 KiB at most by default), so reading them costs nothing worth saving.
+pub(crate) async fn read_whole_body(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limit = state.config().body_limit;
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        // Over the limit, or the client stopped sending: either way this
+        // connection cannot carry another request (see `into_response`).
+        Err(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes, or was cut short"),
+        )
+        .into_response(),
     }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::auth::require_key;
-use super::reply::{ApiError, JsonBody, LockId};
+use super::reply::{ApiError, JsonBody, LockId, read_whole_body};
 use super::state::{AppState, truncate};
 use super::ws;
 use crate::Lock;
@@ -44,6 +44,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), read_whole_body))
         .layer(from_fn(log_request))
         .with_state(state)
 }
