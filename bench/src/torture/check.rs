@@ -1,0 +1,632 @@
+//! The checker: what a history proves, from the history alone.
+//!
+//! - **Holds.** A hold runs from a worker's `enter` to its `exit`. A holder
+//!   that never writes `exit` ends its hold when a termination signal is sent
+//!   to it (its test is interrupted, so it cannot go green), else at its
+//!   `dead` line, else at the run's `end`. A holder that writes `exit` after a
+//!   termination signal (its body went on) holds until that `exit`.
+//! - **Safety.** Two holds of one name that overlap (in file order) are
+//!   *detected* if either holder was told the lock was lost (`verdict lost`)
+//!   or died without a verdict; otherwise *undetected*: a test that would go
+//!   green without its lock.
+//! - **Liveness.** For each holder killed, signalled or stopped while others
+//!   wait for its name: the time until another process enters the name, less
+//!   the time our own network and restart faults blocked everyone (and one
+//!   request timeout plus a retry after each), against the kind's bound. A
+//!   waiter that gives up (or is still waiting at the end) counts if it already
+//!   exceeds the bound.
+//! - **Deadlines.** No wait ends (acquired or given up) later than its timeout
+//!   plus a slack, no release takes longer than its bound plus a slack; time a
+//!   process spent stopped by us is not counted against it.
+//! - **Server.** Probes and malformed requests answered 5xx, and probes not
+//!   answered at all, outside restart windows.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use super::history::Line;
+
+/// What the checker needs to know about the run.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Upper bound of `free_after_s` per fault kind.
+    pub bounds: BTreeMap<String, Duration>,
+    pub wait_timeout: Duration,
+    pub release_bound: Duration,
+    pub request_timeout: Duration,
+    /// What scheduling on a busy machine may add to any deadline.
+    pub slack: Duration,
+}
+
+/// Fault kinds whose windows block every client (their time is not held against liveness).
+pub const BLOCKING_WINDOWS: [&str; 5] = ["stall", "drop", "late_answer", "lost_answer", "restart"];
+/// The `free_after_s` entry of names left without a holder while others waited.
+pub const NO_HOLDER: &str = "no_holder";
+/// Signals that end a process (and so a hold).
+const TERMINATING: [&str; 5] = [
+    "sigkill",
+    "sigterm_holder",
+    "sigint_holder",
+    "sigterm_waiter",
+    "sigint_waiter",
+];
+
+/// `p50`, `max` and `bound` of one fault kind, in seconds.
+#[derive(Debug, Clone, Default)]
+pub struct FreeAfter {
+    pub samples: Vec<f64>,
+    pub bound: f64,
+}
+
+impl FreeAfter {
+    pub fn p50(&self) -> Option<f64> {
+        let mut v = self.samples.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+    pub fn max(&self) -> Option<f64> {
+        self.samples.iter().copied().reduce(f64::max)
+    }
+    pub fn broken(&self) -> bool {
+        self.max().is_some_and(|m| m > self.bound)
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub holds: usize,
+    pub faults: BTreeMap<String, usize>,
+    pub undetected_overlaps: usize,
+    pub detected_overlaps: usize,
+    pub deadline_overruns: usize,
+    pub free_after: BTreeMap<String, FreeAfter>,
+    pub bad_requests_sent: usize,
+    pub server_5xx: usize,
+    /// Waits given up (timeouts and errors): not failures, but telling.
+    pub giveups: usize,
+    /// One line of evidence per broken property.
+    pub evidence: Vec<String>,
+}
+
+impl Figures {
+    /// Whether a safety or liveness property failed.
+    pub fn broken(&self) -> bool {
+        self.undetected_overlaps > 0
+            || self.deadline_overruns > 0
+            || self.server_5xx > 0
+            || self.free_after.values().any(FreeAfter::broken)
+    }
+}
+
+#[derive(Debug)]
+struct Hold {
+    pid: u32,
+    name: String,
+    start: usize,
+    end: Option<usize>,
+    /// A termination signal ended it provisionally (an `exit` may still extend it).
+    signalled: bool,
+    /// Its process died (or was told to) while holding.
+    died: bool,
+    verdict: Option<String>,
+}
+
+/// A holder killed, signalled or stopped while holding.
+#[derive(Debug)]
+struct Victim {
+    kind: String,
+    at: usize,
+    pid: u32,
+    name: String,
+    waiters: HashSet<u32>,
+}
+
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Checks a parsed history.
+pub fn check(lines: &[Line], p: &Params) -> Figures {
+    let mut f = Figures::default();
+    let t0 = lines.first().map_or(0, |l| l.t);
+    let rel = |t: u64| secs(t.saturating_sub(t0));
+    for (kind, bound) in &p.bounds {
+        f.free_after.insert(
+            kind.clone(),
+            FreeAfter {
+                samples: Vec::new(),
+                bound: bound.as_secs_f64(),
+            },
+        );
+    }
+
+    let mut holds: Vec<Hold> = Vec::new();
+    let mut holding: HashMap<u32, usize> = HashMap::new();
+    let mut releasing: HashMap<u32, usize> = HashMap::new();
+    let mut waiting: HashMap<u32, String> = HashMap::new();
+    let mut victims: Vec<Victim> = Vec::new();
+    let mut stopped: HashMap<u32, u64> = HashMap::new();
+    let mut stops: Vec<(u32, u64, u64)> = Vec::new();
+    let mut windows: Vec<(u64, u64)> = Vec::new();
+    let mut open_windows: HashMap<String, u64> = HashMap::new();
+    let mut restarts: Vec<(u64, u64)> = Vec::new();
+    let mut end_at = lines.len();
+    let mut end_t = lines.last().map_or(0, |l| l.t);
+
+    for (i, l) in lines.iter().enumerate() {
+        match l.event.as_str() {
+            "wait" => {
+                waiting.insert(l.pid, l.arg(0).to_owned());
+            }
+            "enter" => {
+                waiting.remove(&l.pid);
+                holding.insert(l.pid, holds.len());
+                holds.push(Hold {
+                    pid: l.pid,
+                    name: l.arg(0).to_owned(),
+                    start: i,
+                    end: None,
+                    signalled: false,
+                    died: false,
+                    verdict: None,
+                });
+            }
+            "giveup" => {
+                waiting.remove(&l.pid);
+                f.giveups += 1;
+            }
+            "exit" => {
+                if let Some(h) = holding.remove(&l.pid) {
+                    holds[h].end = Some(i);
+                    releasing.insert(l.pid, h);
+                } else if let Some(h) = holds
+                    .iter()
+                    .rposition(|h| h.pid == l.pid && h.signalled && h.verdict.is_none())
+                {
+                    // The body went on after a termination signal: it held until now.
+                    holds[h].end = Some(i);
+                    releasing.insert(l.pid, h);
+                }
+            }
+            "verdict" => {
+                if let Some(h) = releasing.remove(&l.pid) {
+                    holds[h].verdict = Some(l.arg(1).to_owned());
+                }
+            }
+            "fault" => {
+                let kind = l.arg(0).to_owned();
+                *f.faults.entry(kind.clone()).or_default() += 1;
+                if let Some(&h) = holding.get(&l.pid) {
+                    if f.free_after.contains_key(&kind) {
+                        let name = holds[h].name.clone();
+                        let waiters = waiting
+                            .iter()
+                            .filter(|(_, n)| **n == name)
+                            .map(|(w, _)| *w)
+                            .collect();
+                        victims.push(Victim {
+                            kind: kind.clone(),
+                            at: i,
+                            pid: l.pid,
+                            name,
+                            waiters,
+                        });
+                    }
+                    if TERMINATING.contains(&kind.as_str()) {
+                        holds[h].end = Some(i);
+                        holds[h].signalled = true;
+                        holds[h].died = true;
+                        holding.remove(&l.pid);
+                    }
+                }
+                if TERMINATING.contains(&kind.as_str()) {
+                    waiting.remove(&l.pid);
+                }
+                if kind == "sigstop" {
+                    stopped.insert(l.pid, l.t);
+                }
+            }
+            "cont" => {
+                if let Some(from) = stopped.remove(&l.pid) {
+                    stops.push((l.pid, from, l.t));
+                }
+            }
+            "dead" => {
+                if let Some(h) = holding.remove(&l.pid) {
+                    holds[h].end = Some(i);
+                    holds[h].died = true;
+                }
+                waiting.remove(&l.pid);
+                if let Some(from) = stopped.remove(&l.pid) {
+                    stops.push((l.pid, from, l.t));
+                }
+            }
+            "window" => {
+                let kind = l.arg(0).to_owned();
+                if l.arg(1) == "begin" {
+                    open_windows.insert(kind, l.t);
+                } else if let Some(from) = open_windows.remove(&kind) {
+                    if BLOCKING_WINDOWS.contains(&kind.as_str()) {
+                        windows.push((from, l.t));
+                    }
+                    if kind == "restart" {
+                        restarts.push((from, l.t));
+                    }
+                }
+            }
+            "probe" | "bad" => {
+                if l.event == "bad" {
+                    f.bad_requests_sent += 1;
+                }
+                let status = l.num(0);
+                let failed = status >= 500 || (l.event == "probe" && status == 0);
+                let in_restart = open_windows.contains_key("restart")
+                    || restarts.iter().any(|&(_, e)| l.t < e + 2_000_000_000);
+                if failed && !in_restart {
+                    f.server_5xx += 1;
+                    f.evidence.push(format!(
+                        "server: {} answered {} at {:.3} s ({})",
+                        l.event,
+                        status,
+                        rel(l.t),
+                        l.args.join(" ")
+                    ));
+                }
+            }
+            "end" => {
+                end_at = i;
+                end_t = l.t;
+                break;
+            }
+            _ => {}
+        }
+    }
+    for (kind, from) in open_windows {
+        if BLOCKING_WINDOWS.contains(&kind.as_str()) {
+            windows.push((from, end_t));
+        }
+    }
+    for (pid, from) in stopped {
+        stops.push((pid, from, end_t));
+    }
+    f.holds = holds.len();
+
+    // Safety.
+    let mut by_name: HashMap<&str, Vec<&Hold>> = HashMap::new();
+    for h in &holds {
+        by_name.entry(&h.name).or_default().push(h);
+    }
+    for list in by_name.values() {
+        for (a_i, a) in list.iter().enumerate() {
+            let a_end = a.end.unwrap_or(end_at);
+            for b in &list[a_i + 1..] {
+                if b.start >= a_end {
+                    continue;
+                }
+                // Told it was lost, or died holding it: its test did not pass.
+                let told = |h: &Hold| match &h.verdict {
+                    Some(v) => v == "lost",
+                    None => h.died,
+                };
+                if told(a) || told(b) {
+                    f.detected_overlaps += 1;
+                } else {
+                    f.undetected_overlaps += 1;
+                    f.evidence.push(format!(
+                        "safety: {} held by {} (from {:.3} s, verdict {:?}) and {} (from {:.3} s, verdict {:?}) at once",
+                        a.name,
+                        a.pid,
+                        rel(lines[a.start].t),
+                        a.verdict,
+                        b.pid,
+                        rel(lines[b.start].t),
+                        b.verdict
+                    ));
+                }
+            }
+        }
+    }
+
+    // Deadlines.
+    let stopped_during = |pid: u32, from: u64, to: u64| {
+        stops
+            .iter()
+            .any(|&(p, s, e)| p == pid && s < to && e > from)
+    };
+    for l in &lines[..end_at] {
+        let (took, bound) = match l.event.as_str() {
+            "enter" | "giveup" => (l.num(1), p.wait_timeout),
+            "verdict" => (l.num(2), p.release_bound),
+            _ => continue,
+        };
+        let took_ns = took * 1_000_000;
+        if took_ns > (bound + p.slack).as_nanos() as u64
+            && !stopped_during(l.pid, l.t.saturating_sub(took_ns), l.t)
+        {
+            f.deadline_overruns += 1;
+            f.evidence.push(format!(
+                "deadline: {} {} of {} took {took} ms (bound {} ms + slack) at {:.3} s",
+                l.pid,
+                l.event,
+                l.arg(0),
+                bound.as_millis(),
+                rel(l.t)
+            ));
+        }
+    }
+
+    // Liveness.
+    let blocked = |from: u64, to: u64| -> u64 {
+        let overlap: u64 = windows
+            .iter()
+            .map(|&(s, e)| e.min(to).saturating_sub(s.max(from)))
+            .sum();
+        if overlap == 0 {
+            0
+        } else {
+            overlap + (p.request_timeout + Duration::from_secs(1)).as_nanos() as u64
+        }
+    };
+    for v in victims {
+        let mut waiters = v.waiters;
+        if waiters.is_empty() {
+            continue;
+        }
+        let tf = lines[v.at].t;
+        let mut censored: Option<u64> = None;
+        let mut sample: Option<(u64, bool)> = None;
+        for l in &lines[v.at + 1..end_at] {
+            match l.event.as_str() {
+                "enter" if l.arg(0) == v.name && l.pid != v.pid => {
+                    sample = Some((l.t, false));
+                    break;
+                }
+                "giveup" if waiters.contains(&l.pid) => {
+                    if l.arg(2) == "timeout" {
+                        censored = Some(l.t);
+                    }
+                    waiters.remove(&l.pid);
+                }
+                "dead" if waiters.contains(&l.pid) => {
+                    waiters.remove(&l.pid);
+                }
+                "fault" if waiters.contains(&l.pid) && TERMINATING.contains(&l.arg(0)) => {
+                    waiters.remove(&l.pid);
+                }
+                _ => {}
+            }
+            if waiters.is_empty() {
+                sample = censored.map(|t| (t, true));
+                break;
+            }
+        }
+        if sample.is_none() && !waiters.is_empty() {
+            sample = Some((end_t, true));
+        }
+        let Some((te, is_censored)) = sample else {
+            continue;
+        };
+        let free = secs(te.saturating_sub(tf).saturating_sub(blocked(tf, te)));
+        let entry = f.free_after.get_mut(&v.kind).expect("a kind with a bound");
+        if is_censored && free <= entry.bound {
+            continue; // a lower bound within the bound proves nothing
+        }
+        entry.samples.push(free);
+        if free > entry.bound {
+            f.evidence.push(format!(
+                "liveness: {} {} by {} at {:.3} s: free for others only after {free:.3} s{} (bound {:.3} s)",
+                v.name,
+                v.kind,
+                v.pid,
+                rel(tf),
+                if is_censored { " or more" } else { "" },
+                entry.bound
+            ));
+        }
+    }
+
+    // Names nobody held while others waited (a lock left behind by a holder
+    // that died, or by a create whose answer was lost).
+    let bound = p.bounds.get(NO_HOLDER).map_or(0.0, Duration::as_secs_f64);
+    for (name, from, to, is_censored) in idle_stretches(&lines[..end_at], end_t) {
+        let idle = secs(to.saturating_sub(from).saturating_sub(blocked(from, to)));
+        if is_censored && idle <= bound {
+            continue;
+        }
+        let entry = f.free_after.entry(NO_HOLDER.to_owned()).or_default();
+        entry.bound = bound;
+        entry.samples.push(idle);
+        if idle > bound {
+            f.evidence.push(format!(
+                "liveness: {name} had no holder while others waited from {:.3} s for {idle:.3} s{} (bound {bound:.3} s)",
+                rel(from),
+                if is_censored { " or more" } else { "" },
+            ));
+        }
+    }
+    f
+}
+
+/// The stretches in which a name had waiters but no holder (from `enter` to
+/// `verdict`, or to the death or termination signal of the holder): `(name,
+/// from, to, censored)`, censored when the waiters left (or the run ended)
+/// before anyone entered.
+fn idle_stretches(lines: &[Line], end_t: u64) -> Vec<(String, u64, u64, bool)> {
+    let mut occupied: HashMap<u32, String> = HashMap::new();
+    let mut waiting: HashMap<u32, String> = HashMap::new();
+    let mut idle_since: BTreeMap<String, u64> = BTreeMap::new();
+    let mut names: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for l in lines {
+        match l.event.as_str() {
+            "wait" => {
+                names.insert(l.arg(0).to_owned());
+                waiting.insert(l.pid, l.arg(0).to_owned());
+            }
+            "enter" => {
+                waiting.remove(&l.pid);
+                occupied.insert(l.pid, l.arg(0).to_owned());
+            }
+            "giveup" => {
+                waiting.remove(&l.pid);
+            }
+            "verdict" | "dead" => {
+                occupied.remove(&l.pid);
+                waiting.remove(&l.pid);
+            }
+            "fault" if TERMINATING.contains(&l.arg(0)) => {
+                occupied.remove(&l.pid);
+                waiting.remove(&l.pid);
+            }
+            _ => continue,
+        }
+        for name in &names {
+            let busy = occupied.values().any(|n| n == name);
+            let waiters = waiting.values().any(|n| n == name);
+            match (busy, waiters, idle_since.get(name).copied()) {
+                (false, true, None) => {
+                    idle_since.insert(name.clone(), l.t);
+                }
+                (true, _, Some(from)) | (false, false, Some(from)) => {
+                    idle_since.remove(name);
+                    out.push((name.clone(), from, l.t, !busy));
+                }
+                _ => {}
+            }
+        }
+    }
+    for (name, from) in idle_since {
+        out.push((name, from, end_t, true));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::parse;
+
+    fn params() -> Params {
+        let mut bounds = BTreeMap::new();
+        bounds.insert("sigkill".to_owned(), Duration::from_secs(5));
+        bounds.insert(NO_HOLDER.to_owned(), Duration::from_secs(5));
+        Params {
+            bounds,
+            wait_timeout: Duration::from_secs(10),
+            release_bound: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(2),
+            slack: Duration::from_secs(1),
+        }
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    fn history(rows: &[(u64, u32, &str)]) -> Vec<Line> {
+        let text: String = rows
+            .iter()
+            .map(|(t, pid, rest)| format!("{} {pid} {rest}\n", t * S / 10))
+            .collect();
+        parse(&text)
+    }
+
+    #[test]
+    fn an_overlap_is_undetected_unless_a_holder_was_told() {
+        let h = history(&[
+            (0, 1, "enter a 0"),
+            (1, 2, "enter a 0"),
+            (2, 1, "exit a"),
+            (3, 1, "verdict a ok 1"),
+            (4, 2, "exit a"),
+            (5, 2, "verdict a ok 1"),
+        ]);
+        let f = check(&h, &params());
+        assert_eq!((f.undetected_overlaps, f.detected_overlaps), (1, 0));
+        assert!(f.broken());
+        let h = history(&[
+            (0, 1, "enter a 0"),
+            (1, 2, "enter a 0"),
+            (2, 1, "exit a"),
+            (3, 1, "verdict a lost 1"),
+            (4, 2, "exit a"),
+            (5, 2, "verdict a ok 1"),
+        ]);
+        let f = check(&h, &params());
+        assert_eq!((f.undetected_overlaps, f.detected_overlaps), (0, 1));
+        assert!(!f.broken());
+    }
+
+    #[test]
+    fn a_signal_ends_a_hold_unless_the_body_goes_on() {
+        let killed = [
+            (0, 1, "enter a 0"),
+            (1, 1, "fault sigterm_holder"),
+            (2, 2, "enter a 0"),
+        ];
+        let f = check(&history(&killed), &params());
+        assert_eq!(f.detected_overlaps + f.undetected_overlaps, 0);
+        let mut went_on = killed.to_vec();
+        went_on.extend([(3, 1, "exit a"), (4, 1, "verdict a ok 1")]);
+        let f = check(&history(&went_on), &params());
+        assert_eq!(f.undetected_overlaps, 1, "{:?}", f.evidence);
+    }
+
+    #[test]
+    fn free_after_counts_from_the_kill_to_the_next_entry_less_blocked_time() {
+        let h = history(&[
+            (0, 1, "enter a 0"),
+            (1, 2, "wait a 10000"),
+            (10, 1, "fault sigkill"),
+            (20, 0, "window stall begin"),
+            (30, 0, "window stall end"),
+            (70, 2, "enter a 6000"),
+        ]);
+        let f = check(&h, &params());
+        // 6 s from kill to entry, less 1 s stalled and 3 s of retry allowance.
+        let s = &f.free_after["sigkill"];
+        assert_eq!(s.samples.len(), 1);
+        assert!((s.samples[0] - 2.0).abs() < 1e-6, "{:?}", s.samples);
+        assert!(!f.broken());
+    }
+
+    #[test]
+    fn a_name_never_freed_is_a_liveness_failure() {
+        let h = history(&[
+            (0, 1, "enter a 0"),
+            (1, 2, "wait a 10000"),
+            (10, 1, "fault sigkill"),
+            (120, 2, "giveup a 11900 timeout"),
+        ]);
+        let f = check(&h, &params());
+        assert!(f.free_after["sigkill"].broken());
+        assert!(f.broken());
+    }
+
+    #[test]
+    fn waits_past_their_timeout_are_overruns_unless_stopped() {
+        let h = history(&[(0, 2, "wait a 10000"), (200, 2, "giveup a 20000 timeout")]);
+        assert_eq!(check(&h, &params()).deadline_overruns, 1);
+        let h = history(&[
+            (0, 2, "enter a 0"),
+            (10, 2, "fault sigstop"),
+            (150, 2, "cont"),
+            (160, 2, "exit a"),
+            (200, 2, "verdict a lost 20000"),
+        ]);
+        assert_eq!(check(&h, &params()).deadline_overruns, 0);
+    }
+
+    #[test]
+    fn server_failures_count_outside_restarts_only() {
+        let h = history(&[
+            (0, 0, "probe 200"),
+            (1, 0, "window restart begin"),
+            (2, 0, "probe 0"),
+            (3, 0, "window restart end"),
+            (60, 0, "bad 500"),
+            (61, 0, "probe 0"),
+        ]);
+        let f = check(&h, &params());
+        assert_eq!((f.server_5xx, f.bad_requests_sent), (2, 1));
+    }
+}
