@@ -46,6 +46,9 @@ const SIGNAL_RELEASE: Duration = Duration::from_secs(2);
 /// Whether this build of the library releases held locks on SIGTERM/SIGINT.
 const SIGNALS_RELEASE_LOCKS: bool = false;
 
+/// How long a fault on a process waits for a target (a holder, a waiter).
+const RETARGET: Duration = Duration::from_secs(3);
+
 /// How many workers run at once, and the names they share.
 const WORKERS: usize = 8;
 const NAMES: [&str; 2] = ["torture-a", "torture-b"];
@@ -409,6 +412,7 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
     });
 
     let mut plan = schedule(seed, backend, run_for).into_iter().peekable();
+    let mut postponed: Vec<Planned> = Vec::new();
     let mut model = Model::default();
     let mut tail = File::open(&history_path).map_err(|e| e.to_string())?;
     let mut net: Option<(&'static str, Instant)> = None;
@@ -457,7 +461,11 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
             run.stopped.remove(&pid);
         }
         // Faults that are due.
-        while let Some(f) = plan.next_if(|f| start + f.at <= now) {
+        let mut due: Vec<Planned> = std::mem::take(&mut postponed);
+        due.extend(std::iter::from_fn(|| plan.next_if(|f| start + f.at <= now)));
+        for f in due {
+            // A fault on a process waits (a little) for a process in the right state.
+            let later = |f: Planned| (now < start + f.at + RETARGET).then_some(f);
             let victim = |holders: bool| {
                 run.target(
                     if holders {
@@ -473,6 +481,7 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
                 | "sigint_waiter" => {
                     let Some(pid) = victim(f.kind.ends_with("holder") || f.kind == "sigkill")
                     else {
+                        postponed.extend(later(f));
                         continue;
                     };
                     let sig = match f.kind {
@@ -484,7 +493,10 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
                     run.history.line(pid, "fault", f.kind);
                 }
                 "sigstop" => {
-                    let Some(pid) = victim(true) else { continue };
+                    let Some(pid) = victim(true) else {
+                        postponed.extend(later(f));
+                        continue;
+                    };
                     signal(pid, libc::SIGSTOP);
                     run.history.line(pid, "fault", "sigstop");
                     run.stopped.insert(pid, now + f.lasts);
