@@ -20,6 +20,18 @@ pub(crate) fn creator(test: Option<&str>) -> String {
     text
 }
 
+/// The creator text for a lock taken by a command (`relukko run`):
+/// `"user@host <what> pid=N"`, plus the CI job when the environment reveals one.
+#[cfg(feature = "cli")]
+pub(crate) fn creator_for(what: &str) -> String {
+    let mut text = format!("{}@{} {what} pid={}", user(), host(), std::process::id());
+    if let Some(job) = ci_job(|n| std::env::var(n).ok().filter(|v| !v.is_empty())) {
+        text.push(' ');
+        text.push_str(&job);
+    }
+    text
+}
+
 /// The user name, from the usual variables; else the user id (root in a
 /// container often has no `USER`).
 fn user() -> &'static str {

@@ -67,6 +67,9 @@
 //! - [`client`]: the async [`Client`] for the whole Relukko protocol.
 //! - `server` (feature `server`, off by default): a Relukko-compatible server,
 //!   as an in-process test fixture and as the `relukko-server` binary.
+//! - `cli` (feature `cli`, off by default; Unix): the `relukko` command line,
+//!   which holds locks while a command runs and shows or frees the locks
+//!   others hold (`cargo install relukko-test --features cli`).
 //! - feature `tls` (on by default): HTTPS and WSS through rustls, with extra
 //!   CA bundles.
 //!
@@ -110,6 +113,9 @@ pub use relukko_test_macros::locked;
 
 #[cfg(feature = "server")]
 pub mod server;
+
+#[cfg(all(feature = "cli", unix))]
+pub mod cli;
 
 // Every Rust block of README.md, compiled (and run) as doc tests.
 #[cfg(doctest)]

@@ -361,7 +361,7 @@ where
             self.0.abort();
         }
     }
-    let task = crate::runtime::spawn(fut);
+    let task = crate::runtime::spawn_cleanup(fut);
     let _abort = AbortOnDrop(task.abort_handle());
     match task.await {
         Ok(v) => v,

@@ -6,7 +6,13 @@
 //! not die with the short-lived runtime of one `#[tokio::test]`.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
@@ -32,6 +38,67 @@ where
     F::Output: Send + 'static,
 {
     RUNTIME.spawn(fut)
+}
+
+/// Background tasks that may still take or free a lock (see [`spawn_cleanup`]).
+static CLEANUPS: AtomicUsize = AtomicUsize::new(0);
+static CLEANUPS_DONE: Notify = Notify::const_new();
+
+/// Runs `fut` on the background runtime, counted among the tasks that may
+/// still take or free a lock (a wait whose caller is gone, the release of a
+/// dropped lease), so that a process about to exit can [`settle`] first.
+/// The count drops when the task ends or is aborted, after the future's own
+/// drop ran (which may spawn more such tasks).
+pub(crate) fn spawn_cleanup<F>(fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    CLEANUPS.fetch_add(1, Ordering::SeqCst);
+    RUNTIME.spawn(Counted {
+        fut: Box::pin(fut),
+        _count: CountGuard,
+    })
+}
+
+/// A future counted in [`CLEANUPS`]; fields drop in order: the future first.
+struct Counted<F> {
+    fut: Pin<Box<F>>,
+    _count: CountGuard,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+struct CountGuard;
+
+impl Drop for CountGuard {
+    fn drop(&mut self) {
+        if CLEANUPS.fetch_sub(1, Ordering::SeqCst) == 1 {
+            CLEANUPS_DONE.notify_waiters();
+        }
+    }
+}
+
+/// Waits (at most `bound`) until no background task may still take or free
+/// a lock: what a process does before it exits on purpose, so that a wait
+/// it abandoned leaves nothing behind. Answers whether all of them ended.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) async fn settle(bound: Duration) -> bool {
+    let wait = async {
+        loop {
+            let done = CLEANUPS_DONE.notified();
+            if CLEANUPS.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    };
+    tokio::time::timeout(bound, wait).await.is_ok()
 }
 
 /// Runs `fut` on the background runtime and blocks this thread until it ends.

@@ -314,10 +314,13 @@ fn open_lock_file(name: &str, path: &Path) -> Result<File> {
 }
 
 impl LocalHeld {
-    /// Writes who holds the lock into the file, for waiters' messages. Best
+    /// Writes who holds the lock into the file: a line for waiters'
+    /// messages, then one in JSON for `relukko list` (see [`Record`]). Best
     /// effort: the lock itself does not depend on it.
     fn record(&self, creator: &str) {
-        let text = format!("{creator} since {}\n", report::now());
+        let since = report::now();
+        let json = serde_json::json!({ "lock_name": self.resource, "creator": creator, "since": since });
+        let text = format!("{creator} since {since}\n{json}\n");
         let mut f = &self.file;
         let _ = f.set_len(0);
         let _ = f.rewind();
@@ -357,7 +360,15 @@ fn is_current(_file: &File, _path: &Path) -> bool {
     true
 }
 
+/// The holder line of a lock file (its first line), if any.
 fn read_holder(path: &Path) -> Option<String> {
+    let text = read_record(path)?;
+    let line = text.lines().next().unwrap_or_default().trim();
+    (!line.is_empty()).then(|| line.to_owned())
+}
+
+/// The whole record of a lock file (at most 4 KiB), if any.
+pub(crate) fn read_record(path: &Path) -> Option<String> {
     let mut text = String::new();
     File::open(path)
         .ok()?
@@ -393,5 +404,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+#[cfg(feature = "cli")]
+pub(crate) mod inspect;
 #[cfg(test)]
 mod tests;

@@ -244,7 +244,7 @@ impl Drop for RemoteHeld {
         self.stop();
         if self.armed {
             let (client, lock) = (self.client.clone(), self.lock.clone());
-            crate::runtime::spawn(async move {
+            crate::runtime::spawn_cleanup(async move {
                 if let Err(e) = delete(client, lock.id, ABANDONED_BOUND).await {
                     report::line(&format!(
                         "could not release {} (abandoned before use): {e}",

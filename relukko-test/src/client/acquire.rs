@@ -145,7 +145,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(lock) = self.lock.take() {
             let inner = Arc::clone(&self.inner);
-            crate::runtime::spawn(async move { inner.delete_orphan(&lock).await });
+            crate::runtime::spawn_cleanup(async move { inner.delete_orphan(&lock).await });
         }
     }
 }
@@ -161,7 +161,7 @@ where
     let (alive, alive_rx) = watch::channel(());
     let (tx, rx) = oneshot::channel::<Result<InFlight>>();
     let fut = f(Arc::clone(&inner), Gone(alive_rx));
-    crate::runtime::spawn(async move {
+    crate::runtime::spawn_cleanup(async move {
         let result = fut.await.map(|lock| InFlight { lock, inner });
         // If the caller is gone, the unsent value is dropped here, and with it
         // the lock (see InFlight's Drop).

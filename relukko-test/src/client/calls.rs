@@ -193,7 +193,7 @@ impl Inner {
     /// carrying `token` (made by a create whose answer was lost) and deletes it.
     pub(crate) fn spawn_token_cleanup(self: &Arc<Self>, name: String, token: String) {
         let inner = Arc::clone(self);
-        crate::runtime::spawn(async move {
+        crate::runtime::spawn_cleanup(async move {
             let until = Instant::now() + Duration::from_secs(60);
             let mut attempt = 0;
             while Instant::now() < until {

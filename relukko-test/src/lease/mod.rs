@@ -130,7 +130,7 @@ impl Drop for Part {
         let Some(held) = self.take() else { return };
         if on_background_runtime() {
             // Blocking here would wait for a task that needs this very thread.
-            crate::runtime::spawn(async move {
+            crate::runtime::spawn_cleanup(async move {
                 let _ = held.release(DROP_BOUND).await;
             });
         } else if let Err(e) = held.release_blocking(DROP_BOUND) {
