@@ -319,7 +319,8 @@ impl LocalHeld {
     /// effort: the lock itself does not depend on it.
     fn record(&self, creator: &str) {
         let since = report::now();
-        let json = serde_json::json!({ "lock_name": self.resource, "creator": creator, "since": since });
+        let json =
+            serde_json::json!({ "lock_name": self.resource, "creator": creator, "since": since });
         let text = format!("{creator} since {since}\n{json}\n");
         let mut f = &self.file;
         let _ = f.set_len(0);

@@ -199,7 +199,17 @@ mod tests {
     #[test]
     fn run_takes_names_flags_and_the_command_after_the_dashes() {
         let cli = Cli::try_parse_from([
-            "relukko", "run", "--any-of", "a", "b", "--timeout", "2m", "--", "sh", "-c", "x",
+            "relukko",
+            "run",
+            "--any-of",
+            "a",
+            "b",
+            "--timeout",
+            "2m",
+            "--",
+            "sh",
+            "-c",
+            "x",
         ])
         .unwrap();
         let Command::Run(r) = cli.command else {

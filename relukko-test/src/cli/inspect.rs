@@ -57,7 +57,10 @@ impl Entry {
     }
 
     fn local(h: &Holding, prefix: &str) -> Entry {
-        let who = h.creator.clone().unwrap_or_else(|| "an unknown holder".into());
+        let who = h
+            .creator
+            .clone()
+            .unwrap_or_else(|| "an unknown holder".into());
         Entry {
             name: strip(&h.lock_name, prefix),
             lock_name: h.lock_name.clone(),
@@ -170,7 +173,12 @@ pub(crate) async fn list(a: ListArgs) -> u8 {
 
 /// The held lock `name` (as `run` takes it), or with `by_id` also the lock
 /// whose id is `name`.
-async fn find(settings: &Settings, target: &Target, name: &str, by_id: bool) -> Result<Option<Entry>> {
+async fn find(
+    settings: &Settings,
+    target: &Target,
+    name: &str,
+    by_id: bool,
+) -> Result<Option<Entry>> {
     let prefix = settings.prefix.as_str();
     match target {
         Target::Local(local) => {
@@ -247,11 +255,17 @@ pub(crate) async fn release(a: ReleaseArgs) -> u8 {
     };
     match done {
         Ok(()) => {
-            println!("released {} (id {}), held by {}", entry.name, entry.id, entry.holder);
+            println!(
+                "released {} (id {}), held by {}",
+                entry.name, entry.id, entry.holder
+            );
             0
         }
         Err(Error::NotFound { .. }) => {
-            say(&format!("{} was released by someone else meanwhile", entry.name));
+            say(&format!(
+                "{} was released by someone else meanwhile",
+                entry.name
+            ));
             code::NO
         }
         Err(e) => failed(&e),
@@ -275,7 +289,10 @@ pub(crate) async fn health() -> u8 {
     };
     match settings.kind {
         BackendKind::Skip => {
-            println!("ok: locking is skipped ({} is set): there is nothing to reach", config::SKIP);
+            println!(
+                "ok: locking is skipped ({} is set): there is nothing to reach",
+                config::SKIP
+            );
             0
         }
         BackendKind::Local { dir } => local_health(&dir),

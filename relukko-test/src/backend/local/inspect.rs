@@ -156,8 +156,14 @@ mod tests {
         assert_eq!(held[0].lock_name, "inspect/rig 1");
         assert_eq!(held[0].creator.as_deref(), Some("alice@ci"));
         assert!(held[0].since.is_some());
-        assert_eq!(local.holding("inspect/rig 1").unwrap(), Some(held[0].clone()));
-        assert_eq!(local.holding_id(&held[0].id()).unwrap(), Some(held[0].clone()));
+        assert_eq!(
+            local.holding("inspect/rig 1").unwrap(),
+            Some(held[0].clone())
+        );
+        assert_eq!(
+            local.holding_id(&held[0].id()).unwrap(),
+            Some(held[0].clone())
+        );
         assert_eq!(local.holding("inspect-free").unwrap(), None);
 
         local.force_release(&held[0]).unwrap();
@@ -174,7 +180,10 @@ mod tests {
 
     #[test]
     fn an_old_record_without_json_falls_back_to_the_file_name() {
-        let h = parse("bob since 2024", Path::new("/l/hil-rig-3-0123456789abcdef.lock"));
+        let h = parse(
+            "bob since 2024",
+            Path::new("/l/hil-rig-3-0123456789abcdef.lock"),
+        );
         assert_eq!(h.lock_name, "hil-rig-3");
         assert_eq!(h.creator.as_deref(), Some("bob since 2024"));
         assert_eq!(h.since, None);
