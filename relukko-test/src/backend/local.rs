@@ -315,7 +315,7 @@ fn open_lock_file(name: &str, path: &Path) -> Result<File> {
 
 impl LocalHeld {
     /// Writes who holds the lock into the file: a line for waiters'
-    /// messages, then one in JSON for `relukko list` (see [`Record`]). Best
+    /// messages, then one in JSON for `relukko list` (see `inspect`). Best
     /// effort: the lock itself does not depend on it.
     fn record(&self, creator: &str) {
         let since = report::now();
