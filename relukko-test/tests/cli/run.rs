@@ -232,21 +232,30 @@ fn a_timeout_exits_124_naming_the_holder() {
 fn a_lost_lock_stops_cmd() {
     let backend = Backend::server();
     let server = backend.server_ref();
-    let mut run = Running::spawn(relukko(
-        &backend,
-        &[
-            "run",
-            "cli-lost",
-            "--lease",
-            "3s",
-            "--kill-after",
-            "20s",
-            "--",
-            "sleep",
-            "120",
-        ],
-    ));
+    let dir = TempDir::new("lost");
+    let (mark, ready) = (dir.path().join("term"), dir.path().join("ready"));
+    let script = format!(
+        "trap 'echo got-term > {}; kill $!; exit 0' TERM; sleep 120 & echo > {}; wait",
+        mark.display(),
+        ready.display()
+    );
+    // SIGKILL only long after the test's bound: CMD must stop on SIGTERM.
+    let args = [
+        "run",
+        "cli-lost",
+        "--lease",
+        "3s",
+        "--kill-after",
+        "120s",
+        "--",
+        "sh",
+        "-c",
+    ];
+    let mut cmd = relukko(&backend, &args);
+    cmd.arg(&script);
+    let mut run = Running::spawn(cmd);
     run.wait_for("holding cli-lost");
+    wait_for_file(&ready);
     let (status, body) = http(server, "GET", "/v1/locks/", None);
     assert_eq!(status, 200, "{body}");
     let locks: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -258,6 +267,7 @@ fn a_lost_lock_stops_cmd() {
     let out = run.output(status);
     assert_eq!(status.code(), Some(120), "{}", text(&out));
     assert!(text(&out).contains("was lost"), "{}", text(&out));
+    assert!(mark.exists(), "CMD did not get SIGTERM: {}", text(&out));
 }
 
 #[test]
