@@ -9,6 +9,7 @@
 //! expired. Either way the lease is lost.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -17,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Released, Wait, local::what};
-use crate::client::{AcquireOptions, Client, Create, WaitProgress};
+use crate::client::{AcquireOptions, Client, Create, Deleted, WaitProgress};
 use crate::error::{Error, Result};
 use crate::lease::StatusTx;
 use crate::lock::Lock;
@@ -41,6 +42,8 @@ pub(crate) struct RemoteHeld {
     lock: Lock,
     /// Past this instant the lock may have expired on the server.
     deadline: Instant,
+    /// The same, kept up to date by the heartbeat.
+    confirmed: Arc<Mutex<Instant>>,
     heartbeat: Option<JoinHandle<()>>,
     /// Not released yet: dropping it deletes the lock (in the background), so
     /// a lock abandoned on its way to a lease (a dropped `lock` future) does
@@ -148,6 +151,7 @@ impl Remote {
             // An unanswered keep-alive may still have reached the server and
             // cut the lock's life to the lease: count on the shorter of both.
             deadline: sent + margin_off(life.min(lease), lease),
+            confirmed: Arc::new(Mutex::new(sent + margin_off(life.min(lease), lease))),
             lock,
             heartbeat: None,
             armed: true,
@@ -158,6 +162,7 @@ impl Remote {
         {
             held.lock = extended;
             held.deadline = sent + margin_off(lease, lease);
+            *guard(&held.confirmed) = held.deadline;
         }
         held
     }
@@ -207,6 +212,7 @@ impl RemoteHeld {
             lease,
             status,
             deadline: self.deadline,
+            confirmed: Arc::clone(&self.confirmed),
         };
         self.heartbeat = Some(crate::runtime::spawn(beat.run()));
     }
@@ -224,7 +230,8 @@ impl RemoteHeld {
         let (client, id) = (self.client.clone(), self.lock.id);
         let what = format!("release of {}", self.lock.lock_name);
         let url = client.base_url().to_owned();
-        block_bounded(delete(client, id, bound), bound).unwrap_or(Err(Error::Timeout {
+        let overdue = self.overdue();
+        block_bounded(delete(client, id, bound, overdue), bound).unwrap_or(Err(Error::Timeout {
             what,
             url,
             after: bound,
@@ -235,8 +242,21 @@ impl RemoteHeld {
     pub(crate) async fn release(mut self, bound: Duration) -> Result<Released> {
         self.stop();
         self.armed = false;
-        crate::runtime::run(delete(self.client.clone(), self.lock.id, bound)).await
+        let overdue = self.overdue();
+        crate::runtime::run(delete(self.client.clone(), self.lock.id, bound, overdue)).await
     }
+
+    /// Whether the lock's last confirmed expiry (minus the margin) has passed:
+    /// the process was paused (or the heartbeat starved) past its lease, so
+    /// the server may have let the lock go and someone else may have held it.
+    fn overdue(&self) -> bool {
+        Instant::now() >= *guard(&self.confirmed)
+    }
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain data: a panic elsewhere cannot leave it inconsistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for RemoteHeld {
@@ -245,7 +265,7 @@ impl Drop for RemoteHeld {
         if self.armed {
             let (client, lock) = (self.client.clone(), self.lock.clone());
             crate::runtime::spawn_cleanup(async move {
-                if let Err(e) = delete(client, lock.id, ABANDONED_BOUND).await {
+                if let Err(e) = delete(client, lock.id, ABANDONED_BOUND, false).await {
                     report::line(&format!(
                         "could not release {} (abandoned before use): {e}",
                         lock.lock_name
@@ -256,21 +276,40 @@ impl Drop for RemoteHeld {
     }
 }
 
-async fn delete(client: Client, id: uuid::Uuid, bound: Duration) -> Result<Released> {
+/// Deletes the lock `id`. A 404 after an attempt whose answer was lost
+/// counts as our own deletion (a holder must not be told its lock was taken
+/// because its DELETE was answered late), unless the lock was `overdue`: then
+/// it may have expired and been taken by someone else while this process was
+/// paused, and the holder must hear that its lease was lost.
+async fn delete(
+    client: Client,
+    id: uuid::Uuid,
+    bound: Duration,
+    overdue: bool,
+) -> Result<Released> {
     if client.is_skip() {
         return Ok(Released::Freed);
     }
     // Deleted by id, never by name: a lock of the same name made by someone
     // else after ours expired is not touched.
     match tokio::time::timeout(bound, client.inner.release_lock(id)).await {
-        Ok(Ok(true)) => Ok(Released::Freed),
-        Ok(Ok(false)) => Ok(Released::AlreadyGone),
+        Ok(Ok(deleted)) => Ok(released(deleted, overdue)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Timeout {
             what: format!("DELETE /v1/locks/{id}"),
             url: client.base_url().to_owned(),
             after: bound,
         }),
+    }
+}
+
+/// What a release found, from the DELETE's answer and whether the lock was
+/// overdue (see [`delete`]).
+fn released(deleted: Deleted, overdue: bool) -> Released {
+    match deleted {
+        Deleted::Now => Released::Freed,
+        Deleted::Unsure if !overdue => Released::Freed,
+        Deleted::Before | Deleted::Unsure => Released::AlreadyGone,
     }
 }
 
@@ -307,6 +346,8 @@ struct Heartbeat {
     status: StatusTx,
     /// Past this instant the lock may have expired on the server.
     deadline: Instant,
+    /// Where the lease reads `deadline` at release.
+    confirmed: Arc<Mutex<Instant>>,
 }
 
 impl Heartbeat {
@@ -350,6 +391,7 @@ impl Heartbeat {
             {
                 Ok(Ok(_)) => {
                     self.deadline = sent + margin_off(self.lease, self.lease);
+                    *guard(&self.confirmed) = self.deadline;
                     self.status.held();
                     return true;
                 }
@@ -398,6 +440,19 @@ mod tests {
     /// lease) gets no answer, it may still have reached the server: the local
     /// deadline must follow the lease, not the 10 minutes, or the lease would
     /// claim the lock long after the server let it go.
+    /// A process paused past its lease (SIGSTOP, a debugger) whose DELETE then
+    /// meets a 404 after a lost answer must hear the lease was lost: the lock
+    /// may have expired and been held by someone else meanwhile. Found by
+    /// `cargo relukko-torture` (a holder stopped, the server restarted, the
+    /// DELETE cut and retried): the holder reported a clean release.
+    #[test]
+    fn an_unsure_delete_of_an_overdue_lock_is_a_loss() {
+        assert_eq!(released(Deleted::Now, true), Released::Freed);
+        assert_eq!(released(Deleted::Unsure, false), Released::Freed);
+        assert_eq!(released(Deleted::Unsure, true), Released::AlreadyGone);
+        assert_eq!(released(Deleted::Before, false), Released::AlreadyGone);
+    }
+
     #[tokio::test]
     async fn an_unconfirmed_first_keep_alive_counts_as_done() {
         let client = Client::builder("http://127.0.0.1:1")

@@ -39,6 +39,19 @@ impl Create {
     }
 }
 
+/// What a holder's DELETE found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deleted {
+    /// Deleted by this call: the lock was there until now.
+    Now,
+    /// Gone before this call (404 on the first answer).
+    Before,
+    /// 404 after an attempt whose answer was lost: that attempt may have
+    /// deleted it, or it was gone before. The holder decides with what else
+    /// it knows (its confirmed expiry).
+    Unsure,
+}
+
 /// A fresh creator token, `[rl:<32 hex digits>]`.
 pub(crate) fn new_token() -> String {
     format!("[rl:{}]", Uuid::new_v4().simple())
@@ -156,20 +169,18 @@ impl Inner {
         }
     }
 
-    /// Deletes the lock `id` for its holder, with retries: `Ok(true)` if it is
-    /// gone, `Ok(false)` if it was gone before this call. A 404 after an
-    /// attempt whose answer was lost counts as ours: that attempt may have
-    /// deleted it, and a holder must not be told its lock was taken from it
-    /// because its own DELETE was answered late.
-    pub(crate) async fn release_lock(&self, id: Uuid) -> Result<bool> {
+    /// Deletes the lock `id` for its holder, with retries, and says what the
+    /// server answered: see [`Deleted`].
+    pub(crate) async fn release_lock(&self, id: Uuid) -> Result<Deleted> {
         let mut ambiguous = false;
         let path = format!("{LOCKS}{id}");
         let a = self
             .send_retrying(Method::DELETE, &path, None, None, &mut ambiguous)
             .await?;
         match check(a) {
-            Ok(_) => Ok(true),
-            Err(Error::NotFound { .. }) => Ok(ambiguous),
+            Ok(_) => Ok(Deleted::Now),
+            Err(Error::NotFound { .. }) if ambiguous => Ok(Deleted::Unsure),
+            Err(Error::NotFound { .. }) => Ok(Deleted::Before),
             Err(e) => Err(e),
         }
     }

@@ -76,6 +76,7 @@ use std::time::Duration;
 
 pub use acquire::{AcquireOptions, WaitProgress};
 pub use builder::ClientBuilder;
+pub(crate) use calls::Deleted;
 pub use calls::{Create, creator_without_token};
 pub use env::ClientSettings;
 pub use retry::RetryPolicy;
