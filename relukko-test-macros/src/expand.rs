@@ -120,14 +120,28 @@ fn generate(config: &Config, func: &ItemFn, lease: Option<LeaseParam>) -> TokenS
         None => (func.sig.clone(), quote!(_: #krate::__private::Lease)),
     };
     let body = &func.block;
-    let call = if func.sig.asyncness.is_some() {
-        quote! {
+    // A `#[should_panic]` test must not pass on a locking failure: its entry
+    // points fail it without a panic. The attribute is in `func.attrs`
+    // whichever side of `#[locked]` it is written on: the compiler passes
+    // inert attributes on both sides to an attribute macro.
+    let should_panic = func.attrs.iter().any(signature::is_should_panic);
+    let call = match (func.sig.asyncness.is_some(), should_panic) {
+        (true, false) => quote! {
             #krate::__private::run_async(&#spec, move |#param| async move #body).await
-        }
-    } else {
-        let ret = signature::closure_return(&func.sig);
-        quote! {
-            #krate::__private::run_sync(&#spec, move |#param| #ret #body)
+        },
+        (true, true) => quote! {
+            #krate::__private::run_async_should_panic(&#spec, move |#param| async move #body).await
+        },
+        (false, should_panic) => {
+            let ret = signature::closure_return(&func.sig);
+            let run = if should_panic {
+                quote!(run_sync_should_panic)
+            } else {
+                quote!(run_sync)
+            };
+            quote! {
+                #krate::__private::#run(&#spec, move |#param| #ret #body)
+            }
         }
     };
     let attrs = &func.attrs;

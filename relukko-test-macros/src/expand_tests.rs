@@ -49,11 +49,11 @@ fn sync_without_name() {
 fn sync_result_with_lease_and_options() {
     let out = expand(
         r#"any_of("a", "b"), timeout = "10m", lease = "90s", creator = "me", crate = my::rel"#,
-        "#[test] #[should_panic] pub(crate) fn r#try(mut lease: relukko::Lease) -> Result<(), E> { x()?; Ok(()) }",
+        "#[test] #[ignore] pub(crate) fn r#try(mut lease: relukko::Lease) -> Result<(), E> { x()?; Ok(()) }",
     );
     let expected = quote! {
         #[test]
-        #[should_panic]
+        #[ignore]
         pub(crate) fn r#try() -> Result<(), E> {
             my::rel::__private::run_sync(
                 &my::rel::__private::Spec {
@@ -69,6 +69,33 @@ fn sync_result_with_lease_and_options() {
         }
     };
     assert_eq!(out, expected.to_string());
+}
+
+/// A `#[should_panic]` test gets the entry points that fail it without a
+/// panic, whatever form the attribute has.
+#[test]
+fn should_panic_tests_use_their_own_entry_points() {
+    for attr in [
+        "#[should_panic]",
+        r#"#[should_panic(expected = "boom")]"#,
+        "#[core::prelude::v1::should_panic]",
+    ] {
+        let out = expand(r#""rig""#, &format!("#[test] {attr} fn t() {{ body(); }}"));
+        assert!(
+            out.contains(":: relukko :: __private :: run_sync_should_panic ("),
+            "{out}"
+        );
+        let out = expand(
+            r#""rig""#,
+            &format!("{attr} #[tokio::test] async fn t() {{ body(); }}"),
+        );
+        assert!(
+            out.contains(":: relukko :: __private :: run_async_should_panic ("),
+            "{out}"
+        );
+    }
+    let out = expand(r#""rig""#, "#[test] fn t() { body(); }");
+    assert!(!out.contains("should_panic"), "{out}");
 }
 
 #[test]

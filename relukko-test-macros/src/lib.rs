@@ -54,7 +54,9 @@ mod signature;
 ///
 /// Works on sync and `async fn`, with `#[tokio::test]` above or below it,
 /// with `#[should_panic]`, `#[ignore]` and tests returning `Result` (`?` and
-/// `return` work as usual). With rstest both orders work with `#[case]` and
+/// `return` work as usual). A `#[should_panic]` test (on either side of
+/// `#[locked]`) fails, rather than passes, when its lock cannot be taken or
+/// is lost while it runs: the runtime says why and returns without a panic. With rstest both orders work with `#[case]` and
 /// fixtures: `#[locked]` above `#[rstest]` wraps the shared function (a
 /// `Lease` parameter works, and a derived name is shared by all cases);
 /// `#[rstest]` above `#[locked]` locks each generated case function (a

@@ -154,6 +154,14 @@ pub(crate) fn is_test_attr(attr: &Attribute) -> bool {
         .is_some_and(|s| s.ident == "test" || s.ident == "should_panic" || s.ident == "ignore")
 }
 
+/// `#[should_panic]` or `#[should_panic(expected = "...")]`.
+pub(crate) fn is_should_panic(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "should_panic")
+}
+
 /// A by-value path type whose last segment is `Lease`, without generics.
 fn is_lease(ty: &Type) -> bool {
     match ty {

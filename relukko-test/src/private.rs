@@ -29,6 +29,10 @@ pub struct Spec {
     pub test: &'static str,
 }
 
+/// Why a locked test must fail although its body may have done what it
+/// should: the lock was never held, or was lost while the body ran.
+struct Failure(String);
+
 impl Spec {
     fn options(&self) -> LockOptions {
         let mut o = if self.names.is_empty() {
@@ -59,10 +63,10 @@ impl Spec {
         }
     }
 
-    /// Fails the test: its resources could not be locked. `at` is where the
-    /// test is, for async tests whose panic location cannot be tracked.
-    #[track_caller]
-    fn cannot_lock(&self, e: crate::Error, at: Option<&Location<'_>>) -> ! {
+    /// The failure of a test whose resources could not be locked. `at` is
+    /// where the test is, for async tests whose panic location cannot be
+    /// tracked.
+    fn cannot_lock(&self, e: crate::Error, at: Option<&Location<'_>>) -> Failure {
         // A timeout names the resource it waited for; when that is what this
         // message names already (one resource or a pool), say it once.
         let why = if self.names.len() > 1 && !self.any_of {
@@ -70,23 +74,27 @@ impl Spec {
         } else {
             e.without_resource()
         };
-        panic!(
+        Failure(format!(
             "relukko: test {} could not lock {}: {why}{}",
             self.test,
             self.what(),
             at_suffix(at)
-        )
+        ))
     }
 
-    /// Reports the end of a locked body; panics (fails the test) if the lease
-    /// was lost while it ran.
-    #[track_caller]
+    /// Reports the end of a locked body: its value, a failure if the lease
+    /// was lost while it ran, or its panic, resumed.
+    ///
+    /// A `#[should_panic]` test whose body panicked after its lock was lost
+    /// fails too: the panic it expected happened without the lock, so its
+    /// panic is not resumed (that would count as the expected one).
     fn after<R>(
         &self,
         finish: Finish,
         result: std::thread::Result<R>,
         at: Option<&Location<'_>>,
-    ) -> R {
+        should_panic: bool,
+    ) -> Result<R, Failure> {
         for e in &finish.errors {
             report::line(&format!(
                 "test {}: could not release {e} (the lock expires on its own after its lease)",
@@ -94,14 +102,18 @@ impl Spec {
             ));
         }
         match (result, finish.lost) {
-            (Ok(r), None) => r,
-            (Ok(_), Some(lost)) => {
-                panic!(
-                    "relukko: test {} lost its lock while it ran: {lost}{}",
-                    self.test,
-                    at_suffix(at)
-                )
-            }
+            (Ok(r), None) => Ok(r),
+            (Ok(_), Some(lost)) => Err(Failure(format!(
+                "relukko: test {} lost its lock while it ran: {lost}{}",
+                self.test,
+                at_suffix(at)
+            ))),
+            (Err(_), Some(lost)) if should_panic => Err(Failure(format!(
+                "relukko: test {} lost its lock while it ran: {lost}; its panic does not count \
+                 as the expected one, the body was no longer protected{}",
+                self.test,
+                at_suffix(at)
+            ))),
             (Err(panic), lost) => {
                 if let Some(lost) = lost {
                     report::line(&format!(
@@ -113,6 +125,24 @@ impl Spec {
             }
         }
     }
+}
+
+/// Fails an ordinary test: panics with the failure (at the caller's
+/// location, the test's `#[locked]` attribute).
+#[track_caller]
+fn fail(f: Failure) -> ! {
+    panic!("{}", f.0)
+}
+
+/// Fails a `#[should_panic]` test: a panic would make it pass, so the
+/// failure is written to the test's output and the test returns normally;
+/// the harness then fails it ("did not panic as expected").
+fn fail_without_panic(f: Failure) {
+    eprintln!(
+        "{}\nrelukko: this #[should_panic] test fails (\"did not panic as expected\") \
+         instead of panicking: a failure to hold its lock must not count as its expected panic",
+        f.0
+    );
 }
 
 /// `" (#[locked] at src/x.rs:10:1)"` when the panic location cannot say it.
@@ -128,15 +158,36 @@ fn at_suffix(at: Option<&Location<'_>>) -> String {
 /// in this file.
 #[track_caller]
 pub fn run_sync<R>(spec: &Spec, body: impl FnOnce(Lease) -> R) -> R {
-    let lease = match crate::locker().and_then(|l| l.lock_blocking(spec.options())) {
-        Ok(lease) => lease,
-        Err(e) => spec.cannot_lock(e, None),
-    };
+    match locked_sync(spec, body, None, false) {
+        Ok(r) => r,
+        Err(f) => fail(f),
+    }
+}
+
+/// [`run_sync`] for a `#[should_panic]` test: a locking failure fails it
+/// without a panic (see [`fail_without_panic`]), so its message names the
+/// test's location itself.
+#[track_caller]
+pub fn run_sync_should_panic(spec: &Spec, body: impl FnOnce(Lease)) {
+    if let Err(f) = locked_sync(spec, body, Some(Location::caller()), true) {
+        fail_without_panic(f);
+    }
+}
+
+fn locked_sync<R>(
+    spec: &Spec,
+    body: impl FnOnce(Lease) -> R,
+    at: Option<&Location<'_>>,
+    should_panic: bool,
+) -> Result<R, Failure> {
+    let lease = crate::locker()
+        .and_then(|l| l.lock_blocking(spec.options()))
+        .map_err(|e| spec.cannot_lock(e, at))?;
     let result = catch_unwind(AssertUnwindSafe(|| body(lease.clone())));
     // Released and confirmed before the test returns: under nextest the
     // process exits right after.
     let finish = lease.finish_blocking();
-    spec.after(finish, result, None)
+    spec.after(finish, result, at, should_panic)
 }
 
 /// Holds the resources of `spec` around an asynchronous body.
@@ -151,19 +202,49 @@ where
 {
     let at = Location::caller();
     async move {
-        let locked = match crate::locker() {
-            Ok(l) => l.lock(spec.options()).await,
-            Err(e) => Err(e),
-        };
-        let lease = match locked {
-            Ok(lease) => lease,
-            Err(e) => spec.cannot_lock(e, Some(at)),
-        };
-        let body_lease = lease.clone();
-        let result = AssertUnwindSafe(async move { body(body_lease).await })
-            .catch_unwind()
-            .await;
-        let finish = lease.finish().await;
-        spec.after(finish, result, Some(at))
+        match locked_async(spec, body, at, false).await {
+            Ok(r) => r,
+            Err(f) => fail(f),
+        }
     }
+}
+
+/// [`run_async`] for a `#[should_panic]` test: a locking failure fails it
+/// without a panic (see [`fail_without_panic`]).
+#[track_caller]
+pub fn run_async_should_panic<Fut>(
+    spec: &Spec,
+    body: impl FnOnce(Lease) -> Fut,
+) -> impl Future<Output = ()>
+where
+    Fut: Future<Output = ()>,
+{
+    let at = Location::caller();
+    async move {
+        if let Err(f) = locked_async(spec, body, at, true).await {
+            fail_without_panic(f);
+        }
+    }
+}
+
+async fn locked_async<R, Fut>(
+    spec: &Spec,
+    body: impl FnOnce(Lease) -> Fut,
+    at: &Location<'_>,
+    should_panic: bool,
+) -> Result<R, Failure>
+where
+    Fut: Future<Output = R>,
+{
+    let locked = match crate::locker() {
+        Ok(l) => l.lock(spec.options()).await,
+        Err(e) => Err(e),
+    };
+    let lease = locked.map_err(|e| spec.cannot_lock(e, Some(at)))?;
+    let body_lease = lease.clone();
+    let result = AssertUnwindSafe(async move { body(body_lease).await })
+        .catch_unwind()
+        .await;
+    let finish = lease.finish().await;
+    spec.after(finish, result, Some(at), should_panic)
 }
