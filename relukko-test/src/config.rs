@@ -77,13 +77,14 @@ pub(crate) fn default_local_dir() -> PathBuf {
 
 /// Reads the settings from the process environment.
 pub(crate) fn from_env() -> Result<Settings> {
+    crate::misspelt::warn_once();
     parse(|name| std::env::var_os(name))
 }
 
 /// Reads the settings through `lookup` (the environment in production).
 pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Settings> {
     let vars = Vars::new(lookup);
-    let kind = if vars.flag(SKIP) {
+    let kind = if skip(&vars)? {
         BackendKind::Skip
     } else if let Some((url_var, _)) = vars.first(&URL_VARS)? {
         BackendKind::Relukko { url_var }
@@ -114,6 +115,29 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
         prefix,
         creator,
     })
+}
+
+/// Whether the skip switch is on. Upstream reads any non-empty value as
+/// "skip"; so do we, except for values that read as "off" (`0`, `false`,
+/// `no`, `off`): someone who wrote those meant to lock, and silently skipping
+/// would turn every test green without its lock.
+fn skip<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Result<bool> {
+    if !vars.flag(SKIP) {
+        return Ok(false);
+    }
+    let value = vars.raw(SKIP).unwrap_or_default();
+    let value = value.to_string_lossy();
+    let off = ["0", "false", "no", "off"];
+    if off.iter().any(|o| value.trim().eq_ignore_ascii_case(o)) {
+        return Err(config_error(
+            SKIP,
+            format!(
+                "is {value:?}, which would skip locking (any non-empty value does): \
+                 unset it to lock, or set it to 1 to skip"
+            ),
+        ));
+    }
+    Ok(true)
 }
 
 /// A lease must be at least a second: the server counts whole seconds.
@@ -165,6 +189,21 @@ mod tests {
                 url_var: "RELUKKO_BASE_URL"
             }
         );
+    }
+
+    #[test]
+    fn skip_values_that_read_as_off_are_refused() {
+        for v in ["0", "false", "FALSE", " no ", "off", "Off"] {
+            let err = parse_with(&[(SKIP, v)]).unwrap_err().to_string();
+            assert!(
+                err.contains(SKIP) && err.contains("unset it to lock, or set it to 1 to skip"),
+                "{v:?}: {err}"
+            );
+        }
+        for v in ["1", "true", "yes", "please"] {
+            let s = parse_with(&[(SKIP, v)]).unwrap();
+            assert_eq!(s.kind, BackendKind::Skip, "{v:?}");
+        }
     }
 
     #[test]

@@ -96,6 +96,7 @@ mod identity;
 mod lease;
 mod lock_options;
 mod locker;
+mod misspelt;
 mod report;
 #[cfg(test)]
 mod test_support;

@@ -118,6 +118,14 @@ fn plain_worker() {
     enter("e2e-plain", "plain_worker");
 }
 
+#[test]
+#[locked("e2e-plain-again", timeout = "3s")]
+fn plain_worker_again() {
+    enter("e2e-plain-again", "plain_worker_again");
+    // Reads the environment again: still said only once.
+    let _ = Locker::from_env();
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -315,6 +323,9 @@ fn bad_settings_fail_naming_the_variable() {
         ("RELUKKO_LEASE", "junk"),
         ("RELUKKO_TIMEOUT", ""),
         ("RELUKKO_URL", "ftp://x"),
+        // Upstream would skip locking for these: refused, not taken as "off".
+        ("RELUKKO_TRUST_ME_IT_IS_LOCKED", "0"),
+        ("RELUKKO_TRUST_ME_IT_IS_LOCKED", "false"),
     ] {
         let (mut env, _dir) = local_env("bad");
         env.push((var, value.to_owned()));
@@ -322,7 +333,40 @@ fn bad_settings_fail_naming_the_variable() {
         let text = output_text(&out);
         assert!(!out.status.success(), "{var}={value:?}: {text}");
         assert!(text.contains(var), "{var}={value:?}: {text}");
+        if var == "RELUKKO_TRUST_ME_IT_IS_LOCKED" {
+            assert!(
+                text.contains("unset it to lock, or set it to 1 to skip"),
+                "{text}"
+            );
+        }
         assert_eq!(history.summary().entries, 0, "{text}");
+    }
+}
+
+/// `RELUKO_URL` and `RELUKKO_ULR` are not read (the local backend is used);
+/// stderr names the real variable, once per process.
+#[test]
+fn misspelt_variables_are_named_once() {
+    let (mut env, _dir) = local_env("typo");
+    env.push(("RELUKO_URL", "http://127.0.0.1:9".to_owned()));
+    env.push(("RELUKKO_ULR", "http://127.0.0.1:9".to_owned()));
+    let history = History::create("typo");
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let out = worker("plain_worker", false, 1, &env)
+        .output()
+        .expect("run workers");
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(history.summary().entries, 2, "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (bad, meant) in [
+        ("RELUKO_URL", "RELUKKO_URL"),
+        ("RELUKKO_ULR", "RELUKKO_URL"),
+    ] {
+        let line = format!(
+            "relukko: the environment has {bad}, which relukko does not read: did you mean {meant}? (it is ignored)\n"
+        );
+        assert_eq!(stderr.matches(&line).count(), 1, "{bad}: {text}");
     }
 }
 

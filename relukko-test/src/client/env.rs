@@ -84,6 +84,7 @@ impl ClientSettings {
     /// Reads the process environment. A value that is not UTF-8 is an error
     /// naming its variable.
     pub fn from_env() -> Result<Self> {
+        crate::misspelt::warn_once();
         Self::from_vars(&crate::env::process())
     }
 

@@ -1,0 +1,140 @@
+//! Misspelt settings: `RELUKO_URL` or `RELUKKO_ULR` is not read, so the local
+//! backend is chosen silently and the tests lock nothing on the server. When
+//! the environment has a variable that looks like one of ours but is not,
+//! one line on stderr names the nearest real one, once per process.
+
+use std::sync::Once;
+
+/// Every variable this crate reads (client, locking, server binary).
+pub(crate) const KNOWN: [&str; 20] = [
+    "RELUKKO_URL",
+    "RELUKKO_BASE_URL",
+    "RELUKKO_API_KEY",
+    "RELUKKO_LOCAL_DIR",
+    "RELUKKO_TIMEOUT",
+    "RELUKKO_LEASE",
+    "RELUKKO_LOCK_PREFIX",
+    "RELUKKO_CREATOR",
+    "RELUKKO_REQUEST_TIMEOUT",
+    "RELUKKO_CONNECT_TIMEOUT",
+    "RELUKKO_WEBSOCKET",
+    "RELUKKO_CA_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "RELUKKO_TRUST_ME_IT_IS_LOCKED",
+    "RELUKKO_BIND_ADDR",
+    "RELUKKO_BIND_PORT",
+    "RELUKKO_CLEANUP_GRACE",
+    "RELUKKO_CLEANUP_INTERVAL",
+    "RELUKKO_LOG",
+];
+
+/// The most edits (insert, delete, substitute, swap two neighbours) between
+/// a misspelling and the name meant.
+const MAX_EDITS: usize = 2;
+
+/// Says once per process which variables of the environment look like
+/// misspellings of ours.
+pub(crate) fn warn_once() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
+        for (bad, meant) in misspellings(names) {
+            crate::report::line(&format!(
+                "the environment has {bad}, which relukko does not read: \
+                 did you mean {meant}? (it is ignored)"
+            ));
+        }
+    });
+}
+
+/// `(name, nearest known name)` for each name that is not ours but within
+/// [`MAX_EDITS`] of one (ignoring case: `relukko_url` is not `RELUKKO_URL`
+/// to the environment).
+pub(crate) fn misspellings(names: impl IntoIterator<Item = String>) -> Vec<(String, &'static str)> {
+    let mut found: Vec<(String, &'static str)> = names
+        .into_iter()
+        .filter(|n| !KNOWN.contains(&n.as_str()))
+        .filter_map(|n| {
+            let upper = n.to_ascii_uppercase();
+            let (dist, meant) = KNOWN.iter().map(|k| (distance(&upper, k), *k)).min()?;
+            (dist <= MAX_EDITS).then_some((n, meant))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The optimal string alignment distance: edits (insert, delete,
+/// substitute, swap of neighbours) from `a` to `b`, on bytes.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    // Rows i-2, i-1 and i of the table.
+    let mut prev2 = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev2[j - 2] + 1);
+            }
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(names: &[&str]) -> Vec<(String, &'static str)> {
+        misspellings(names.iter().map(|n| n.to_string()))
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(distance("RELUKKO_URL", "RELUKKO_URL"), 0);
+        assert_eq!(distance("RELUKO_URL", "RELUKKO_URL"), 1);
+        assert_eq!(distance("RELUKKO_ULR", "RELUKKO_URL"), 1);
+        assert_eq!(distance("", "ABC"), 3);
+        assert_eq!(distance("KITTEN", "SITTING"), 3);
+    }
+
+    #[test]
+    fn near_misses_name_the_real_variable() {
+        assert_eq!(
+            check(&[
+                "RELUKO_URL",
+                "RELUKKO_ULR",
+                "relukko_timeout",
+                "RELUKKO_API_KEYS",
+                "RELLUKO_LEASE",
+            ]),
+            [
+                ("RELLUKO_LEASE".to_owned(), "RELUKKO_LEASE"),
+                ("RELUKKO_API_KEYS".to_owned(), "RELUKKO_API_KEY"),
+                ("RELUKKO_ULR".to_owned(), "RELUKKO_URL"),
+                ("RELUKO_URL".to_owned(), "RELUKKO_URL"),
+                ("relukko_timeout".to_owned(), "RELUKKO_TIMEOUT"),
+            ]
+        );
+    }
+
+    #[test]
+    fn real_and_unrelated_names_are_quiet() {
+        let mut names: Vec<&str> = KNOWN.to_vec();
+        names.extend([
+            "PATH",
+            "HOME",
+            "RUST_LOG",
+            "RELUKKO_E2E_WORKER",
+            "CARGO_PKG_NAME",
+        ]);
+        assert_eq!(check(&names), []);
+    }
+}
