@@ -128,6 +128,21 @@ pub enum Error {
         holder: Option<String>,
     },
 
+    /// The locked test asking for `resource` holds it already (asked from a
+    /// fixture or helper on the test's own thread or task): waiting would
+    /// wait for itself until the timeout, so this fails at once.
+    #[error(
+        "{resource} is already held by this same test ({test}): locking it again from the test \
+         would wait for itself until the timeout; use the lock the test holds (declare a \
+         `relukko::Lease` parameter to see it) instead of locking it again"
+    )]
+    HeldByThisTest {
+        /// The resource (lock name, as asked for).
+        resource: String,
+        /// The test holding it.
+        test: String,
+    },
+
     /// A held lock was lost: deleted by someone else, or not kept alive in time.
     #[error("lock on {resource} was lost: {reason}")]
     LockLost {

@@ -92,6 +92,7 @@ mod runtime;
 pub mod __private;
 mod backend;
 mod config;
+mod held;
 mod identity;
 mod lease;
 mod lock_options;

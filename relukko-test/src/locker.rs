@@ -122,6 +122,20 @@ impl Locker {
         })
     }
 
+    /// What a locked test holding `lease` from this locker holds, for
+    /// [`held`](crate::held); `None` on the skip backend.
+    pub(crate) fn holding(
+        &self,
+        test: &'static str,
+        lease: &Lease,
+    ) -> Option<crate::held::Holding> {
+        Some(crate::held::Holding {
+            test,
+            place: self.inner.backend.place()?,
+            resources: lease.resources(),
+        })
+    }
+
     fn with_backend(backend: Backend) -> Locker {
         Locker {
             inner: Arc::new(Settings {
@@ -270,6 +284,19 @@ impl Locker {
             None => crate::identity::creator(opts.test.as_deref()),
         };
         let test = opts.test;
+        if let Some((resource, test)) = s.backend.place().and_then(|place| {
+            let resources: Vec<String> = pairs.iter().map(|(r, _)| r.clone()).collect();
+            crate::held::held_by_this_test(&place, &resources, opts.any_of)
+        }) {
+            let name = pairs
+                .iter()
+                .find(|(r, _)| *r == resource)
+                .map(|(_, n)| n.clone());
+            return Err(Error::HeldByThisTest {
+                resource: name.unwrap_or(resource),
+                test: test.to_owned(),
+            });
+        }
         let (resources, names): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
         let groups = if opts.any_of {
             vec![resources]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use crate::held;
 use crate::lease::Finish;
 pub use crate::lease::Lease;
 use crate::locker::LockOptions;
@@ -180,10 +181,13 @@ fn locked_sync<R>(
     at: Option<&Location<'_>>,
     should_panic: bool,
 ) -> Result<R, Failure> {
-    let lease = crate::locker()
-        .and_then(|l| l.lock_blocking(spec.options()))
+    let (locker, lease) = crate::locker()
+        .and_then(|l| Ok((l.clone(), l.lock_blocking(spec.options())?)))
         .map_err(|e| spec.cannot_lock(e, at))?;
+    // A fixture of this test locking the same resource fails at once.
+    let held = held::enter_thread(locker.holding(spec.test, &lease));
     let result = catch_unwind(AssertUnwindSafe(|| body(lease.clone())));
+    drop(held);
     // Released and confirmed before the test returns: under nextest the
     // process exits right after.
     let finish = lease.finish_blocking();
@@ -237,14 +241,18 @@ where
     Fut: Future<Output = R>,
 {
     let locked = match crate::locker() {
-        Ok(l) => l.lock(spec.options()).await,
+        Ok(l) => l.lock(spec.options()).await.map(|lease| (l, lease)),
         Err(e) => Err(e),
     };
-    let lease = locked.map_err(|e| spec.cannot_lock(e, Some(at)))?;
+    let (locker, lease) = locked.map_err(|e| spec.cannot_lock(e, Some(at)))?;
     let body_lease = lease.clone();
-    let result = AssertUnwindSafe(async move { body(body_lease).await })
-        .catch_unwind()
-        .await;
+    // A fixture of this test locking the same resource fails at once.
+    let held = locker.holding(spec.test, &lease);
+    let result = held::scope(
+        held,
+        AssertUnwindSafe(async move { body(body_lease).await }).catch_unwind(),
+    )
+    .await;
     let finish = lease.finish().await;
     spec.after(finish, result, Some(at), should_panic)
 }

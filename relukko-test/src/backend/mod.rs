@@ -52,6 +52,16 @@ pub(crate) enum Released {
 }
 
 impl Backend {
+    /// Where its locks live, for telling two lockers on the same locks
+    /// apart from others; `None` for the skip backend (nothing ever waits).
+    pub(crate) fn place(&self) -> Option<String> {
+        match self {
+            Backend::Skip => None,
+            Backend::Local(local) => Some(format!("local {}", local.dir().display())),
+            Backend::Relukko(remote) => Some(format!("relukko {}", remote.base_url())),
+        }
+    }
+
     /// Waits (blocking this thread) until one of `names` is free and takes it;
     /// answers its index.
     pub(crate) fn acquire_any_blocking(

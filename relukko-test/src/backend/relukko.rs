@@ -56,6 +56,11 @@ impl Remote {
         Remote { client }
     }
 
+    /// The server's base URL.
+    pub(crate) fn base_url(&self) -> &str {
+        self.client.base_url()
+    }
+
     pub(crate) fn from_env() -> Result<Remote> {
         Ok(Remote::new(Client::from_env()?))
     }

@@ -197,6 +197,15 @@ impl Lease {
         &self.inner.parts[0].resource
     }
 
+    /// Every resource held, as locked (with the prefix).
+    pub(crate) fn resources(&self) -> Vec<String> {
+        self.inner
+            .parts
+            .iter()
+            .map(|p| p.resource.clone())
+            .collect()
+    }
+
     /// The current state; for several resources, the worst of them.
     pub fn state(&self) -> LeaseState {
         let states: Vec<LeaseState> = self
