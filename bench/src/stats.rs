@@ -34,17 +34,6 @@ impl Stat {
         }
     }
 
-    /// What locking adds: each percentile of `with` minus the same one of
-    /// `without` (not a distribution of differences: the runs are independent).
-    pub fn minus(&self, without: &Stat) -> Stat {
-        Stat {
-            p50: self.p50 - without.p50,
-            p99: self.p99 - without.p99,
-            max: self.max - without.max,
-            samples: self.samples.min(without.samples),
-        }
-    }
-
     pub fn json(&self) -> Value {
         json!({"p50": round3(self.p50), "p99": round3(self.p99), "max": round3(self.max), "samples": self.samples})
     }

@@ -8,7 +8,11 @@ use std::time::Duration;
 /// Variants carry the context needed to act on them: the resource, the URL
 /// (never with credentials, and never the API key), the HTTP status and an
 /// excerpt of the answer's body.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` shows the same text as `Display` (as `anyhow` does), so
+/// `.expect(..)` and a test returning `relukko::Result` print a readable
+/// message rather than the variant's fields.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The server refused the API key (401 or 403). Never retried.
@@ -29,6 +33,31 @@ pub enum Error {
         url: String,
         /// An excerpt of the answer's body.
         body: String,
+    },
+
+    /// Nothing answers where the server's list of locks should be (404 on
+    /// the collection itself): the base URL is not a Relukko server's.
+    #[error(
+        "nothing at {url} (HTTP 404), where a Relukko server lists its locks: the server URL \
+         (RELUKKO_URL) is not the server's base URL; give it like \"http://host:3000\", without \
+         /v1/... (server said: {body})"
+    )]
+    WrongBaseUrl {
+        /// The request URL, without secrets.
+        url: String,
+        /// An excerpt of the answer's body.
+        body: String,
+    },
+
+    /// The URL is `https://` but the server answered in plain HTTP. Never
+    /// retried: it will not change.
+    #[error(
+        "{url} does not speak TLS (it answered in plain HTTP): use http:// instead of https:// \
+         in the server URL (RELUKKO_URL)"
+    )]
+    NotTls {
+        /// The request URL, without secrets.
+        url: String,
     },
 
     /// The server rejected the request as malformed (400 or 422).
@@ -188,6 +217,12 @@ fn holder_suffix(holder: &Option<String>) -> String {
     }
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -217,6 +252,16 @@ mod tests {
         let e = excerpt(&long);
         assert!(e.len() < long.len());
         assert!(e.ends_with("(800 bytes)"));
+    }
+
+    #[test]
+    fn debug_reads_like_the_message() {
+        let e = crate::env::config_error("RELUKKO_TIMEOUT", "\"abc\" is not a duration");
+        assert_eq!(
+            format!("{e:?}"),
+            "invalid setting RELUKKO_TIMEOUT: \"abc\" is not a duration"
+        );
+        assert_eq!(format!("{e:?}"), e.to_string());
     }
 
     #[test]

@@ -42,10 +42,10 @@
 //! use relukko::LockOptions;
 //!
 //! # fn main() -> relukko::Result<()> {
-//! # let dir = std::env::temp_dir().join(format!("relukko-crate-doc-{}", std::process::id()));
-//! # let locker = relukko::Locker::local(dir.clone());
 //! // `relukko::lock_blocking(..)` uses the process-wide locker configured from
 //! // the environment; here a local one in a folder of our own.
+//! let dir = std::env::temp_dir().join(format!("relukko-crate-doc-{}", std::process::id()));
+//! let locker = relukko::Locker::local(&dir);
 //! let lease = locker.lock_blocking(LockOptions::new("staging-db").timeout(Duration::from_secs(30)))?;
 //! assert_eq!(lease.name(), "staging-db");
 //! drop(lease); // released (a Lease also has an explicit release that reports errors)

@@ -307,11 +307,12 @@ impl Locker {
             groups,
             names,
             any_of: opts.any_of,
-            test,
+            test: test.clone(),
             wait: Wait {
                 timeout: config::capped(opts.timeout.unwrap_or(s.timeout)),
                 creator,
                 lease,
+                test,
             },
         })
     }

@@ -320,3 +320,42 @@ async fn skip_switch_asks_nothing() {
         vec![relukko::Lock::dummy()]
     );
 }
+
+/// URL mistakes say what to write: a missing scheme, the API's own path at
+/// the end of the base URL, and a base URL where no Relukko server answers
+/// (a 404 on the list of locks is not a missing lock).
+#[tokio::test]
+async fn base_url_mistakes_say_what_to_write() {
+    let server = TestServer::start();
+    let base = server.base_url().to_owned();
+    let e = Client::builder(base.trim_start_matches("http://"))
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("has no scheme") && e.to_string().contains(&format!("\"{base}\"")),
+        "{e}"
+    );
+    let e = Client::builder(format!("{base}/v1/locks"))
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("ends in the API's own path /v1/locks")
+            && e.to_string().contains(&format!("\"{base}\"")),
+        "{e}"
+    );
+    let c = Client::builder(format!("{base}/api"))
+        .api_key(server.api_key())
+        .build()
+        .unwrap();
+    for e in [
+        c.create(&unique("wrong-base"), None).await.unwrap_err(),
+        c.list().await.unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::WrongBaseUrl { .. }), "{e}");
+        assert!(
+            e.to_string().contains("is not the server's base URL"),
+            "{e}"
+        );
+    }
+}

@@ -152,3 +152,23 @@ async fn ca_bundles_from_a_file_a_folder_and_the_environment() {
         other => panic!("expected a Config error naming CURL_CA_BUNDLE, got {other:?}"),
     }
 }
+
+/// `https://` to a server speaking plain HTTP: one attempt (no retries),
+/// and the error says to use `http://`.
+#[tokio::test]
+async fn https_to_a_plain_http_server_says_to_use_http() {
+    let server = TestServer::start();
+    let url = server.base_url().replacen("http://", "https://", 1);
+    let c = Client::builder(&url)
+        .retry(relukko::RetryPolicy::never())
+        .build()
+        .unwrap();
+    let e = bounded(c.list()).await.unwrap_err();
+    assert!(matches!(e, Error::NotTls { .. }), "{e}");
+    assert!(
+        e.to_string().contains(
+            "does not speak TLS (it answered in plain HTTP): use http:// instead of https://"
+        ),
+        "{e}"
+    );
+}

@@ -118,6 +118,16 @@ fn plain_worker() {
     enter("e2e-plain", "plain_worker");
 }
 
+/// Fails through `?` in a worker with a bad setting: the harness prints the
+/// error's `Debug`, which must read like its message.
+#[test]
+fn result_worker() -> relukko::Result<()> {
+    if is_worker() {
+        relukko::lock_blocking("e2e-result")?.release_blocking()?;
+    }
+    Ok(())
+}
+
 #[test]
 #[locked("e2e-plain-again", timeout = "3s")]
 fn plain_worker_again() {
@@ -216,7 +226,7 @@ fn timeout_names_resource_holder_and_wait(locker: Locker, env: &[(&str, String)]
         // The progress line, on stderr (not captured by the harness).
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            stderr.contains("relukko: waiting ")
+            stderr.contains(&format!("relukko: test e2e_failures::{name} waiting "))
                 && stderr.contains("for e2e-timeout, held by the e2e driver"),
             "{text}"
         );
@@ -317,6 +327,46 @@ fn server_down_fails_clearly_and_never_falls_back_to_local() {
     );
 }
 
+/// With the server down, the first test spends the retry budget; the next
+/// one of the process fails at once with the same cause.
+#[test]
+fn server_down_later_tests_fail_at_once() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (mut env, _dir) = local_env("down-twice");
+    env.push(("RELUKKO_URL", format!("http://127.0.0.1:{port}")));
+    let history = History::create("down-twice");
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let out = worker("plain_worker", false, 1, &env)
+        .output()
+        .expect("run workers");
+    let text = output_text(&out);
+    assert!(text.contains("0 passed; 2 failed"), "{text}");
+    assert_eq!(
+        text.matches(&format!(
+            "could not lock e2e-plain: cannot reach http://127.0.0.1:{port}/"
+        ))
+        .count()
+            + text
+                .matches(&format!(
+                    "could not lock e2e-plain-again: cannot reach http://127.0.0.1:{port}/"
+                ))
+                .count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("(not tried again: this process found the server unreachable")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(history.summary().entries, 0, "{text}");
+}
+
 #[test]
 fn bad_settings_fail_naming_the_variable() {
     for (var, value) in [
@@ -341,6 +391,20 @@ fn bad_settings_fail_naming_the_variable() {
         }
         assert_eq!(history.summary().entries, 0, "{text}");
     }
+}
+
+#[test]
+fn a_returned_error_prints_its_message() {
+    let (mut env, _dir) = local_env("debug");
+    env.push(("RELUKKO_TIMEOUT", "abc".to_owned()));
+    let (out, _history) = run("result_worker", &env);
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("Error: invalid setting RELUKKO_TIMEOUT: \"abc\" is not a duration"),
+        "{text}"
+    );
+    assert!(!text.contains("Config {"), "{text}");
 }
 
 /// `RELUKO_URL` and `RELUKKO_ULR` are not read (the local backend is used);

@@ -4,13 +4,12 @@
 //!
 //! Lock names carry a `locked-forms-` prefix so this binary never contends
 //! with other suites. Attribute orders that matter:
-//! - A `Lease` parameter needs `#[locked]` above the test attribute:
-//!   `#[test]` (and `#[tokio::test]`) expand first when on top and reject a
-//!   function with parameters before `#[locked]` can remove it.
+//! - A `Lease` parameter needs `#[locked]` above `#[test]`: `#[test]`
+//!   expands first when on top and rejects a function with parameters before
+//!   `#[locked]` can remove it. `#[tokio::test]` takes either order.
 //! - `#[tokio::test]` above `#[locked]`: tokio expands first, `#[locked]`
 //!   wraps the sync function tokio made (the lock is held around the whole
 //!   runtime). Below: `#[locked]` sees the `async fn` and awaits inside it.
-//!   A `Lease` parameter needs `#[locked]` above `#[tokio::test]`.
 //! - rstest: both orders work with `#[case]` and fixtures. `#[locked]` above
 //!   `#[rstest]` wraps the one shared function (a derived name is then the
 //!   same for every case, and a `Lease` parameter works); `#[rstest]` above
@@ -133,6 +132,15 @@ async fn tokio_above() -> Result<(), std::io::Error> {
     tokio::task::yield_now().await;
     std::io::Result::Ok(())?;
     Ok(())
+}
+
+/// `#[tokio::test]` above `#[locked]`, with a `Lease` parameter: tokio
+/// keeps the parameter and puts its test attribute last, so `#[locked]`
+/// removes the parameter before the harness sees it.
+#[tokio::test]
+#[locked("locked-forms-tokio-above-lease")]
+async fn tokio_above_with_lease(lease: Lease) {
+    assert_holds(&lease, &["locked-forms-tokio-above-lease"]);
 }
 
 #[locked("locked-forms-tokio-below")]

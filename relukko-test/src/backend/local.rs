@@ -126,7 +126,7 @@ impl Local {
         }
         drop(tx);
 
-        let mut progress = Progress::new(start, deadline);
+        let mut progress = Progress::new(start, deadline, wait.test.clone());
         loop {
             let now = Instant::now();
             if now >= deadline {

@@ -8,6 +8,7 @@
 pub(crate) mod local;
 pub(crate) mod relukko;
 pub(crate) mod skip;
+mod unreachable;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub(crate) struct Wait {
     pub(crate) creator: String,
     /// How long the server keeps the lock without a heartbeat.
     pub(crate) lease: Duration,
+    /// The locked test waiting, named in its waiting lines.
+    pub(crate) test: Option<String>,
 }
 
 /// A resource held through a backend; releasing consumes it.

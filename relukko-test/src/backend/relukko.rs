@@ -66,32 +66,47 @@ impl Remote {
     }
 
     /// Waits until one of `names` is ours; answers its index. Runs on the
-    /// background runtime.
+    /// background runtime. Fails at once for a while after the server was
+    /// found unreachable ([`unreachable`](super::unreachable)).
     pub(crate) async fn acquire_any(
         &self,
         names: &[String],
         wait: &Wait,
     ) -> Result<(usize, RemoteHeld)> {
+        let base = self.base_url().to_owned();
+        if let Some(e) = super::unreachable::recent(&base, std::time::Instant::now()) {
+            return Err(e);
+        }
+        let result = self.wait_for_any(names, wait).await;
+        super::unreachable::note(&base, &result, std::time::Instant::now());
+        result
+    }
+
+    async fn wait_for_any(&self, names: &[String], wait: &Wait) -> Result<(usize, RemoteHeld)> {
         let start = Instant::now();
         let deadline = start + wait.timeout;
         if let [name] = names {
+            // The client reports every PROGRESS_EVERY; this says when a line is due.
+            let gate = std::sync::Mutex::new(Progress::new(
+                start.into_std(),
+                deadline.into_std(),
+                wait.test.clone(),
+            ));
             let opts = AcquireOptions::new()
                 .timeout(wait.timeout)
                 .creator(wait.creator.clone())
                 .progress_after(PROGRESS_AFTER)
                 .progress_every(PROGRESS_EVERY)
                 .on_progress(move |p: &WaitProgress| {
+                    let mut gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+                    if !gate.due(std::time::Instant::now()) {
+                        return;
+                    }
                     let holder = p
                         .holder
                         .as_ref()
                         .map_or_else(|| "an unknown holder".to_owned(), report::holder);
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    report::line(&format!(
-                        "waiting {} for {}, held by {holder}; giving up in {}",
-                        report::human(p.waited),
-                        p.resource,
-                        report::human(left)
-                    ));
+                    gate.print(&p.resource, &holder);
                 });
             let lock = self.client.acquire(name, opts).await.map_err(rounded)?;
             return Ok((0, self.held(lock, wait.lease).await));
@@ -116,7 +131,7 @@ impl Remote {
                 async move { (i, client.acquire(&name, opts).await) }
             })
             .collect();
-        let mut progress = Progress::new(start.into_std(), deadline.into_std());
+        let mut progress = Progress::new(start.into_std(), deadline.into_std(), wait.test.clone());
         loop {
             tokio::select! {
                 next = waits.next() => match next {

@@ -253,6 +253,14 @@ impl ClientBuilder {
         }
         let name = self.url_origin;
         let shown = strip_userinfo(url);
+        if !url.is_empty() && !url.contains("://") {
+            return Err(self.config_error(
+                name,
+                format!(
+                    "{shown:?} has no scheme: write \"http://{shown}\" (or \"https://{shown}\" for TLS)"
+                ),
+            ));
+        }
         let parsed = reqwest::Url::parse(url).map_err(|e| {
             self.config_error(
                 name,
@@ -263,6 +271,20 @@ impl ClientBuilder {
         })?;
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(self.config_error(name, format!("{shown:?} has no host")));
+        }
+        if let Some(base) = parsed
+            .path()
+            .trim_end_matches('/')
+            .strip_suffix("/v1/locks")
+        {
+            let base = format!("{}{base}", parsed.origin().ascii_serialization());
+            return Err(self.config_error(
+                name,
+                format!(
+                    "{shown:?} ends in the API's own path /v1/locks: give the server's base URL, \
+                     {base:?} (the client adds /v1/locks/ itself)"
+                ),
+            ));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(self.config_error(
@@ -311,6 +333,30 @@ mod tests {
                 .unwrap()
                 .is_skip()
         );
+    }
+
+    #[test]
+    fn url_mistakes_say_what_to_write() {
+        let reason = |url: &str| match ClientBuilder::new(url).build() {
+            Err(Error::Config { reason, .. }) => reason,
+            other => panic!("{url}: expected a Config error, got {other:?}"),
+        };
+        let r = reason("localhost:3000");
+        assert!(
+            r.contains("has no scheme") && r.contains("\"http://localhost:3000\""),
+            "{r}"
+        );
+        for url in ["http://h:3000/v1/locks", "http://h:3000/v1/locks/"] {
+            let r = reason(url);
+            assert!(
+                r.contains("ends in the API's own path /v1/locks")
+                    && r.contains("\"http://h:3000\""),
+                "{r}"
+            );
+        }
+        let r = reason("https://h/team/v1/locks");
+        assert!(r.contains("\"https://h/team\""), "{r}");
+        assert!(ClientBuilder::new("http://h:3000/team/").build().is_ok());
     }
 
     #[test]

@@ -85,6 +85,10 @@ pub(crate) fn check(a: Answer) -> Result<Answer> {
             status,
             body: excerpt(&body),
         }),
+        404 if is_collection(&url) => Err(Error::WrongBaseUrl {
+            url,
+            body: excerpt(&body),
+        }),
         404 => Err(Error::NotFound {
             url,
             body: excerpt(&body),
@@ -100,6 +104,19 @@ pub(crate) fn check(a: Answer) -> Result<Answer> {
             message: server_message(&body),
         }),
     }
+}
+
+/// Whether `url` is the API's list of locks (`.../v1/locks/`), which every
+/// Relukko server has: a 404 there is a wrong base URL, not a missing lock.
+fn is_collection(url: &str) -> bool {
+    url.trim_end_matches('/').ends_with("/v1/locks")
+}
+
+/// Whether a failed `https://` request met a server speaking plain HTTP
+/// (rustls reads its answer as a corrupt TLS record).
+fn is_plain_http_answer(url: &str, cause: &str) -> bool {
+    url.starts_with("https://")
+        && (cause.contains("InvalidContentType") || cause.contains("corrupt message"))
 }
 
 /// The `message` of the protocol's error body, else an excerpt of the body.
@@ -148,7 +165,9 @@ impl Inner {
             let timed_out = e.is_timeout();
             let cause = chain(&e.without_url());
             tracing::debug!(target: "relukko::client", %what, url = %shown, error = %cause, "request failed");
-            if timed_out {
+            if is_plain_http_answer(&shown, &cause) {
+                Error::NotTls { url: shown.clone() }
+            } else if timed_out {
                 Error::Timeout {
                     what: what.clone(),
                     url: shown.clone(),
@@ -252,7 +271,10 @@ mod tests {
             Err(Error::NotAuthorised { status: 403, .. })
         ));
         assert!(matches!(
-            check(answer(404, "")),
+            check(Answer {
+                url: "http://h/v1/locks/0b9c".into(),
+                ..answer(404, "")
+            }),
             Err(Error::NotFound { .. })
         ));
         assert!(matches!(
@@ -278,10 +300,32 @@ mod tests {
     }
 
     #[test]
+    fn a_404_on_the_collection_is_a_wrong_base_url() {
+        assert!(matches!(
+            check(answer(404, "")),
+            Err(Error::WrongBaseUrl { .. })
+        ));
+        let mut a = answer(404, "");
+        a.url = "http://h/v1/locks/0b9c".into();
+        assert!(matches!(check(a), Err(Error::NotFound { .. })));
+        assert!(is_plain_http_answer(
+            "https://h",
+            "received corrupt message of type InvalidContentType"
+        ));
+        assert!(!is_plain_http_answer(
+            "http://h",
+            "received corrupt message of type InvalidContentType"
+        ));
+    }
+
+    #[test]
     fn only_transient_errors_are_retried() {
         assert!(is_transient(&check(answer(500, "")).unwrap_err()));
         assert!(!is_transient(&check(answer(401, "")).unwrap_err()));
         assert!(!is_transient(&check(answer(404, "")).unwrap_err()));
+        assert!(!is_transient(&Error::NotTls {
+            url: "https://h".into()
+        }));
         assert!(!is_transient(&check(answer(422, "")).unwrap_err()));
     }
 

@@ -66,7 +66,7 @@ mod acquire;
 mod builder;
 mod calls;
 mod env;
-mod http;
+pub(crate) mod http;
 mod retry;
 mod tls;
 mod watcher;

@@ -9,6 +9,7 @@ fn wait(ms: u64) -> Wait {
         timeout: Duration::from_millis(ms),
         creator: "me@here test=t pid=1".into(),
         lease: Duration::from_secs(60),
+        test: None,
     }
 }
 
