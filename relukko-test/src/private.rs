@@ -166,7 +166,7 @@ pub fn run_sync<R>(spec: &Spec, body: impl FnOnce(Lease) -> R) -> R {
 }
 
 /// [`run_sync`] for a `#[should_panic]` test: a locking failure fails it
-/// without a panic (see [`fail_without_panic`]), so its message names the
+/// without a panic (see `fail_without_panic`), so its message names the
 /// test's location itself.
 #[track_caller]
 pub fn run_sync_should_panic(spec: &Spec, body: impl FnOnce(Lease)) {
@@ -214,7 +214,7 @@ where
 }
 
 /// [`run_async`] for a `#[should_panic]` test: a locking failure fails it
-/// without a panic (see [`fail_without_panic`]).
+/// without a panic (see `fail_without_panic`).
 #[track_caller]
 pub fn run_async_should_panic<Fut>(
     spec: &Spec,
