@@ -47,6 +47,12 @@ impl Local {
         Local { dir }
     }
 
+    /// Where its lock files are, to tell lockers on the same files apart
+    /// from others (also without the `cli` feature's inspection helpers).
+    pub(crate) fn place(&self) -> String {
+        format!("local {}", self.dir.display())
+    }
+
     /// The lock file of `name`: a readable, sanitized part plus a hash of the
     /// exact name, so names differing in case or in odd characters stay
     /// distinct also on case-insensitive file systems.

@@ -60,7 +60,7 @@ impl Backend {
     pub(crate) fn place(&self) -> Option<String> {
         match self {
             Backend::Skip => None,
-            Backend::Local(local) => Some(format!("local {}", local.dir().display())),
+            Backend::Local(local) => Some(local.place()),
             Backend::Relukko(remote) => Some(format!("relukko {}", remote.base_url())),
         }
     }
