@@ -18,6 +18,7 @@ pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 /// the API key.
 ///
 /// ```
+/// # #[cfg(feature = "tls")] { // (hidden) https needs the `tls` feature
 /// use std::time::Duration;
 /// let client = relukko::Client::builder("https://relukko.example.com")
 ///     .api_key("secret")
@@ -27,6 +28,7 @@ pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 ///     .unwrap();
 /// assert_eq!(client.base_url(), "https://relukko.example.com");
 /// assert!(!format!("{client:?}").contains("secret"));
+/// # }
 /// ```
 #[derive(Clone)]
 pub struct ClientBuilder {
