@@ -203,6 +203,8 @@ impl Locker {
     pub fn lock_blocking(&self, what: impl Into<LockOptions>) -> Result<Lease> {
         let plan = self.plan(what.into())?;
         let backend = &self.inner.backend;
+        // A signal while waiting cleans up what the wait may have made.
+        let _signals = crate::lease::signals::Guard::new();
         let start = Instant::now();
         let mut parts = Vec::new();
         for (i, group) in plan.groups.iter().enumerate() {
@@ -220,6 +222,13 @@ impl Locker {
                 }
             }
         }
+        if crate::lease::signals::stopping() {
+            // A signal is ending the process and cleaning up what this wait
+            // got: the caller must never run with it. The end comes soon.
+            loop {
+                std::thread::park();
+            }
+        }
         Ok(Lease::new(parts))
     }
 
@@ -229,6 +238,7 @@ impl Locker {
         let plan = self.plan(what.into())?;
         let backend = self.inner.backend.clone();
         on_background(async move {
+            let _signals = crate::lease::signals::Guard::new();
             let start = Instant::now();
             let mut parts = Vec::new();
             for (i, group) in plan.groups.iter().enumerate() {
@@ -246,6 +256,11 @@ impl Locker {
                         return Err(e);
                     }
                 }
+            }
+            if crate::lease::signals::stopping() {
+                // As in lock_blocking; never block a thread of the runtime
+                // that runs the clean-up.
+                std::future::pending::<()>().await;
             }
             Ok(Lease::new(parts))
         })

@@ -65,6 +65,9 @@ pub enum Fault {
     /// have given up on it long before (a request stuck in a slow network,
     /// applied late); its answer goes back if anyone still listens.
     Late(std::time::Duration),
+    /// Held until [`Proxy::release_held`], then forwarded in full (as
+    /// `Late`, at a moment the test chooses).
+    Hold,
 }
 
 #[derive(Debug)]
@@ -78,6 +81,8 @@ struct Ctl {
     cut: tokio::sync::watch::Sender<u64>,
     /// Requests picked for a fault so far ([`Mode::Pick`]).
     picked: AtomicUsize,
+    /// Opened by [`Proxy::release_held`].
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 /// The proxy; see the module docs.
@@ -105,6 +110,7 @@ impl Proxy {
             open: AtomicUsize::new(0),
             cut: tokio::sync::watch::channel(0).0,
             picked: AtomicUsize::new(0),
+            gate: tokio::sync::watch::channel(false).0,
         });
         let task_ctl = Arc::clone(&ctl);
         let task = SUPPORT.spawn(async move {
@@ -181,6 +187,11 @@ impl Proxy {
     /// Requests answered by the proxy itself (`Reply` mode, blocked upgrades).
     pub fn replied(&self) -> usize {
         self.ctl.replied.load(Ordering::Relaxed)
+    }
+
+    /// Lets the requests held by [`Fault::Hold`] go on to the server.
+    pub fn release_held(&self) {
+        self.ctl.gate.send_replace(true);
     }
 
     /// Requests that got the fault of [`Mode::Pick`] so far.
@@ -300,6 +311,10 @@ async fn pick(
             .is_ok();
     if picked && let Fault::Late(d) = fault {
         tokio::time::sleep(d).await;
+    }
+    if picked && fault == Fault::Hold {
+        let mut gate = ctl.gate.subscribe();
+        let _ = gate.wait_for(|open| *open).await;
     }
     let Ok(mut up) = TcpStream::connect(upstream).await else {
         return;

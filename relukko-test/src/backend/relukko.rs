@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Released, Wait, local::what};
+use crate::client::pending::Pending;
 use crate::client::{AcquireOptions, Client, Create, Deleted, WaitProgress};
 use crate::error::{Error, Result};
 use crate::lease::StatusTx;
@@ -45,6 +46,9 @@ pub(crate) struct RemoteHeld {
     /// The same, kept up to date by the heartbeat.
     confirmed: Arc<Mutex<Instant>>,
     heartbeat: Option<JoinHandle<()>>,
+    /// Its token stays registered: a signal that stops the process deletes it
+    /// even before it is part of a lease.
+    _pending: Option<Pending>,
     /// Not released yet: dropping it deletes the lock (in the background), so
     /// a lock abandoned on its way to a lease (a dropped `lock` future) does
     /// not block everyone until it expires.
@@ -115,7 +119,11 @@ impl Remote {
         // A pool: take any free one at once, else race one wait per name. The
         // client deletes what a dropped wait got, so the losers leave nothing.
         for (i, name) in names.iter().enumerate() {
-            if let Create::Acquired(lock) = self.client.create(name, Some(&wait.creator)).await? {
+            let created = self
+                .client
+                .create_until(name, Some(&wait.creator), Some(deadline))
+                .await?;
+            if let Create::Acquired(lock) = created {
                 return Ok((i, self.held(lock, wait.lease).await));
             }
         }
@@ -142,13 +150,13 @@ impl Remote {
                         return Err(Error::WaitTimeout {
                             resource: what(names),
                             waited: report::round_ms(start.elapsed()),
-                            holder: Some(self.holders(names).await),
+                            holder: Some(self.holders(names, deadline).await),
                         });
                     }
                 },
                 _ = tokio::time::sleep_until(progress.next_due().into()) => {
                     if progress.due(std::time::Instant::now()) {
-                        progress.print(&what(names), &self.holders(names).await);
+                        progress.print(&what(names), &self.holders(names, deadline).await);
                     }
                 }
             }
@@ -172,6 +180,7 @@ impl Remote {
             // cut the lock's life to the lease: count on the shorter of both.
             deadline: sent + margin_off(life.min(lease), lease),
             confirmed: Arc::new(Mutex::new(sent + margin_off(life.min(lease), lease))),
+            _pending: Pending::for_lock(&self.client, &lock),
             lock,
             heartbeat: None,
             armed: true,
@@ -187,22 +196,31 @@ impl Remote {
         held
     }
 
-    /// Who holds each of `names` (for several, `name: holder; ...`).
-    async fn holders(&self, names: &[String]) -> String {
-        let mut out = Vec::new();
-        for name in names {
-            let text = match self.client.holder(name).await {
-                Ok(Some(lock)) => report::holder(&lock),
-                Ok(None) => "nobody (just released)".to_owned(),
-                Err(e) => format!("unknown ({e})"),
+    /// Who holds each of `names` (for several, `name: holder; ...`), asked
+    /// in parallel with one short bound: it only decorates a message, and
+    /// must not stretch a wait past its deadline by more than one request.
+    async fn holders(&self, names: &[String], deadline: Instant) -> String {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let bound = self
+            .client
+            .inner
+            .request_timeout
+            .min(Duration::from_secs(2))
+            .min(left.max(Duration::from_millis(250)));
+        let asks = names.iter().map(|name| async move {
+            let text = match tokio::time::timeout(bound, self.client.holder(name)).await {
+                Ok(Ok(Some(lock))) => report::holder(&lock),
+                Ok(Ok(None)) => "nobody (just released)".to_owned(),
+                Ok(Err(e)) => format!("unknown ({e})"),
+                Err(_) => format!("unknown (no answer within {})", report::human(bound)),
             };
-            out.push(if names.len() == 1 {
+            if names.len() == 1 {
                 text
             } else {
                 format!("{name}: {text}")
-            });
-        }
-        out.join("; ")
+            }
+        });
+        futures_util::future::join_all(asks).await.join("; ")
     }
 }
 

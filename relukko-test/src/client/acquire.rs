@@ -10,7 +10,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::calls::{Create, new_token, with_token};
+use super::calls::{Create, Tidy, new_token, with_token};
+use super::pending::Pending;
 use super::retry::PollTimer;
 use super::watcher::{Registration, Watcher};
 use super::{Client, Inner};
@@ -258,14 +259,28 @@ impl Wait {
         let queue = reg.as_ref().map(|_| Queued::join(&inner.url, &self.name));
         let mut poll = PollTimer::new(inner.poll_max);
         let mut next_progress = self.started + self.opts.progress_after;
+        // A signal that stops the process deletes what this wait made.
+        let pending = Pending::new(&inner, &self.name, &self.token);
+        // On every way out: deletes a lock a late create of ours made.
+        let mut tidy = Tidy::new(&inner, &self.name, &self.token);
         loop {
             if gone.is_gone() {
                 return Ok(None);
             }
+            pending.sending(true);
             let created = inner
-                .try_create(&self.name, &self.creator, &self.token, Some(deadline))
-                .await?;
+                .try_create(
+                    &self.name,
+                    &self.creator,
+                    &self.token,
+                    Some(deadline),
+                    &mut tidy.maybe_applied,
+                )
+                .await;
+            pending.sending(false);
+            let created = created?;
             if let Create::Acquired(lock) = created {
+                tidy.keep = Some(lock.id);
                 return Ok(Some(lock));
             }
             let now = Instant::now();

@@ -17,6 +17,43 @@ use crate::error::{Error, Result};
 use crate::lock::{Lock, format_timestamp};
 
 const LOCKS: &str = "/v1/locks/";
+/// How long a token whose create may have been applied late is looked for.
+const TOKEN_CLEANUP: Duration = Duration::from_secs(60);
+
+/// Starts a token clean-up when a wait or create ends in any way (got the
+/// lock, gave up, cancelled) if a create of its token may have been applied
+/// without us knowing: the late lock is deleted, `keep` (the one we got) not.
+pub(crate) struct Tidy {
+    inner: Arc<Inner>,
+    name: String,
+    token: String,
+    pub(crate) maybe_applied: bool,
+    pub(crate) keep: Option<Uuid>,
+}
+
+impl Tidy {
+    pub(crate) fn new(inner: &Arc<Inner>, name: &str, token: &str) -> Tidy {
+        Tidy {
+            inner: Arc::clone(inner),
+            name: name.to_owned(),
+            token: token.to_owned(),
+            maybe_applied: false,
+            keep: None,
+        }
+    }
+}
+
+impl Drop for Tidy {
+    fn drop(&mut self) {
+        if self.maybe_applied {
+            let (name, token) = (
+                std::mem::take(&mut self.name),
+                std::mem::take(&mut self.token),
+            );
+            self.inner.spawn_token_cleanup(name, token, self.keep);
+        }
+    }
+}
 
 /// The answer to [`Client::create`]: the lock, or the news that someone holds it
 /// (the server's 409, as a value rather than an error to parse).
@@ -130,12 +167,16 @@ impl Inner {
         creator: &str,
         token: &str,
         deadline: Option<Instant>,
+        maybe_applied: &mut bool,
     ) -> Result<Create> {
         let body = json!({ "lock_name": name, "creator": creator });
-        let mut ambiguous = false;
+        // Set for the token's whole life: a create of it whose answer was
+        // lost may be applied much later (stuck in a slow network), after
+        // the real holder left, and then every 409 may be our own lock.
         let result = self
-            .send_retrying(Method::POST, LOCKS, Some(&body), deadline, &mut ambiguous)
+            .send_retrying(Method::POST, LOCKS, Some(&body), deadline, maybe_applied)
             .await;
+        let ambiguous = *maybe_applied;
         let outcome = match result {
             Ok(a) if a.status == 409 => {
                 if ambiguous {
@@ -148,7 +189,7 @@ impl Inner {
                         // The 409 may be our own lock, which nobody would
                         // ever release: look for it again in the background.
                         Err(e) => {
-                            self.spawn_token_cleanup(name.to_owned(), token.to_owned());
+                            self.spawn_token_cleanup(name.to_owned(), token.to_owned(), None);
                             return Err(e);
                         }
                     }
@@ -162,7 +203,7 @@ impl Inner {
             Ok(lock) => Ok(Create::Acquired(lock)),
             Err(e) => {
                 if (ambiguous && is_transient(&e)) || matches!(e, Error::Decode { .. }) {
-                    self.spawn_token_cleanup(name.to_owned(), token.to_owned());
+                    self.spawn_token_cleanup(name.to_owned(), token.to_owned(), None);
                 }
                 Err(e)
             }
@@ -200,21 +241,28 @@ impl Inner {
         }
     }
 
-    /// In the background, for up to about a minute: finds the lock of `name`
-    /// carrying `token` (made by a create whose answer was lost) and deletes it.
-    pub(crate) fn spawn_token_cleanup(self: &Arc<Self>, name: String, token: String) {
+    /// In the background, for about a minute: finds every lock of `name`
+    /// carrying `token` but `keep` (made by a create whose answer was lost,
+    /// perhaps applied late) and deletes it. It keeps looking even when
+    /// there is none yet: such a create may still be on its way.
+    pub(crate) fn spawn_token_cleanup(
+        self: &Arc<Self>,
+        name: String,
+        token: String,
+        keep: Option<Uuid>,
+    ) {
         let inner = Arc::clone(self);
         crate::runtime::spawn_cleanup(async move {
-            let until = Instant::now() + Duration::from_secs(60);
+            let until = Instant::now() + TOKEN_CLEANUP;
             let mut attempt = 0;
             while Instant::now() < until {
                 match inner.find_own(&name, &token).await {
-                    Ok(Some(lock)) => return inner.delete_orphan(&lock).await,
-                    Ok(None) => return,
+                    Ok(Some(lock)) if Some(lock.id) != keep => inner.delete_orphan(&lock).await,
                     Err(Error::NotAuthorised { .. }) => return,
-                    Err(_) => {}
+                    _ => {}
                 }
-                tokio::time::sleep(inner.retry.cap(attempt).max(Duration::from_millis(200))).await;
+                let pause = Duration::from_millis(500).saturating_mul(1 << attempt.min(3));
+                tokio::time::sleep(pause).await;
                 attempt += 1;
             }
         });
@@ -232,10 +280,43 @@ impl Client {
         crate::runtime::run(f(Arc::clone(&self.inner))).await
     }
 
+    /// Runs `f` on the background runtime; dropping the returned future
+    /// aborts it there too.
+    async fn bg_abortable<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        struct Abort(tokio::task::AbortHandle);
+        impl Drop for Abort {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let task = crate::runtime::spawn(f(Arc::clone(&self.inner)));
+        let _abort = Abort(task.abort_handle());
+        match task.await {
+            Ok(v) => v,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("relukko: background task cancelled: {e}"),
+        }
+    }
+
     /// Tries once (with retries of transient failures) to create the lock
     /// `name`: [`Create::Taken`] if someone holds it. `creator` overrides the
     /// client's creator. Dropping the future never leaves the lock behind.
     pub async fn create(&self, name: &str, creator: Option<&str>) -> Result<Create> {
+        self.create_until(name, creator, None).await
+    }
+
+    /// [`create`](Self::create), every attempt and retry within `deadline`.
+    pub(crate) async fn create_until(
+        &self,
+        name: &str,
+        creator: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<Create> {
         if self.is_skip() {
             return Ok(Create::Acquired(Lock::dummy()));
         }
@@ -244,10 +325,16 @@ impl Client {
         let name = name.to_owned();
         let got =
             super::acquire::run_guarded(Arc::clone(&self.inner), move |inner, _gone| async move {
-                Ok(inner
-                    .try_create(&name, &creator, &token, None)
-                    .await?
-                    .lock())
+                let pending = super::pending::Pending::new(&inner, &name, &token);
+                let mut tidy = Tidy::new(&inner, &name, &token);
+                pending.sending(true);
+                let created = inner
+                    .try_create(&name, &creator, &token, deadline, &mut tidy.maybe_applied)
+                    .await;
+                pending.sending(false);
+                let got = created?.lock();
+                tidy.keep = got.as_ref().map(|l| l.id);
+                Ok(got)
             })
             .await?;
         Ok(got.map_or(Create::Taken, Create::Acquired))
@@ -353,7 +440,9 @@ impl Client {
             return Ok(Lock::dummy());
         }
         let path = format!("{LOCKS}{id}/{what}");
-        self.bg(move |i| async move {
+        // Abortable: a heartbeat that gave up on this keep-alive, or a lease
+        // that stopped, must not leave it retrying in the background.
+        self.bg_abortable(move |i| async move {
             match by {
                 None => i.call(Method::GET, &path, None).await,
                 Some(d) => {

@@ -67,6 +67,7 @@ mod builder;
 mod calls;
 mod env;
 pub(crate) mod http;
+pub(crate) mod pending;
 mod retry;
 mod tls;
 mod watcher;

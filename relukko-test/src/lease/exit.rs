@@ -26,6 +26,14 @@ pub(super) fn register(inner: &Arc<Inner>) {
     super::lock(&LIVE).push((inner.key, Arc::downgrade(inner)));
 }
 
+/// The leases alive now.
+pub(super) fn live() -> Vec<Arc<Inner>> {
+    super::lock(&LIVE)
+        .iter()
+        .filter_map(|(_, w)| w.upgrade())
+        .collect()
+}
+
 pub(super) fn unregister(key: u64) {
     super::lock(&LIVE).retain(|(k, _)| *k != key);
 }

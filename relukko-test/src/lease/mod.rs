@@ -1,6 +1,7 @@
 //! [`Lease`]: what a test holds while it runs.
 
 mod exit;
+pub(crate) mod signals;
 mod status;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     key: u64,
     /// In acquisition order; released in reverse.
     parts: Vec<Part>,
+    /// While the lease lives, SIGINT/SIGTERM/SIGHUP release it.
+    _signals: signals::Guard,
 }
 
 /// One held resource.
@@ -174,6 +177,7 @@ impl Lease {
         let inner = Arc::new(Inner {
             key: exit::next_key(),
             parts,
+            _signals: signals::Guard::new(),
         });
         exit::register(&inner);
         Lease { inner }

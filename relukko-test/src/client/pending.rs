@@ -1,0 +1,138 @@
+//! Creates that may leave a lock on the server under one of our tokens: every
+//! wait and create registers its token here for as long as it runs, so that a
+//! signal that stops the process can find and delete what they made (see
+//! `lease::signals`).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::Inner;
+
+/// One registered token.
+struct Entry {
+    key: u64,
+    inner: Arc<Inner>,
+    name: String,
+    token: String,
+    /// A POST with this token is on its way and may still be applied.
+    sending: AtomicBool,
+}
+
+static PENDING: Mutex<Vec<Arc<Entry>>> = Mutex::new(Vec::new());
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+fn pending() -> MutexGuard<'static, Vec<Arc<Entry>>> {
+    // Single pushes and removes cannot leave the list inconsistent.
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Keeps a token registered while it lives.
+pub(crate) struct Pending(Arc<Entry>);
+
+impl Pending {
+    pub(crate) fn new(inner: &Arc<Inner>, name: &str, token: &str) -> Pending {
+        let entry = Arc::new(Entry {
+            key: NEXT.fetch_add(1, Ordering::Relaxed),
+            inner: Arc::clone(inner),
+            name: name.to_owned(),
+            token: token.to_owned(),
+            sending: AtomicBool::new(false),
+        });
+        pending().push(Arc::clone(&entry));
+        Pending(entry)
+    }
+
+    /// Registers the token of a lock this client made (the `[rl:...]` at
+    /// the end of its creator), for as long as the lock is on its way to a
+    /// lease.
+    pub(crate) fn for_lock(client: &super::Client, lock: &crate::Lock) -> Option<Pending> {
+        let creator = lock.creator.as_deref()?;
+        let token = creator.get(creator.rfind("[rl:")?..)?;
+        (token.len() == 37 && token.ends_with(']'))
+            .then(|| Pending::new(&client.inner, &lock.lock_name, token))
+    }
+
+    /// Marks a POST as on its way (`true`) or answered (`false`).
+    pub(crate) fn sending(&self, on: bool) {
+        self.0.sending.store(on, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("name", &self.0.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let key = self.0.key;
+        pending().retain(|e| e.key != key);
+    }
+}
+
+/// Deletes every lock of ours that a registered token may have made, one
+/// list per server; looks again while a POST is still on its way, until
+/// `until`. Answers how many locks it deleted.
+pub(crate) async fn clean_up_all(until: Instant) -> usize {
+    let entries: Vec<Arc<Entry>> = pending().clone();
+    let mut servers: Vec<Vec<Arc<Entry>>> = Vec::new();
+    for e in entries {
+        match servers
+            .iter_mut()
+            .find(|s| Arc::ptr_eq(&s[0].inner, &e.inner))
+        {
+            Some(s) => s.push(e),
+            None => servers.push(vec![e]),
+        }
+    }
+    join_all(servers.into_iter().map(|s| clean_up(s, until)))
+        .await
+        .into_iter()
+        .sum()
+}
+
+async fn clean_up(entries: Vec<Arc<Entry>>, until: Instant) -> usize {
+    let inner = Arc::clone(&entries[0].inner);
+    if inner.skip {
+        return 0;
+    }
+    let mut deleted = 0;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if let Ok(Ok(locks)) = tokio::time::timeout(left, inner.list_locks()).await {
+            let ours = locks.into_iter().filter(|l| {
+                entries.iter().any(|e| {
+                    l.lock_name == e.name
+                        && l.creator.as_deref().is_some_and(|c| c.ends_with(&e.token))
+                })
+            });
+            let deletes = ours.map(|l| {
+                let inner = Arc::clone(&inner);
+                async move {
+                    let left = until.saturating_duration_since(Instant::now());
+                    tokio::time::timeout(left, inner.release_lock(l.id)).await
+                }
+            });
+            deleted += join_all(deletes)
+                .await
+                .into_iter()
+                .filter(|r| matches!(r, Ok(Ok(super::calls::Deleted::Now))))
+                .count();
+        }
+        // A POST still on its way may yet make a lock: look again.
+        let sending = entries.iter().any(|e| e.sending.load(Ordering::SeqCst));
+        if !sending || Instant::now() + pause >= until {
+            return deleted;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(400));
+    }
+}

@@ -1,0 +1,296 @@
+//! A holder stopped by a signal: SIGTERM (nextest's `terminate-after`, a
+//! cancelled CI job) and SIGINT (Ctrl-C) release its locks at once, and the
+//! process still ends by that signal. A waiter stopped mid-create leaves no
+//! lock behind; a handler the program installed first keeps its say.
+
+#![cfg(unix)]
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use relukko::server::TestServer;
+use relukko::{Client, LockOptions, Locker, locked};
+use relukko_e2e::history::{History, WORKER_VAR, output_text, worker};
+use relukko_e2e::proxy::{Fault, Mode, Proxy};
+
+/// Generous: for a loaded 2-core machine. The lease (60 s) and the server's
+/// grace (3 min) are far longer, so a lock free within this was released.
+const BOUND: Duration = Duration::from_secs(30);
+
+#[test]
+#[locked("e2e-signal-holder")]
+fn signal_holder_worker() {
+    if let Some(h) = History::from_env() {
+        h.enter("e2e-signal-holder", "signal_holder_worker");
+        // Stopped by a signal long before this ends.
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+#[test]
+#[locked("e2e-signal-waiter")]
+fn signal_waiter_worker() {
+    if let Some(h) = History::from_env() {
+        // Only reached if the lock is got: the driver stops it before.
+        h.enter("e2e-signal-waiter", "signal_waiter_worker");
+    }
+}
+
+#[test]
+fn signal_chained_worker() {
+    if let Some(h) = History::from_env() {
+        // The program's own handler, installed before any lock is taken.
+        let stop = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop)).unwrap();
+        let lease = relukko::lock_blocking("e2e-signal-chained").expect("lock");
+        h.enter("e2e-signal-chained", "signal_chained_worker");
+        let until = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(lease.state(), relukko::LeaseState::Held, "still ours");
+        h.enter("handled", "signal_chained_worker");
+        // The program decides: it exits, and the exit handler releases.
+        std::process::exit(7);
+    }
+}
+
+fn client(server: &TestServer) -> Client {
+    Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap()
+}
+
+fn server_env(url: &str, server: &TestServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("RELUKKO_URL", url.to_owned()),
+        ("RELUKKO_API_KEY", server.api_key().to_owned()),
+    ]
+}
+
+fn send(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    let r = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(r, 0, "kill({}, {sig})", child.id());
+}
+
+/// Starts `worker_name` with `env`, waits until it holds its lock.
+fn holding(worker_name: &str, env: &[(&str, String)], history: &History) -> Child {
+    let mut env = env.to_vec();
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let child = worker(worker_name, true, 1, &env)
+        .spawn()
+        .expect("spawn worker");
+    assert!(
+        history.wait_for_entries(1, Duration::from_secs(120)),
+        "the worker never held its lock: {}",
+        output_text(&child.wait_with_output().unwrap())
+    );
+    child
+}
+
+/// Stops a holder with `sig`: the lock is free for the next client long
+/// before the lease could end, and the holder ended by that very signal.
+fn stop_a_holder_with(sig: i32) -> Duration {
+    let server = TestServer::start();
+    let history = History::create("signal");
+    let child = holding(
+        "signal_holder_worker",
+        &server_env(server.base_url(), &server),
+        &history,
+    );
+    send(&child, sig);
+    let sent = Instant::now();
+    let lease = Locker::relukko(client(&server))
+        .lock_blocking(LockOptions::new("e2e-signal-holder").timeout(BOUND))
+        .expect("free soon after the signal");
+    let free_after = sent.elapsed();
+    lease.release_blocking().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(
+        out.status.signal(),
+        Some(sig),
+        "ended by the signal: {text}"
+    );
+    assert!(text.contains("released 1 lock(s)"), "{text}");
+    eprintln!("signal {sig}: the lock was free {free_after:?} after the signal");
+    free_after
+}
+
+#[test]
+fn sigterm_frees_the_lock_at_once_and_ends_by_sigterm() {
+    let free_after = stop_a_holder_with(libc::SIGTERM);
+    // The product's bound is 2 s; the margin is for a loaded machine.
+    assert!(free_after < Duration::from_secs(10), "{free_after:?}");
+}
+
+#[test]
+fn sigint_frees_the_lock_at_once_and_ends_by_sigint() {
+    let free_after = stop_a_holder_with(libc::SIGINT);
+    assert!(free_after < Duration::from_secs(10), "{free_after:?}");
+}
+
+#[test]
+fn sighup_frees_the_lock_too() {
+    let free_after = stop_a_holder_with(libc::SIGHUP);
+    assert!(free_after < Duration::from_secs(10), "{free_after:?}");
+}
+
+/// With `RELUKKO_SIGNALS=off` nothing is caught: the lock stays until it
+/// expires (the old behaviour), and the process still ends by the signal.
+#[test]
+fn signals_off_leaves_the_signal_alone() {
+    let server = TestServer::start();
+    let history = History::create("signal-off");
+    let mut env = server_env(server.base_url(), &server);
+    env.push(("RELUKKO_SIGNALS", "off".to_owned()));
+    let child = holding("signal_holder_worker", &env, &history);
+    send(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM));
+    let holder = rt().block_on(client(&server).holder("e2e-signal-holder"));
+    assert!(holder.unwrap().is_some(), "not released: handling is off");
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A waiter whose create is still on its way when SIGINT comes: the create
+/// is applied late (after the signal), and the clean-up still deletes it.
+#[test]
+fn an_interrupted_waiter_leaves_no_lock_behind() {
+    let server = TestServer::start();
+    let late = Duration::from_millis(800);
+    let proxy = Proxy::start(
+        server.addr(),
+        Mode::Pick {
+            method: "POST",
+            count: 1,
+            fault: Fault::Late(late),
+        },
+    );
+    let history = History::create("signal-waiter");
+    let mut env = server_env(&proxy.base_url(), &server);
+    env.push(("RELUKKO_WEBSOCKET", "off".to_owned()));
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let child = worker("signal_waiter_worker", true, 1, &env)
+        .spawn()
+        .expect("spawn worker");
+    let until = Instant::now() + Duration::from_secs(120);
+    while proxy.picked() == 0 {
+        assert!(Instant::now() < until, "the waiter never sent its create");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    send(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{text}");
+    assert_eq!(history.summary().entries, 0, "never held: {text}");
+    // The late create has reached the server by now (the worker waited for
+    // it); wait for its answer to make sure, then nothing may be left.
+    std::thread::sleep(late);
+    let holder = rt().block_on(client(&server).holder("e2e-signal-waiter"));
+    assert_eq!(holder.unwrap(), None, "a lock was left behind: {text}");
+}
+
+/// A SIGTERM handler the program installed before taking a lock keeps being
+/// called, and the program decides: here it exits, which releases.
+#[test]
+fn a_handler_installed_before_keeps_its_say() {
+    let server = TestServer::start();
+    let history = History::create("signal-chained");
+    let child = holding(
+        "signal_chained_worker",
+        &server_env(server.base_url(), &server),
+        &history,
+    );
+    send(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(7), "the program's own exit: {text}");
+    assert!(history.wait_for_entries(2, BOUND), "handler called: {text}");
+    let holder = rt().block_on(client(&server).holder("e2e-signal-chained"));
+    assert_eq!(holder.unwrap(), None, "released at exit: {text}");
+}
+
+#[test]
+#[locked("e2e-signal-nextest")]
+fn nextest_terminated_worker() {
+    if let Some(h) = History::from_env() {
+        h.enter("e2e-signal-nextest", "nextest_terminated_worker");
+        // nextest's slow-timeout terminates it long before this ends.
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+/// Under `cargo nextest run` with a slow-timeout that terminates (the
+/// `relukko-signals` profile of `.config/nextest.toml`): a waiter with a 7 s
+/// timeout gets the lock of the terminated test.
+#[test]
+fn nextest_terminate_frees_the_lock_for_a_waiter() {
+    let has_nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_nextest {
+        eprintln!("skipped: cargo-nextest is not installed (cargo install cargo-nextest)");
+        return;
+    }
+    let server = TestServer::start();
+    let history = History::create("signal-nextest");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-features",
+            "--profile",
+            "relukko-signals",
+            "--no-fail-fast",
+            "-E",
+            "binary(=e2e_signals) & test(=nextest_terminated_worker)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("RELUKKO_") || k.starts_with("NEXTEST") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in server_env(server.base_url(), &server) {
+        cmd.env(k, v);
+    }
+    cmd.env(WORKER_VAR, history.path());
+    let child = cmd.spawn().expect("run cargo nextest");
+    // Building may take a while on a cold target folder.
+    let held = history.wait_for_entries(1, Duration::from_secs(600));
+    let started = Instant::now();
+    let got = Locker::relukko(client(&server))
+        .lock_blocking(LockOptions::new("e2e-signal-nextest").timeout(Duration::from_secs(7)));
+    let waited = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert!(held, "the test never held its lock under nextest: {text}");
+    let lease = got.unwrap_or_else(|e| panic!("a 7 s waiter failed: {e}\n{text}"));
+    lease.release_blocking().unwrap();
+    assert!(!out.status.success(), "the terminated test fails: {text}");
+    assert!(
+        text.contains("TIMEOUT"),
+        "nextest reports the timeout: {text}"
+    );
+    eprintln!("under nextest: the waiter got the lock {waited:?} after the holder started");
+}

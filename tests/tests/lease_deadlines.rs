@@ -1,0 +1,190 @@
+//! Every call inside a wait keeps the wait's deadline, a create applied late
+//! leaves no phantom lock, and heartbeats stop when the lease stops.
+
+use std::time::{Duration, Instant};
+
+use relukko::server::TestServer;
+use relukko::{AcquireOptions, Client, Error, LockOptions, Locker, RetryPolicy};
+use relukko_e2e::proxy::{Fault, Mode, Proxy};
+use relukko_e2e::raw::unique;
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn builder(url: impl AsRef<str>, server: &TestServer) -> relukko::ClientBuilder {
+    Client::builder(url).api_key(server.api_key())
+}
+
+async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, fut)
+        .await
+        .expect("bounded step took too long")
+}
+
+/// Polls `cond` every 20 ms until it holds; fails after `BOUND`.
+async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + BOUND;
+    while !cond().await {
+        assert!(Instant::now() < until, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A POST stuck in a slow network is applied after the real holder left: the
+/// lock is then ours under our token, and the wait must adopt it rather than
+/// wait its whole timeout "held by" itself.
+#[tokio::test]
+async fn a_create_applied_late_is_adopted_not_waited_for() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let proxy = Proxy::start(
+        server.addr(),
+        Mode::Pick {
+            method: "POST",
+            count: 1,
+            fault: Fault::Hold,
+        },
+    );
+    let waiter = builder(proxy.base_url(), &server)
+        .websocket(false)
+        .request_timeout(Duration::from_millis(300))
+        .poll_max(Duration::from_secs(4))
+        .build()
+        .unwrap();
+    let x = unique("late-adopt");
+    let held = bounded(holder.create(&x, None))
+        .await
+        .unwrap()
+        .lock()
+        .unwrap();
+    let w = waiter.clone();
+    let name = x.clone();
+    let task = tokio::spawn(async move {
+        w.acquire(&name, AcquireOptions::new().timeout(Duration::from_secs(8)))
+            .await
+    });
+    // The first POST is stuck; later ones get 409 from the real holder.
+    eventually("the waiter retried past its stuck POST", async || {
+        proxy.picked() == 1 && proxy.accepted() >= 3
+    })
+    .await;
+    bounded(holder.delete(held.id)).await.unwrap();
+    proxy.release_held();
+    eventually("the stuck POST made the lock", async || {
+        holder.holder(&x).await.unwrap().is_some()
+    })
+    .await;
+    let got = bounded(task).await.unwrap();
+    let lock = got.expect("the late lock is ours: adopted, not waited for");
+    assert_eq!(
+        holder.holder(&x).await.unwrap().map(|l| l.id),
+        Some(lock.id)
+    );
+    bounded(waiter.delete(lock.id)).await.unwrap();
+}
+
+/// The same late create after the wait was given up (dropped): the token's
+/// clean-up keeps looking for a while and deletes it.
+#[tokio::test]
+async fn a_create_applied_after_the_wait_ended_is_deleted() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let proxy = Proxy::start(
+        server.addr(),
+        Mode::Pick {
+            method: "POST",
+            count: 1,
+            fault: Fault::Hold,
+        },
+    );
+    let waiter = builder(proxy.base_url(), &server)
+        .websocket(false)
+        .request_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let x = unique("late-phantom");
+    let held = bounded(holder.create(&x, None))
+        .await
+        .unwrap()
+        .lock()
+        .unwrap();
+    let e = bounded(waiter.acquire(&x, AcquireOptions::new().timeout(Duration::from_secs(2))))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::WaitTimeout { .. }), "{e:?}");
+    assert_eq!(proxy.picked(), 1);
+    bounded(holder.delete(held.id)).await.unwrap();
+    proxy.release_held();
+    // The phantom appears (the late POST), then the clean-up deletes it.
+    let mut seen = false;
+    eventually("the late lock is deleted", async || {
+        let now = holder.holder(&x).await.unwrap();
+        seen |= now.is_some();
+        seen && now.is_none()
+    })
+    .await;
+}
+
+/// `any_of` against a server that accepts and never answers fails within
+/// the timeout plus about one request timeout, naming the URL.
+#[test]
+fn a_pool_wait_against_a_black_hole_keeps_its_deadline() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Stall);
+    let client = builder(proxy.base_url(), &server)
+        .websocket(false)
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let e = Locker::relukko(client)
+        .lock_blocking(
+            LockOptions::any_of(["bh-a", "bh-b", "bh-c"]).timeout(Duration::from_secs(3)),
+        )
+        .unwrap_err();
+    let took = started.elapsed();
+    let text = e.to_string();
+    assert!(text.contains(&proxy.base_url()), "names the URL: {text}");
+    // 3 s timeout + 2 s request timeout; generous margin for a loaded
+    // machine (without the deadline, retries alone take over 20 s).
+    assert!(took < Duration::from_secs(12), "{took:?}: {text}");
+}
+
+/// After a release, no keep-alive reaches the server, also one whose answer
+/// was lost (it must not keep retrying in the background).
+#[test]
+fn heartbeats_stop_when_the_lease_stops() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(
+        server.addr(),
+        Mode::Pick {
+            method: "PUT",
+            count: usize::MAX,
+            fault: Fault::LoseAnswer,
+        },
+    );
+    let client = builder(proxy.base_url(), &server)
+        .websocket(false)
+        .request_timeout(Duration::from_millis(400))
+        .retry(RetryPolicy::default().first_delay(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let lease = Locker::relukko(client)
+        .lease(Duration::from_secs(3))
+        .lock_blocking(unique("beats-stop"))
+        .unwrap();
+    // Heartbeats every second, each answer lost: they time out and retry.
+    let until = Instant::now() + BOUND;
+    while proxy.picked() < 4 {
+        assert!(Instant::now() < until, "no keep-alives sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = lease.release_blocking();
+    std::thread::sleep(Duration::from_millis(300));
+    let after_release = proxy.picked();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        proxy.picked(),
+        after_release,
+        "keep-alives went on after the release"
+    );
+}
