@@ -1,39 +1,69 @@
 //! The `relukko-server` command line. It lives in the library so it can read
 //! its settings with `crate::env`; the binary only calls [`main`].
+//!
+//! Flags are parsed by `clap`; each flag's variable is read through
+//! `crate::env` only when the flag is absent, so a set-but-empty or malformed
+//! variable fails with the same message as everywhere else in the crate (and
+//! the help never prints a variable's value, such as the API key).
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use tracing::level_filters::LevelFilter;
 
 use super::config::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE, ServerConfig};
-use crate::env;
+use crate::env::{self, Vars};
 
-const USAGE: &str = "\
-relukko-server: a Relukko-compatible lock server, keeping its locks in memory
-(a restart forgets every lock).
+const ABOUT: &str = "A Relukko-compatible lock server.";
 
-USAGE:
-    RELUKKO_API_KEY=<key> relukko-server [OPTIONS]
+const LONG_ABOUT: &str = "\
+A Relukko-compatible lock server: the API of upstream's Relukko (`/v1/locks`,
+`X-API-Key`, expiry with a grace period, `/ws/broadcast`).
 
-OPTIONS (each overrides its environment variable):
-    --bind <ADDR>                address to listen on      [RELUKKO_BIND_ADDR, default 127.0.0.1]
-    --port <PORT>                port, 0 picks a free one  [RELUKKO_BIND_PORT, default 3000]
-    --grace <DURATION>           how long an expired lock lingers before the
-                                 clean-up pass removes it  [RELUKKO_CLEANUP_GRACE, default 3m]
-    --cleanup-interval <DURATION>
-                                 how often the clean-up pass runs
-                                                           [RELUKKO_CLEANUP_INTERVAL, default 30s]
-    -h, --help                   print this help
+Each option overrides its environment variable, which overrides the default.";
 
+const AFTER_HELP: &str = "\
 ENVIRONMENT:
     RELUKKO_API_KEY   required: the key clients send in X-API-Key
     RELUKKO_LOG       log level: error, warn, info (default), debug, trace or off
 
 Durations are written like \"500ms\", \"30s\", \"3m\" or \"1h 30m\", or as bare seconds.
 The server prints \"relukko-server listening on http://ADDR:PORT\" once it listens,
-and stops cleanly on Ctrl-C or SIGTERM.
-";
+and stops cleanly on Ctrl-C or SIGTERM. Exit codes: 0 after a clean shutdown,
+1 if it cannot listen or fails, 2 for a bad or missing setting.
+
+USAGE EXAMPLE:
+    RELUKKO_API_KEY=k relukko-server --port 3000";
+
+/// The flags; each is `None` when absent so its variable can take over.
+#[derive(Debug, Parser)]
+#[command(
+    name = "relukko-server",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP
+)]
+struct Flags {
+    /// Address to listen on [env: RELUKKO_BIND_ADDR] [default: 127.0.0.1]
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+
+    /// Port; 0 picks a free one [env: RELUKKO_BIND_PORT] [default: 3000]
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+
+    /// How long an expired lock lingers before the clean-up pass removes it
+    /// [env: RELUKKO_CLEANUP_GRACE] [default: 3m]
+    #[arg(long, value_name = "DURATION", value_parser = env::parse_duration)]
+    grace: Option<Duration>,
+
+    /// How often the clean-up pass runs [env: RELUKKO_CLEANUP_INTERVAL] [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = env::parse_duration)]
+    cleanup_interval: Option<Duration>,
+}
 
 /// What the command line and the environment ask for.
 #[derive(Debug)]
@@ -44,21 +74,24 @@ struct Options {
     log: LevelFilter,
 }
 
-/// Why the server does not start: the message and the exit code.
+/// Why the server does not start.
 #[derive(Debug)]
 enum Stop {
-    Help,
+    /// Help, version or a malformed command line: clap prints it and knows
+    /// the exit code (0 for help, 2 for an error).
+    Clap(clap::Error),
+    /// A bad or missing setting: exit code 2.
     Usage(String),
 }
 
 /// Entry point of the `relukko-server` binary: exit code 0 after a clean
 /// shutdown, 1 if it cannot listen or fails, 2 for a bad or missing setting.
 pub fn main() -> ExitCode {
-    let options = match parse(std::env::args().skip(1)) {
+    let options = match parse(std::env::args_os(), &env::process()) {
         Ok(options) => options,
-        Err(Stop::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
+        Err(Stop::Clap(e)) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
         Err(Stop::Usage(message)) => {
             eprintln!("relukko-server: {message}");
@@ -143,37 +176,13 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
     })
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Options, Stop> {
-    let mut bind = None;
-    let mut port = None;
-    let mut grace = None;
-    let mut interval = None;
-    let mut args = args.peekable();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
-        if flag == "-h" || flag == "--help" {
-            return Err(Stop::Help);
-        }
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| Stop::Usage(format!("{flag} needs a value")))
-        };
-        match flag.as_str() {
-            "--bind" => bind = Some(value()?),
-            "--port" => port = Some(parse_port(&flag, &value()?)?),
-            "--grace" => grace = Some(parse_duration(&flag, &value()?)?),
-            "--cleanup-interval" => interval = Some(parse_duration(&flag, &value()?)?),
-            _ => return Err(Stop::Usage(format!("unknown argument {arg:?}"))),
-        }
-    }
+fn parse<F>(args: impl IntoIterator<Item = OsString>, env: &Vars<F>) -> Result<Options, Stop>
+where
+    F: Fn(&str) -> Option<OsString>,
+{
+    let flags = Flags::try_parse_from(args).map_err(Stop::Clap)?;
 
     let setting = |e: crate::Error| Stop::Usage(e.to_string());
-    let env = env::process();
     let Some(api_key) = env.text("RELUKKO_API_KEY").map_err(setting)? else {
         return Err(Stop::Usage(
             "RELUKKO_API_KEY is not set: the server refuses to start without an API key \
@@ -181,28 +190,28 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Options, Stop> {
                 .to_owned(),
         ));
     };
-    let bind = match bind {
+    let bind = match flags.bind {
         Some(b) => b,
         None => env
             .text("RELUKKO_BIND_ADDR")
             .map_err(setting)?
             .unwrap_or_else(|| "127.0.0.1".to_owned()),
     };
-    let port = match port {
+    let port = match flags.port {
         Some(p) => p,
         None => match env.text("RELUKKO_BIND_PORT").map_err(setting)? {
             Some(p) => parse_port("RELUKKO_BIND_PORT", &p)?,
             None => 3000,
         },
     };
-    let grace = match grace {
+    let grace = match flags.grace {
         Some(g) => g,
         None => env
             .duration("RELUKKO_CLEANUP_GRACE")
             .map_err(setting)?
             .unwrap_or(DEFAULT_GRACE),
     };
-    let interval = match interval {
+    let interval = match flags.cleanup_interval {
         Some(i) => i,
         None => env
             .duration("RELUKKO_CLEANUP_INTERVAL")
@@ -236,11 +245,6 @@ fn parse_port(name: &str, v: &str) -> Result<u16, Stop> {
     })
 }
 
-fn parse_duration(name: &str, v: &str) -> Result<Duration, Stop> {
-    env::parse_duration(v)
-        .map_err(|reason| Stop::Usage(format!("invalid setting {name}: {reason}")))
-}
-
 fn parse_level(v: &str) -> Result<LevelFilter, Stop> {
     match v.trim().to_ascii_lowercase().as_str() {
         "off" => Ok(LevelFilter::OFF),
@@ -259,33 +263,109 @@ fn parse_level(v: &str) -> Result<LevelFilter, Stop> {
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> impl Iterator<Item = String> {
-        a.iter()
-            .map(|s| (*s).to_owned())
-            .collect::<Vec<_>>()
-            .into_iter()
+    fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<OsString>> {
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        Vars::new(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
     }
+
+    fn run(a: &[&str], env: &[(&str, &str)]) -> Result<Options, Stop> {
+        let argv = std::iter::once("relukko-server")
+            .chain(a.iter().copied())
+            .map(OsString::from);
+        parse(argv, &vars(env))
+    }
+
+    fn usage(r: Result<Options, Stop>) -> String {
+        match r {
+            Err(Stop::Usage(m)) => m,
+            Err(Stop::Clap(e)) if e.exit_code() == 2 => e.to_string(),
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+
+    const KEY: (&str, &str) = ("RELUKKO_API_KEY", "k");
 
     #[test]
     fn help_and_bad_arguments() {
-        assert!(matches!(parse(args(&["--help"])), Err(Stop::Help)));
-        assert!(matches!(parse(args(&["-h"])), Err(Stop::Help)));
-        match parse(args(&["--frobnicate"])) {
-            Err(Stop::Usage(m)) => assert!(m.contains("--frobnicate"), "{m}"),
-            other => panic!("{other:?}"),
+        for help in ["--help", "-h"] {
+            match run(&[help], &[]) {
+                Err(Stop::Clap(e)) => {
+                    assert_eq!(e.exit_code(), 0);
+                    let text = e.to_string();
+                    assert!(text.contains("RELUKKO_BIND_PORT"), "{text}");
+                }
+                other => panic!("{other:?}"),
+            }
         }
-        match parse(args(&["--port"])) {
-            Err(Stop::Usage(m)) => assert!(m.contains("needs a value"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        match parse(args(&["--port=seventy"])) {
-            Err(Stop::Usage(m)) => assert!(m.contains("not a port"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        match parse(args(&["--grace", "soon"])) {
-            Err(Stop::Usage(m)) => assert!(m.contains("--grace") && m.contains("soon"), "{m}"),
-            other => panic!("{other:?}"),
-        }
+        let m = usage(run(&["--frobnicate"], &[KEY]));
+        assert!(m.contains("--frobnicate"), "{m}");
+        let m = usage(run(&["--port"], &[KEY]));
+        assert!(m.contains("--port"), "{m}");
+        let m = usage(run(&["--port=seventy"], &[KEY]));
+        assert!(m.contains("--port") && m.contains("seventy"), "{m}");
+        let m = usage(run(&["--grace", "soon"], &[KEY]));
+        assert!(m.contains("--grace") && m.contains("soon"), "{m}");
+    }
+
+    #[test]
+    fn flags_override_variables_which_override_defaults() {
+        let o = run(&[], &[KEY]).unwrap();
+        assert_eq!((o.bind.as_str(), o.port), ("127.0.0.1", 3000));
+        assert_eq!(o.config.get_grace(), DEFAULT_GRACE);
+        assert_eq!(o.config.get_cleanup_interval(), DEFAULT_CLEANUP_INTERVAL);
+        assert_eq!(o.log, LevelFilter::INFO);
+
+        let env = [
+            KEY,
+            ("RELUKKO_BIND_ADDR", "0.0.0.0"),
+            ("RELUKKO_BIND_PORT", "4000"),
+            ("RELUKKO_CLEANUP_GRACE", "2s"),
+            ("RELUKKO_CLEANUP_INTERVAL", "1s"),
+            ("RELUKKO_LOG", "warn"),
+        ];
+        let o = run(&[], &env).unwrap();
+        assert_eq!((o.bind.as_str(), o.port), ("0.0.0.0", 4000));
+        assert_eq!(o.config.get_grace(), Duration::from_secs(2));
+        assert_eq!(o.config.get_cleanup_interval(), Duration::from_secs(1));
+        assert_eq!(o.log, LevelFilter::WARN);
+
+        let o = run(
+            &[
+                "--bind",
+                "::1",
+                "--port=5",
+                "--grace",
+                "3s",
+                "--cleanup-interval=4s",
+            ],
+            &env,
+        )
+        .unwrap();
+        assert_eq!((o.bind.as_str(), o.port), ("::1", 5));
+        assert_eq!(o.config.get_grace(), Duration::from_secs(3));
+        assert_eq!(o.config.get_cleanup_interval(), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        let m = usage(run(&[], &[]));
+        assert!(m.contains("RELUKKO_API_KEY is not set"), "{m}");
+        let m = usage(run(&[], &[("RELUKKO_API_KEY", " ")]));
+        assert!(m.contains("RELUKKO_API_KEY"), "{m}");
+        let m = usage(run(&[], &[KEY, ("RELUKKO_BIND_PORT", "x")]));
+        assert!(m.contains("RELUKKO_BIND_PORT"), "{m}");
+        let m = usage(run(&[], &[KEY, ("RELUKKO_CLEANUP_INTERVAL", "0s")]));
+        assert!(m.contains("longer than 0"), "{m}");
+        // The flag wins without reading the variable.
+        assert!(run(&["--port", "0"], &[KEY, ("RELUKKO_BIND_PORT", "x")]).is_ok());
     }
 
     #[test]
@@ -293,5 +373,11 @@ mod tests {
         assert_eq!(parse_level("DEBUG").unwrap(), LevelFilter::DEBUG);
         assert_eq!(parse_level("off").unwrap(), LevelFilter::OFF);
         assert!(parse_level("loud").is_err());
+    }
+
+    #[test]
+    fn the_command_is_consistent() {
+        use clap::CommandFactory;
+        Flags::command().debug_assert();
     }
 }
