@@ -7,6 +7,7 @@
 //! the help never prints a variable's value, such as the API key).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ const ABOUT: &str = "A Relukko-compatible lock server.";
 
 const LONG_ABOUT: &str = "\
 A Relukko-compatible lock server: the API of upstream's Relukko (`/v1/locks`,
-`X-API-Key`, expiry with a grace period, `/ws/broadcast`).
+`X-API-Key`, expiry with a grace period, `/ws/broadcast`). Locks live in memory,
+or with --db in a database file that survives a restart.
 
 Each option overrides its environment variable, which overrides the default.";
 
@@ -63,6 +65,13 @@ struct Flags {
     /// How often the clean-up pass runs [env: RELUKKO_CLEANUP_INTERVAL] [default: 30s]
     #[arg(long, value_name = "DURATION", value_parser = env::parse_duration)]
     cleanup_interval: Option<Duration>,
+
+    /// Keep the locks in this database file (created if missing), so a restart
+    /// does not forget them: every change is on disk before it is answered, and
+    /// the locks in it are loaded on start, their clean-up going on as before.
+    /// Without it, locks live in memory only [env: RELUKKO_DB]
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
 }
 
 /// What the command line and the environment ask for.
@@ -128,6 +137,8 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
+    // The database first: a file another server has open stops us before we listen.
+    let (state, stop) = super::open(options.config.clone()).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind((options.bind.as_str(), options.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", options.bind, options.port))?;
@@ -139,7 +150,7 @@ async fn run(options: Options) -> Result<(), String> {
     // The one line scripts and tests wait for. Rust's stdout is line-buffered,
     // so it is out with the newline, also into a pipe.
     println!("relukko-server listening on http://{addr}");
-    super::serve(listener, options.config, shutdown)
+    super::serve_state(listener, state, stop, shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!(target: "relukko::server", "stopped");
@@ -227,10 +238,29 @@ where
         Some(level) => parse_level(&level)?,
         None => LevelFilter::INFO,
     };
+    let db = match flags.db {
+        Some(path) => Some(path),
+        None => match env.raw("RELUKKO_DB") {
+            Some(path) if path.is_empty() => {
+                return Err(setting(env::config_error(
+                    "RELUKKO_DB",
+                    "is set but empty: unset it or give it a path",
+                )));
+            }
+            path => path.map(PathBuf::from),
+        },
+    };
+    if db.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+        return Err(Stop::Usage("--db needs a path".to_owned()));
+    }
+    let mut config = ServerConfig::new(api_key)
+        .grace(grace)
+        .cleanup_interval(interval);
+    if let Some(db) = db {
+        config = config.database(db);
+    }
     Ok(Options {
-        config: ServerConfig::new(api_key)
-            .grace(grace)
-            .cleanup_interval(interval),
+        config,
         bind,
         port,
         log,
@@ -322,6 +352,7 @@ mod tests {
         assert_eq!(o.config.get_grace(), DEFAULT_GRACE);
         assert_eq!(o.config.get_cleanup_interval(), DEFAULT_CLEANUP_INTERVAL);
         assert_eq!(o.log, LevelFilter::INFO);
+        assert_eq!(o.config.get_database(), None);
 
         let env = [
             KEY,
@@ -330,12 +361,17 @@ mod tests {
             ("RELUKKO_CLEANUP_GRACE", "2s"),
             ("RELUKKO_CLEANUP_INTERVAL", "1s"),
             ("RELUKKO_LOG", "warn"),
+            ("RELUKKO_DB", "/var/lib/relukko/env.redb"),
         ];
         let o = run(&[], &env).unwrap();
         assert_eq!((o.bind.as_str(), o.port), ("0.0.0.0", 4000));
         assert_eq!(o.config.get_grace(), Duration::from_secs(2));
         assert_eq!(o.config.get_cleanup_interval(), Duration::from_secs(1));
         assert_eq!(o.log, LevelFilter::WARN);
+        assert_eq!(
+            o.config.get_database(),
+            Some(std::path::Path::new("/var/lib/relukko/env.redb"))
+        );
 
         let o = run(
             &[
@@ -345,6 +381,8 @@ mod tests {
                 "--grace",
                 "3s",
                 "--cleanup-interval=4s",
+                "--db",
+                "flag.redb",
             ],
             &env,
         )
@@ -352,6 +390,10 @@ mod tests {
         assert_eq!((o.bind.as_str(), o.port), ("::1", 5));
         assert_eq!(o.config.get_grace(), Duration::from_secs(3));
         assert_eq!(o.config.get_cleanup_interval(), Duration::from_secs(4));
+        assert_eq!(
+            o.config.get_database(),
+            Some(std::path::Path::new("flag.redb"))
+        );
     }
 
     #[test]
@@ -364,6 +406,8 @@ mod tests {
         assert!(m.contains("RELUKKO_BIND_PORT"), "{m}");
         let m = usage(run(&[], &[KEY, ("RELUKKO_CLEANUP_INTERVAL", "0s")]));
         assert!(m.contains("longer than 0"), "{m}");
+        let m = usage(run(&[], &[KEY, ("RELUKKO_DB", "")]));
+        assert!(m.contains("RELUKKO_DB"), "{m}");
         // The flag wins without reading the variable.
         assert!(run(&["--port", "0"], &[KEY, ("RELUKKO_BIND_PORT", "x")]).is_ok());
     }

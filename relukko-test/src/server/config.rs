@@ -1,6 +1,7 @@
 //! The settings of one server instance.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long an expired lock lingers before the clean-up pass removes it (upstream: about 3 min).
@@ -26,6 +27,7 @@ pub struct ServerConfig {
     pub(crate) grace: Duration,
     pub(crate) cleanup_interval: Duration,
     pub(crate) body_limit: usize,
+    pub(crate) db: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -38,6 +40,7 @@ impl ServerConfig {
             grace: DEFAULT_GRACE,
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
             body_limit: DEFAULT_BODY_LIMIT,
+            db: None,
         }
     }
 
@@ -63,6 +66,16 @@ impl ServerConfig {
         self
     }
 
+    /// Keeps the locks in a database file at `path` (created if missing), so a
+    /// restart does not forget them: every change is on disk before it is
+    /// answered, and the locks in the file are loaded when the server starts.
+    /// Without it, locks live in memory only.
+    #[must_use]
+    pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
+        self.db = Some(path.into());
+        self
+    }
+
     /// The API key every `/v1` request and the WebSocket upgrade must carry.
     pub fn api_key(&self) -> &str {
         &self.api_key
@@ -84,6 +97,11 @@ impl ServerConfig {
     pub fn get_body_limit(&self) -> usize {
         self.body_limit
     }
+
+    /// The file set by [`database`](Self::database), if any.
+    pub fn get_database(&self) -> Option<&std::path::Path> {
+        self.db.as_deref()
+    }
 }
 
 impl fmt::Debug for ServerConfig {
@@ -93,6 +111,7 @@ impl fmt::Debug for ServerConfig {
             .field("grace", &self.grace)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("body_limit", &self.body_limit)
+            .field("db", &self.db)
             .finish()
     }
 }

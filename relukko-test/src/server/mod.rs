@@ -7,8 +7,10 @@
 //! authentication, expiry with a grace period and a periodic clean-up pass,
 //! and the `/ws/broadcast` WebSocket.
 //!
-//! **All state lives in memory: a restart forgets every lock.** That is what a
-//! test fixture wants; for a shared, long-lived server use upstream's.
+//! By default all state lives in memory, so a restart forgets every lock: that is
+//! what a test fixture wants. With [`ServerConfig::database`] (the binary's
+//! `--db PATH`), every change is written to a database file before it is
+//! answered, and a restarted server carries on with the locks it had.
 //!
 //! Choices where the contract leaves room:
 //! - Missing or wrong API key: `401`.
@@ -50,6 +52,7 @@ mod fixture;
 mod reply;
 mod routes;
 mod state;
+mod store;
 mod ws;
 
 pub use config::{DEFAULT_BODY_LIMIT, DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE, ServerConfig};
@@ -88,15 +91,37 @@ const GRACEFUL_LIMIT: Duration = Duration::from_millis(1500);
 ///
 /// # Errors
 ///
-/// Only if the server fails as a whole; per-connection errors are logged and
-/// dropped.
+/// If the database of [`ServerConfig::database`] cannot be opened (another
+/// process has it open, or it is not a database), or if the server fails as a
+/// whole; per-connection errors are logged and dropped.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (state, stop_tx) = open(config)?;
+    serve_state(listener, state, stop_tx, shutdown).await
+}
+
+/// The state of a server about to start: its locks (loaded from the database,
+/// if configured) and the switch that stops it.
+pub(crate) fn open(
+    config: ServerConfig,
+) -> std::io::Result<(state::AppState, watch::Sender<bool>)> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = state::AppState::new(config, stop_rx.clone());
+    let state =
+        state::AppState::open(config, stop_rx).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok((state, stop_tx))
+}
+
+/// [`serve`] with a state made by [`open`].
+pub(crate) async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: state::AppState,
+    stop_tx: watch::Sender<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop_rx = state.stop_signal();
     let cleanup = tokio::spawn(state::cleanup_loop(state.clone()));
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
 

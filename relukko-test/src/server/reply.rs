@@ -33,6 +33,17 @@ impl ApiError {
     }
 }
 
+/// The database refused a change (nothing changed): `503`, which clients retry.
+impl From<super::store::StoreError> for ApiError {
+    fn from(e: super::store::StoreError) -> Self {
+        tracing::error!(target: "relukko::server", "{e}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the lock could not be stored: {e}"),
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "status": self.status.as_u16(), "message": self.message });

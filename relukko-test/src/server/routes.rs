@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::auth::require_key;
 use super::reply::{ApiError, JsonBody, LockId, read_whole_body};
-use super::state::{AppState, truncate};
+use super::state::{AppState, CreateError, truncate};
 use super::ws;
 use crate::Lock;
 
@@ -100,10 +100,34 @@ async fn create(
 ) -> Result<(StatusCode, Json<Lock>), ApiError> {
     let ip = peer.ip().to_canonical().to_string();
     let name = body.lock_name.clone();
-    state
-        .create(body.lock_name, body.creator, ip)
-        .map(|lock| (StatusCode::CREATED, Json(lock)))
-        .map_err(|_| ApiError::new(StatusCode::CONFLICT, format!("lock {name:?} is taken")))
+    match changing(&state, move |s| s.create(body.lock_name, body.creator, ip)).await? {
+        Ok(lock) => Ok((StatusCode::CREATED, Json(lock))),
+        Err(CreateError::Taken) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("lock {name:?} is taken"),
+        )),
+        Err(CreateError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Runs a change of the state. With a database it waits for the disk, so it
+/// runs on a blocking thread and the runtime's workers stay free.
+async fn changing<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&AppState) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    if !state.has_store() {
+        return Ok(f(state));
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the change failed: {e}"),
+            )
+        })
 }
 
 async fn list(State(state): State<AppState>) -> Json<Vec<Lock>> {
@@ -118,10 +142,11 @@ async fn get_one(
 }
 
 async fn delete(State(state): State<AppState>, LockId(id): LockId) -> Result<Json<Lock>, ApiError> {
-    state
-        .delete(id)
-        .map(Json)
-        .ok_or_else(|| ApiError::no_lock(id))
+    match changing(&state, move |s| s.delete(id)).await? {
+        Some(Ok(lock)) => Ok(Json(lock)),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(ApiError::no_lock(id)),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +173,7 @@ async fn update(
         }
         Ok(lock)
     })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +189,7 @@ async fn keep_alive(
     change(&state, id, |lock, now| {
         expire_at(lock, now, DEFAULT_EXTENSION)
     })
+    .await
 }
 
 /// `PUT .../keep_alive {"seconds": n}`: expires now + n seconds (n may be negative).
@@ -172,7 +199,7 @@ async fn keep_alive_by(
     JsonBody(body): JsonBody<Seconds>,
 ) -> Result<Json<Lock>, ApiError> {
     let by = seconds(body.seconds)?;
-    change(&state, id, move |lock, now| expire_at(lock, now, by))
+    change(&state, id, move |lock, now| expire_at(lock, now, by)).await
 }
 
 /// `GET .../add_to_expire_at`: expires at the old time + 5 minutes.
@@ -183,6 +210,7 @@ async fn add_to_expire_at(
     change(&state, id, |lock, _| {
         expire_at(lock, lock.expires_at, DEFAULT_EXTENSION)
     })
+    .await
 }
 
 /// `PUT .../add_to_expire_at {"seconds": n}`: expires at the old time + n seconds (n may be negative).
@@ -195,6 +223,7 @@ async fn add_to_expire_at_by(
     change(&state, id, move |lock, _| {
         expire_at(lock, lock.expires_at, by)
     })
+    .await
 }
 
 fn seconds(n: i64) -> Result<time::Duration, ApiError> {
@@ -231,12 +260,12 @@ fn out_of_range(what: String) -> ApiError {
     )
 }
 
-fn change(
+async fn change(
     state: &AppState,
     id: uuid::Uuid,
-    f: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, ApiError>,
+    f: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, ApiError> + Send + 'static,
 ) -> Result<Json<Lock>, ApiError> {
-    match state.update(id, f) {
+    match changing(state, move |s| s.update(id, f)).await? {
         Some(Ok(lock)) => Ok(Json(lock)),
         Some(Err(e)) => Err(e),
         None => Err(ApiError::no_lock(id)),

@@ -1,6 +1,5 @@
-//! The locks, kept in memory, and the stream of change events.
-//!
-//! Nothing is persisted: a restart forgets every lock.
+//! The locks, kept in memory (and, with a database, written through to it
+//! before a change is answered), and the stream of change events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,6 +10,7 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::config::ServerConfig;
+use super::store::{Store, StoreError};
 use crate::Lock;
 
 /// How many change events a WebSocket client may fall behind before it skips ahead.
@@ -36,7 +36,12 @@ impl Change {
 
 /// Why a creation failed.
 #[derive(Debug)]
-pub(crate) struct Taken;
+pub(crate) enum CreateError {
+    /// The name is held.
+    Taken,
+    /// The database refused the write; nothing changed.
+    Store(StoreError),
+}
 
 /// The shared state of one server; cheap to clone.
 #[derive(Debug, Clone)]
@@ -50,6 +55,8 @@ struct Shared {
     locks: Mutex<Locks>,
     events: broadcast::Sender<Utf8Bytes>,
     stop: watch::Receiver<bool>,
+    /// Where every change is written before it is answered; `None`: memory only.
+    store: Option<Store>,
 }
 
 #[derive(Debug, Default)]
@@ -72,15 +79,68 @@ pub(crate) fn truncate(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 impl AppState {
+    /// A state in memory only.
     pub(crate) fn new(config: ServerConfig, stop: watch::Receiver<bool>) -> Self {
+        Self::with_store(config, stop, None, Vec::new())
+    }
+
+    /// A state over the configured database (if any), with the locks stored in it.
+    pub(crate) fn open(
+        config: ServerConfig,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Self, StoreError> {
+        let Some(path) = config.db.clone() else {
+            return Ok(Self::new(config, stop));
+        };
+        let (store, stored) = Store::open(&path)?;
+        tracing::info!(target: "relukko::server", "database {}: {} locks loaded", path.display(), stored.len());
+        Ok(Self::with_store(config, stop, Some(store), stored))
+    }
+
+    fn with_store(
+        config: ServerConfig,
+        stop: watch::Receiver<bool>,
+        store: Option<Store>,
+        stored: Vec<Lock>,
+    ) -> Self {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let mut locks = Locks::default();
+        for lock in stored {
+            // Cannot happen (every change goes through one mutex); kept safe anyway.
+            if locks.by_name.contains_key(&lock.lock_name) {
+                tracing::warn!(target: "relukko::server", "database holds lock {:?} twice; ignoring {}", lock.lock_name, lock.id);
+                continue;
+            }
+            locks.by_name.insert(lock.lock_name.clone(), lock.id);
+            locks.by_id.insert(lock.id, lock);
+        }
         AppState {
             inner: Arc::new(Shared {
                 config,
-                locks: Mutex::new(Locks::default()),
+                locks: Mutex::new(locks),
                 events,
                 stop,
+                store,
             }),
+        }
+    }
+
+    /// Whether changes are written to a database (and so may block on the disk).
+    pub(crate) fn has_store(&self) -> bool {
+        self.inner.store.is_some()
+    }
+
+    fn store_put(&self, lock: &Lock) -> Result<(), StoreError> {
+        match &self.inner.store {
+            Some(store) => store.put(lock),
+            None => Ok(()),
+        }
+    }
+
+    fn store_remove(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        match &self.inner.store {
+            Some(store) => store.remove(ids),
+            None => Ok(()),
         }
     }
 
@@ -124,10 +184,10 @@ impl AppState {
         lock_name: String,
         creator: Option<String>,
         ip: String,
-    ) -> Result<Lock, Taken> {
+    ) -> Result<Lock, CreateError> {
         let mut locks = self.locks();
         if locks.by_name.contains_key(&lock_name) {
-            return Err(Taken);
+            return Err(CreateError::Taken);
         }
         let now = now();
         let lock = Lock {
@@ -139,6 +199,7 @@ impl AppState {
             created_at: now,
             updated_at: now,
         };
+        self.store_put(&lock).map_err(CreateError::Store)?;
         locks.by_name.insert(lock.lock_name.clone(), lock.id);
         locks.by_id.insert(lock.id, lock.clone());
         self.publish(Change::Created, &lock);
@@ -158,8 +219,8 @@ impl AppState {
 
     /// Applies `change` to the lock with `id` at time `now`, sets `updated_at`,
     /// and broadcasts the result. `None` if there is no such lock; the error of
-    /// `change` leaves the lock untouched.
-    pub(crate) fn update<E>(
+    /// `change`, or of the database, leaves the lock untouched.
+    pub(crate) fn update<E: From<StoreError>>(
         &self,
         id: Uuid,
         change: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, E>,
@@ -173,22 +234,31 @@ impl AppState {
         };
         changed.updated_at = now;
         changed.expires_at = truncate(changed.expires_at);
+        if let Err(e) = self.store_put(&changed) {
+            return Some(Err(e.into()));
+        }
         *stored = changed.clone();
         self.publish(Change::Updated, &changed);
         Some(Ok(changed))
     }
 
-    pub(crate) fn delete(&self, id: Uuid) -> Option<Lock> {
+    /// Deletes the lock with `id`; `None` if there is none.
+    pub(crate) fn delete(&self, id: Uuid) -> Option<Result<Lock, StoreError>> {
         let mut locks = self.locks();
+        locks.by_id.get(&id)?;
+        if let Err(e) = self.store_remove(&[id]) {
+            return Some(Err(e));
+        }
         let lock = locks.by_id.remove(&id)?;
         locks.by_name.remove(&lock.lock_name);
         self.publish(Change::Deleted, &lock);
-        Some(lock)
+        Some(Ok(lock))
     }
 
     /// The clean-up pass: removes every lock expired for longer than the grace
     /// period at `now`, broadcasting each deletion. Returns the removed locks.
-    pub(crate) fn remove_expired(&self, now: OffsetDateTime) -> Vec<Lock> {
+    /// If the database refuses, nothing is removed and the next pass retries.
+    pub(crate) fn remove_expired(&self, now: OffsetDateTime) -> Result<Vec<Lock>, StoreError> {
         let grace = time::Duration::try_from(self.config().grace).unwrap_or(time::Duration::MAX);
         let mut locks = self.locks();
         let dead: Vec<Uuid> = locks
@@ -197,6 +267,7 @@ impl AppState {
             .filter(|l| l.expires_at.checked_add(grace).is_some_and(|end| end < now))
             .map(|l| l.id)
             .collect();
+        self.store_remove(&dead)?;
         let mut removed = Vec::with_capacity(dead.len());
         for id in dead {
             if let Some(lock) = locks.by_id.remove(&id) {
@@ -205,7 +276,7 @@ impl AppState {
                 removed.push(lock);
             }
         }
-        removed
+        Ok(removed)
     }
 }
 
@@ -215,8 +286,15 @@ pub(crate) async fn cleanup_loop(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for lock in state.remove_expired(now()) {
-            tracing::info!(target: "relukko::server", "clean-up removed expired lock {:?} ({})", lock.lock_name, lock.id);
+        match state.remove_expired(now()) {
+            Ok(removed) => {
+                for lock in removed {
+                    tracing::info!(target: "relukko::server", "clean-up removed expired lock {:?} ({})", lock.lock_name, lock.id);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "relukko::server", "clean-up failed, retrying next pass: {e}");
+            }
         }
     }
 }
@@ -238,7 +316,7 @@ mod tests {
         let lock = s.create("a".into(), None, "127.0.0.1".into()).unwrap();
         assert!(s.create("a".into(), None, "127.0.0.1".into()).is_err());
         assert!(s.create("A".into(), None, "127.0.0.1".into()).is_ok());
-        assert_eq!(s.delete(lock.id), Some(lock));
+        assert_eq!(s.delete(lock.id).unwrap().unwrap(), lock);
         assert!(s.create("a".into(), None, "127.0.0.1".into()).is_ok());
     }
 
@@ -249,11 +327,12 @@ mod tests {
         let lock = s.create("a".into(), None, "127.0.0.1".into()).unwrap();
         let end = lock.expires_at + time::Duration::seconds(60);
         assert!(
-            s.remove_expired(end).is_empty(),
+            s.remove_expired(end).unwrap().is_empty(),
             "exactly at the end of the grace it stays"
         );
         assert_eq!(
-            s.remove_expired(end + time::Duration::microseconds(1)),
+            s.remove_expired(end + time::Duration::microseconds(1))
+                .unwrap(),
             vec![lock.clone()]
         );
         assert!(
