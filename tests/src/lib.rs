@@ -1,5 +1,6 @@
 //! Support code shared by the end-to-end suites: fault-injecting proxies, TLS fixtures, child processes.
 
+pub mod browser;
 pub mod history;
 pub mod proxy;
 pub mod raw;

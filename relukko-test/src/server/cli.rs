@@ -28,8 +28,19 @@ Each option overrides its environment variable, which overrides the default.";
 
 const AFTER_HELP: &str = "\
 ENVIRONMENT:
-    RELUKKO_API_KEY   required: the key clients send in X-API-Key
-    RELUKKO_LOG       log level: error, warn, info (default), debug, trace or off
+    RELUKKO_API_KEY    required: the key clients send in X-API-Key
+    RELUKKO_USER,      a login for the page at / (HTTP basic auth, both or
+    RELUKKO_PASSWORD   neither); without it the page asks for the API key
+    RELUKKO_LOG        log level: error, warn, info (default), debug, trace or off
+
+ENDPOINTS:
+    /v1/locks/...      the Relukko API (X-API-Key)
+    /ws/broadcast      every change, as JSON text frames (X-API-Key)
+    /healthchecker     200 while up (no key)
+    /metrics           Prometheus text: locks held, WebSocket clients,
+                       requests by route and status, clean-ups (X-API-Key)
+    /                  a live page of who holds what, with force-release
+                       (RELUKKO_USER/RELUKKO_PASSWORD, or it asks for the key)
 
 Durations are written like \"500ms\", \"30s\", \"3m\" or \"1h 30m\", or as bare seconds.
 The server prints \"relukko-server listening on http://ADDR:PORT\" once it listens,
@@ -253,11 +264,28 @@ where
     if db.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
         return Err(Stop::Usage("--db needs a path".to_owned()));
     }
+    let login = match (
+        env.text("RELUKKO_USER").map_err(setting)?,
+        env.text("RELUKKO_PASSWORD").map_err(setting)?,
+    ) {
+        (Some(user), Some(password)) => Some((user, password)),
+        (None, None) => None,
+        _ => {
+            return Err(Stop::Usage(
+                "RELUKKO_USER and RELUKKO_PASSWORD go together: set both for a page login, \
+                 or neither"
+                    .to_owned(),
+            ));
+        }
+    };
     let mut config = ServerConfig::new(api_key)
         .grace(grace)
         .cleanup_interval(interval);
     if let Some(db) = db {
         config = config.database(db);
+    }
+    if let Some((user, password)) = login {
+        config = config.page_login(&user, &password);
     }
     Ok(Options {
         config,
@@ -406,6 +434,18 @@ mod tests {
         assert!(m.contains("RELUKKO_BIND_PORT"), "{m}");
         let m = usage(run(&[], &[KEY, ("RELUKKO_CLEANUP_INTERVAL", "0s")]));
         assert!(m.contains("longer than 0"), "{m}");
+        let m = usage(run(&[], &[KEY, ("RELUKKO_USER", "admin")]));
+        assert!(m.contains("RELUKKO_PASSWORD"), "{m}");
+        assert!(
+            run(
+                &[],
+                &[KEY, ("RELUKKO_USER", "a"), ("RELUKKO_PASSWORD", "b")]
+            )
+            .unwrap()
+            .config
+            .page_login
+            .is_some()
+        );
         let m = usage(run(&[], &[KEY, ("RELUKKO_DB", "")]));
         assert!(m.contains("RELUKKO_DB"), "{m}");
         // The flag wins without reading the variable.

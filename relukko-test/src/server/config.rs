@@ -28,6 +28,7 @@ pub struct ServerConfig {
     pub(crate) cleanup_interval: Duration,
     pub(crate) body_limit: usize,
     pub(crate) db: Option<PathBuf>,
+    pub(crate) page_login: Option<super::page::Login>,
 }
 
 impl ServerConfig {
@@ -41,6 +42,7 @@ impl ServerConfig {
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
             body_limit: DEFAULT_BODY_LIMIT,
             db: None,
+            page_login: None,
         }
     }
 
@@ -73,6 +75,15 @@ impl ServerConfig {
     #[must_use]
     pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
         self.db = Some(path.into());
+        self
+    }
+
+    /// Protects the page at `GET /` (and only the page) with HTTP basic auth,
+    /// as upstream's `RELUKKO_USER` / `RELUKKO_PASSWORD` do. Without a login
+    /// the page asks for the API key instead.
+    #[must_use]
+    pub fn page_login(mut self, user: &str, password: &str) -> Self {
+        self.page_login = Some(super::page::Login::new(user, password));
         self
     }
 
@@ -112,6 +123,7 @@ impl fmt::Debug for ServerConfig {
             .field("cleanup_interval", &self.cleanup_interval)
             .field("body_limit", &self.body_limit)
             .field("db", &self.db)
+            .field("page_login", &self.page_login)
             .finish()
     }
 }

@@ -47,6 +47,7 @@ impl TestServer {
             grace: super::config::DEFAULT_GRACE,
             cleanup_interval: super::config::DEFAULT_CLEANUP_INTERVAL,
             port: 0,
+            page_login: None,
         }
     }
 
@@ -99,6 +100,7 @@ pub struct TestServerBuilder {
     grace: Duration,
     cleanup_interval: Duration,
     port: u16,
+    page_login: Option<(String, String)>,
 }
 
 impl fmt::Debug for TestServerBuilder {
@@ -108,6 +110,10 @@ impl fmt::Debug for TestServerBuilder {
             .field("grace", &self.grace)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("port", &self.port)
+            .field(
+                "page_login",
+                &self.page_login.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -142,6 +148,14 @@ impl TestServerBuilder {
         self
     }
 
+    /// Protects the page at `GET /` with HTTP basic auth (default: none, and
+    /// the page asks for the API key).
+    #[must_use]
+    pub fn page_login(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.page_login = Some((user.into(), password.into()));
+        self
+    }
+
     /// Starts the server and returns once it is listening.
     ///
     /// # Panics
@@ -150,9 +164,12 @@ impl TestServerBuilder {
     /// fixture, and the message says what failed.
     pub fn start(self) -> TestServer {
         let api_key = self.api_key.unwrap_or_else(random_key);
-        let config = ServerConfig::new(api_key.clone())
+        let mut config = ServerConfig::new(api_key.clone())
             .grace(self.grace)
             .cleanup_interval(self.cleanup_interval);
+        if let Some((user, password)) = &self.page_login {
+            config = config.page_login(user, password);
+        }
 
         // Bind here, not on the server thread: a bind failure then panics in the
         // test that asked for it, and the socket listens before `start` returns.

@@ -12,6 +12,10 @@
 //! `--db PATH`), every change is written to a database file before it is
 //! answered, and a restarted server carries on with the locks it had.
 //!
+//! Beyond the protocol, for the people who run it: a live page of the locks
+//! at `GET /` (basic auth with [`ServerConfig::page_login`], else it asks for
+//! the API key) and Prometheus metrics at `GET /metrics` (with the API key).
+//!
 //! Choices where the contract leaves room:
 //! - Missing or wrong API key: `401`.
 //! - An `{id}` in a path that is not a UUID: `404` (it cannot name a lock).
@@ -49,6 +53,8 @@ mod auth;
 pub mod cli;
 mod config;
 mod fixture;
+mod metrics;
+mod page;
 mod reply;
 mod routes;
 mod state;

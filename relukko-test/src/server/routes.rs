@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, Uri};
-use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{delete as delete_route, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -16,6 +16,7 @@ use super::auth::require_key;
 use super::reply::{ApiError, JsonBody, LockId, read_whole_body};
 use super::state::{AppState, CreateError, truncate};
 use super::ws;
+use super::{metrics, page};
 use crate::Lock;
 
 /// What the `GET` forms of `keep_alive` and `add_to_expire_at` add.
@@ -37,24 +38,43 @@ pub(crate) fn router(state: AppState) -> Router {
             get(add_to_expire_at).put(add_to_expire_at_by),
         )
         .route("/ws/broadcast", get(ws::upgrade))
+        .route("/metrics", get(metrics::metrics))
         .route_layer(from_fn_with_state(state.clone(), require_key));
+    // What the page calls when it has a login instead of the key.
+    let page_api = Router::new()
+        .route("/page/locks", get(list))
+        .route("/page/locks/", get(list))
+        .route("/page/locks/{id}", delete_route(delete))
+        .route_layer(from_fn_with_state(state.clone(), page::require_login));
     Router::new()
         .route("/healthchecker", get(healthchecker))
+        .route("/", get(page::page))
+        .route("/page/ticket", post(page::ticket))
+        .route("/page/ws", get(page::socket))
         .merge(protected)
+        .merge(page_api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(state.clone(), read_whole_body))
-        .layer(from_fn(log_request))
+        .layer(from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
-/// One log line per request: method, path, status, duration. Never headers (the key).
-async fn log_request(req: Request, next: Next) -> Response {
+/// One log line per request: method, path, status, duration (never headers:
+/// the key), and the request counted in the metrics by its route template.
+async fn log_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let start = Instant::now();
     let response = next.run(req).await;
+    state
+        .metrics()
+        .request(route.as_deref(), &method, response.status().as_u16());
     tracing::info!(
         target: "relukko::server",
         "{method} {path} {} {:.1?}",

@@ -10,6 +10,8 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::config::ServerConfig;
+use super::metrics::Metrics;
+use super::page::Tickets;
 use super::store::{Store, StoreError};
 use crate::Lock;
 
@@ -57,6 +59,8 @@ struct Shared {
     stop: watch::Receiver<bool>,
     /// Where every change is written before it is answered; `None`: memory only.
     store: Option<Store>,
+    metrics: Metrics,
+    tickets: Tickets,
 }
 
 #[derive(Debug, Default)]
@@ -121,8 +125,26 @@ impl AppState {
                 events,
                 stop,
                 store,
+                metrics: Metrics::default(),
+                tickets: Tickets::default(),
             }),
         }
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The page's outstanding WebSocket tickets.
+    pub(crate) fn tickets(&self) -> &Tickets {
+        &self.inner.tickets
+    }
+
+    /// How many locks are held, and how many of those have expired by `now`.
+    pub(crate) fn counts(&self, now: OffsetDateTime) -> (usize, usize) {
+        let locks = self.locks();
+        let expired = locks.by_id.values().filter(|l| l.expires_at < now).count();
+        (locks.by_id.len(), expired)
     }
 
     /// Whether changes are written to a database (and so may block on the disk).
@@ -286,7 +308,11 @@ pub(crate) async fn cleanup_loop(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match state.remove_expired(now()) {
+        let result = state.remove_expired(now());
+        state
+            .metrics()
+            .cleanup(result.as_ref().map(Vec::len).map_err(|_| ()));
+        match result {
             Ok(removed) => {
                 for lock in removed {
                     tracing::info!(target: "relukko::server", "clean-up removed expired lock {:?} ({})", lock.lock_name, lock.id);

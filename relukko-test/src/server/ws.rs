@@ -15,6 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
+use super::metrics::{Connected, Socket};
 use super::reply::ApiError;
 use super::state::AppState;
 
@@ -26,6 +27,15 @@ pub(crate) async fn upgrade(
     State(state): State<AppState>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    accept(state, ws, Socket::Api)
+}
+
+/// Answers an upgrade (already authorized) with a session of change events.
+pub(crate) fn accept(
+    state: AppState,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    kind: Socket,
+) -> Response {
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -36,13 +46,19 @@ pub(crate) async fn upgrade(
     // upgrade succeeded.
     let events = state.subscribe();
     let stop = state.stop_signal();
-    ws.on_upgrade(move |socket| session(socket, events, stop))
+    let metrics = state.clone();
+    ws.on_upgrade(move |socket| {
+        let connected = metrics.metrics().connected(kind);
+        session(socket, events, stop, connected)
+    })
 }
 
 async fn session(
     socket: WebSocket,
     mut events: broadcast::Receiver<Utf8Bytes>,
     mut stop: watch::Receiver<bool>,
+    // Counted as connected until the session ends.
+    _connected: Connected,
 ) {
     let (mut sink, mut stream) = socket.split();
     loop {
