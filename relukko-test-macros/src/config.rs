@@ -16,14 +16,11 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Ident, Lit, LitStr, Path, Token, parenthesized};
 
 use crate::duration;
-use crate::hint::{did_you_mean, example, is_name_key, quoted};
+use crate::hint::{OPTIONS, did_you_mean, example, is_name_key, quoted};
 
 /// The shortest lease: heartbeats go out every third of it, so under 3 s
 /// they would come faster than once a second.
 pub(crate) const MIN_LEASE: Duration = Duration::from_secs(3);
-
-/// Every option, for "unknown option" messages and typo suggestions.
-pub(crate) const OPTIONS: [&str; 5] = ["timeout", "lease", "creator", "crate", "any_of"];
 
 /// What every "expected ..." message lists.
 const VALID: &str = "resource names like `\"hil-rig-3\"` or `any_of(\"rig-1\", \"rig-2\")`, \

@@ -1,6 +1,8 @@
-//! Pieces of error messages: examples per option and typo suggestions.
+//! The attribute's vocabulary for error messages: its options, an example
+//! of each, and typo suggestions.
 
-use crate::config::OPTIONS;
+/// Every option, for "unknown option" messages and typo suggestions.
+pub(crate) const OPTIONS: [&str; 5] = ["timeout", "lease", "creator", "crate", "any_of"];
 
 /// The example shown for `key` in "needs a value" / "takes a string" messages.
 pub(crate) fn example(key: &str) -> &'static str {
