@@ -7,7 +7,7 @@ use relukko::server::TestServer;
 use relukko::{Lease, locked};
 use relukko_e2e::history::{History, fresh_dir, run_workers};
 
-const HOLD: Duration = Duration::from_millis(150);
+const HOLD: Duration = Duration::from_millis(300);
 
 fn work(lease: &Lease, who: &str) {
     assert!(lease.name().starts_with("e2e-pool-"), "{lease:?}");
@@ -68,6 +68,19 @@ fn serve_pool(procs: usize, env: &[(&str, String)]) {
     assert!(
         s.per_resource.keys().all(|k| k.starts_with("e2e-pool-")),
         "{s:?}"
+    );
+    // 12 tests want the pool at once and each holds a member for a while: a
+    // pool that serves them one at a time, or always hands out the same
+    // member, must not pass.
+    assert_eq!(
+        s.per_resource.len(),
+        3,
+        "every member served: {s:?} in {}",
+        history.path().display()
+    );
+    assert!(
+        s.max_total >= 2,
+        "tests never held the pool at the same time: {s:?}"
     );
 }
 

@@ -14,9 +14,33 @@
 //!   `#[rstest]` wraps the one shared function (a derived name is then the
 //!   same for every case, and a `Lease` parameter works); `#[rstest]` above
 //!   `#[locked]` puts the attribute on each generated case function.
+//!
+//! Every body proves that its resources are held with [`assert_held`]: a
+//! second locker, separate from the one `#[locked]` used, cannot take them.
+//! With the attribute locking nothing, every test here fails.
 
-use relukko::{Lease, locked};
+use std::time::Duration;
+
+use relukko::{Error, Lease, LockOptions, Locker, locked};
 use rstest::{fixture, rstest};
+
+/// Fails unless every one of `names` is held right now: a zero-timeout
+/// attempt through a second locker (same configuration as the process-wide
+/// one, own backend) must time out.
+#[track_caller]
+fn assert_held(names: &[&str]) {
+    let probe = Locker::from_env().expect("the environment's locker");
+    for name in names {
+        match probe.lock_blocking(LockOptions::new(*name).timeout(Duration::ZERO)) {
+            Err(Error::WaitTimeout { .. }) => {}
+            Ok(lease) => {
+                drop(lease);
+                panic!("{name:?} is not held inside the locked body");
+            }
+            Err(e) => panic!("probing {name:?}: {e}"),
+        }
+    }
+}
 
 /// The lease names the resource it holds (without any configured prefix).
 fn assert_holds(lease: &Lease, one_of: &[&str]) {
@@ -25,26 +49,34 @@ fn assert_holds(lease: &Lease, one_of: &[&str]) {
         one_of.contains(&name),
         "holds {name:?}, expected one of {one_of:?}"
     );
+    assert_held(&[name]);
 }
 
 #[test]
 #[locked("locked-forms-sync")]
 fn sync_one_name() {
+    assert_held(&["locked-forms-sync"]);
     let x = 1 + 1;
     assert_eq!(x, 2);
 }
 
 #[locked("locked-forms-above-test")]
 #[test]
-fn locked_above_test() {}
+fn locked_above_test() {
+    assert_held(&["locked-forms-above-test"]);
+}
 
 #[test]
 #[locked("locked-forms-b", "locked-forms-a")]
-fn several_names() {}
+fn several_names() {
+    assert_held(&["locked-forms-a", "locked-forms-b"]);
+}
 
 #[test]
 #[locked]
-fn derived_name() {}
+fn derived_name() {
+    assert_held(&[concat!(module_path!(), "::derived_name")]);
+}
 
 #[locked]
 #[test]
@@ -55,6 +87,7 @@ fn derived_name_with_lease(lease: relukko::Lease) {
         lease.name(),
         concat!(module_path!(), "::derived_name_with_lease")
     );
+    assert_held(&[lease.name()]);
 }
 
 #[locked(any_of("locked-forms-pool-1", "locked-forms-pool-2", "locked-forms-pool-3"))]
@@ -79,11 +112,19 @@ fn pool_with_lease(lease: Lease) {
 #[test]
 fn options(lease: Lease) {
     assert_holds(&lease, &["locked-forms-options"]);
+    // The holder record carries the attribute's creator text.
+    let probe = Locker::from_env().expect("the environment's locker");
+    let e = probe
+        .lock_blocking(LockOptions::new("locked-forms-options").timeout(Duration::ZERO))
+        .expect_err("held");
+    assert!(e.to_string().contains("locked_forms suite"), "{e}");
 }
 
 #[test]
 #[locked("locked-forms-bare-seconds", timeout = "90", lease = "1h 30m")]
-fn bare_seconds_and_compound_durations() {}
+fn bare_seconds_and_compound_durations() {
+    assert_held(&["locked-forms-bare-seconds"]);
+}
 
 mod renamed {
     use ::relukko as my_relukko;
@@ -92,12 +133,14 @@ mod renamed {
     #[test]
     fn crate_path(lease: my_relukko::Lease) {
         assert_eq!(lease.name(), "locked-forms-crate-path");
+        super::assert_held(&["locked-forms-crate-path"]);
     }
 }
 
 #[test]
 #[locked("locked-forms-result")]
 fn result_with_question_mark() -> Result<(), std::num::ParseIntError> {
+    assert_held(&["locked-forms-result"]);
     let n: u32 = "42".parse()?;
     assert_eq!(n, 42);
     Ok(())
@@ -106,6 +149,7 @@ fn result_with_question_mark() -> Result<(), std::num::ParseIntError> {
 #[test]
 #[locked("locked-forms-early-return")]
 fn early_return_leaves_the_body() -> Result<(), String> {
+    assert_held(&["locked-forms-early-return"]);
     if "x".parse::<u8>().is_err() {
         return Ok(()); // leaves the body (the closure), not the runtime
     }
@@ -116,6 +160,7 @@ fn early_return_leaves_the_body() -> Result<(), String> {
 #[should_panic(expected = "the body panicked")]
 #[locked("locked-forms-should-panic")]
 fn should_panic_propagates() {
+    assert_held(&["locked-forms-should-panic"]);
     panic!("the body panicked");
 }
 
@@ -130,6 +175,7 @@ fn ignored() {
 #[locked("locked-forms-tokio-above")]
 async fn tokio_above() -> Result<(), std::io::Error> {
     tokio::task::yield_now().await;
+    assert_held(&["locked-forms-tokio-above"]);
     std::io::Result::Ok(())?;
     Ok(())
 }
@@ -165,6 +211,7 @@ async fn tokio_below_pool_multi_thread(lease: Lease) {
 #[should_panic(expected = "async body panicked")]
 #[locked("locked-forms-tokio-above-panic")]
 async fn tokio_above_should_panic() {
+    assert_held(&["locked-forms-tokio-above-panic"]);
     panic!("async body panicked");
 }
 
@@ -173,6 +220,7 @@ async fn tokio_above_should_panic() {
 #[should_panic(expected = "async body panicked")]
 async fn tokio_below_should_panic() {
     tokio::task::yield_now().await;
+    assert_held(&["locked-forms-tokio-below-panic"]);
     panic!("async body panicked");
 }
 
@@ -186,6 +234,7 @@ fn base() -> u32 {
 #[case(2, 12)]
 #[locked("locked-forms-rstest-above")]
 fn rstest_above(#[case] x: u32, #[case] expected: u32, base: u32) {
+    assert_held(&["locked-forms-rstest-above"]);
     assert_eq!(x + base, expected);
 }
 
@@ -203,6 +252,8 @@ fn rstest_below(lease: Lease, #[case] x: u32, #[case] expected: u32, base: u32) 
 #[case::one(1)]
 #[case::two(2)]
 fn rstest_below_derived_name(#[case] x: u32) -> Result<(), std::num::TryFromIntError> {
+    // Both cases hold the one name derived from the function (not the case).
+    assert_held(&[concat!(module_path!(), "::rstest_below_derived_name")]);
     let _small: u8 = x.try_into()?;
     Ok(())
 }
@@ -213,12 +264,14 @@ fn rstest_below_derived_name(#[case] x: u32) -> Result<(), std::num::TryFromIntE
 #[tokio::test]
 async fn rstest_below_async(#[case] x: u32, base: u32) {
     tokio::task::yield_now().await;
+    assert_held(&["locked-forms-rstest-async"]);
     assert_eq!(x + base, 13);
 }
 
 /// Not a test: a helper holding a resource around any call.
 #[locked("locked-forms-helper")]
 fn helper(x: u32) -> u32 {
+    assert_held(&["locked-forms-helper"]);
     x * 2
 }
 

@@ -391,16 +391,30 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_server_fails_by_the_deadline_naming_url_and_cause() {
+        // Retries that would go on for about 15 s if they ignored the deadline.
+        let retry = crate::RetryPolicy::default()
+            .first_delay(Duration::from_millis(500))
+            .max_delay(Duration::from_millis(500))
+            .max_tries(60);
+        let request_timeout = Duration::from_secs(1);
         let c = Client::builder("http://127.0.0.1:1")
             .websocket(false)
+            .request_timeout(request_timeout)
+            .retry(retry)
             .build()
             .unwrap();
+        let timeout = Duration::from_secs(1);
         let started = std::time::Instant::now();
         let e = c
-            .acquire("x", AcquireOptions::new().timeout(Duration::from_secs(1)))
+            .acquire("x", AcquireOptions::new().timeout(timeout))
             .await
             .unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(10));
+        // The deadline, plus the attempt under way, plus slack for a loaded machine.
+        let took = started.elapsed();
+        assert!(
+            took < timeout + request_timeout + Duration::from_secs(2),
+            "retries must stop at the deadline: took {took:?}"
+        );
         let text = e.to_string();
         assert!(matches!(e, Error::Transport { .. }), "{e:?}");
         assert!(
