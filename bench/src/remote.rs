@@ -187,3 +187,23 @@ pub fn random_between((lo, hi): (Duration, Duration)) -> Duration {
     let span = hi.saturating_sub(lo).as_micros() as u64;
     lo + Duration::from_micros(fastrand::u64(0..=span))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlaps_counts_holds_that_began_before_an_earlier_one_ended() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Back to back (an end equal to the next start is no overlap).
+        let mut clean = vec![(at(20), at(30)), (at(0), at(10)), (at(10), at(20))];
+        assert_eq!(overlaps(&mut clean), 0);
+        // The second starts inside the first; the third inside the long first.
+        let mut two = vec![(at(0), at(100)), (at(50), at(60)), (at(70), at(80))];
+        assert_eq!(overlaps(&mut two), 2);
+        let mut after = vec![(at(0), at(100)), (at(50), at(60)), (at(100), at(110))];
+        assert_eq!(overlaps(&mut after), 1);
+        assert_eq!(overlaps(&mut []), 0);
+    }
+}

@@ -55,3 +55,43 @@ pub fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     Stat::of_ms(&mut v).p50
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles_max_and_count() {
+        // 1..=100 ms, given out of order.
+        let samples: Vec<Duration> = (1..=100u64)
+            .rev()
+            .map(Duration::from_millis)
+            .collect();
+        let s = Stat::of(&samples);
+        assert_eq!((s.p50, s.p99, s.max, s.samples), (50.0, 99.0, 100.0, 100));
+        let s = Stat::of_ms(&mut [3.0, 1.0, 2.0]);
+        assert_eq!((s.p50, s.p99, s.max, s.samples), (2.0, 3.0, 3.0, 3));
+        let one = Stat::of_ms(&mut [7.5]);
+        assert_eq!((one.p50, one.p99, one.max), (7.5, 7.5, 7.5));
+        let none = Stat::of(&[]);
+        assert_eq!((none.p50, none.max, none.samples), (0.0, 0.0, 0));
+    }
+
+    #[test]
+    fn minus_subtracts_each_figure_and_keeps_the_smaller_count() {
+        let with = Stat::of_ms(&mut [2.0, 4.0, 10.0]);
+        let without = Stat::of_ms(&mut [1.0, 1.5]);
+        let d = with.minus(&without);
+        assert_eq!((d.p50, d.p99, d.max, d.samples), (3.0, 8.5, 8.5, 2));
+    }
+
+    #[test]
+    fn rounding_median_and_json() {
+        assert_eq!(round3(1.23456), 1.235);
+        assert_eq!(median(&[5.0, 1.0, 3.0, 4.0]), 3.0);
+        assert_eq!(median(&[]), 0.0);
+        let j = Stat::of_ms(&mut [1.0004]).json();
+        assert_eq!(j["p50"], 1.0);
+        assert_eq!(j["samples"], 1);
+    }
+}

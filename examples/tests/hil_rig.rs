@@ -10,21 +10,44 @@
 //! through the embedded local backend; point `RELUKKO_URL` at a Relukko server
 //! and the same tests serialize across every machine that uses it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How many tests are on the rig right now, in this process: never above 1.
-static ON_THE_RIG: AtomicUsize = AtomicUsize::new(0);
+/// The rig itself, simulated by a file that one holder at a time occupies
+/// with a non-blocking file lock: a second test on the rig at the same time,
+/// in this process or another (`cargo nextest` runs each test in its own),
+/// finds it occupied. The kernel frees it if a holder dies. One file per lock
+/// configuration, so runs that lock in separate places do not see each other.
+fn the_rig() -> File {
+    let config = (
+        std::env::var("RELUKKO_LOCAL_DIR").unwrap_or_default(),
+        std::env::var("RELUKKO_URL").unwrap_or_default(),
+    );
+    let tag = BuildHasherDefault::<DefaultHasher>::default().hash_one(config);
+    let path: PathBuf = std::env::temp_dir().join(format!("hil-rig-3-{tag:016x}.rig"));
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
+}
 
-/// What every test does with the rig: occupy it for a moment and check that
-/// nobody else is on it.
+/// What every test does with the rig: occupy it for a moment, failing if
+/// anyone else is on it.
 fn use_the_rig(step: &str) {
     let start = Instant::now();
-    let before = ON_THE_RIG.fetch_add(1, Ordering::SeqCst);
-    println!("[{step}] holds hil-rig-3 (others on the rig: {before})");
+    let rig = the_rig();
+    match rig.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => panic!("two tests held hil-rig-3 at once"),
+        Err(TryLockError::Error(e)) => panic!("cannot occupy the rig: {e}"),
+    }
+    println!("[{step}] holds hil-rig-3");
     std::thread::sleep(Duration::from_millis(200));
-    let after = ON_THE_RIG.fetch_sub(1, Ordering::SeqCst);
-    assert_eq!((before, after), (0, 1), "two tests held hil-rig-3 at once");
+    drop(rig); // off the rig
     println!("[{step}] releases hil-rig-3 after {:?}", start.elapsed());
 }
 

@@ -107,11 +107,26 @@ impl History {
         );
     }
 
-    /// The events so far.
+    /// Records a note (not a hold): `note <what> pid=<pid>`, e.g. that a
+    /// worker process is up.
+    pub fn note(&self, what: &str) {
+        self.append("note", what, &format!("pid={}", std::process::id()));
+    }
+
+    /// The notes so far, as `<what> pid=<pid>`.
+    pub fn notes(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.path).expect("read history");
+        text.lines()
+            .filter_map(|l| l.strip_prefix("note "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The events (holds) so far; notes are left out.
     pub fn events(&self) -> Vec<Event> {
         let text = std::fs::read_to_string(&self.path).expect("read history");
         text.lines()
-            .filter(|l| !l.is_empty())
+            .filter(|l| !l.is_empty() && !l.starts_with("note "))
             .map(|l| {
                 let mut it = l.splitn(3, ' ');
                 let (what, resource, who) = (
@@ -152,6 +167,19 @@ impl History {
         s
     }
 
+    /// How many runs of consecutive holds by one process the history has:
+    /// one per process if the processes took turns in blocks, more if their
+    /// holds interleaved.
+    pub fn process_runs(&self) -> usize {
+        let pids: Vec<String> = self
+            .events()
+            .into_iter()
+            .filter(|e| e.enter)
+            .map(|e| e.who.split('/').next().unwrap_or_default().to_owned())
+            .collect();
+        pids.windows(2).filter(|w| w[0] != w[1]).count() + usize::from(!pids.is_empty())
+    }
+
     /// Waits (bounded) until the history has at least `n` `enter` lines.
     pub fn wait_for_entries(&self, n: usize, bound: Duration) -> bool {
         let end = Instant::now() + bound;
@@ -170,9 +198,13 @@ pub fn fresh_dir(tag: &str) -> TempDir {
     TempDir::new(tag)
 }
 
-/// This test binary, run as a worker: the tests matching `filter` (exactly
-/// when `exact`) with `threads` test threads, `--nocapture`, a clean `RELUKKO_*`
-/// environment plus `env`.
+/// This test binary, run as a worker: the ignored tests matching `filter`
+/// (exactly when `exact`) with `threads` test threads, `--nocapture`, a clean
+/// `RELUKKO_*` environment plus `env`.
+///
+/// Worker tests are `#[ignore]`d, so that a plain `cargo test` or `cargo
+/// nextest run` does not count them as passing tests; only their drivers
+/// run them, with `--ignored`.
 pub fn worker(filter: &str, exact: bool, threads: usize, env: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Command::new(exe);
@@ -180,7 +212,11 @@ pub fn worker(filter: &str, exact: bool, threads: usize, env: &[(&str, String)])
     if exact {
         cmd.arg("--exact");
     }
-    cmd.args(["--nocapture", &format!("--test-threads={threads}")]);
+    cmd.args([
+        "--ignored",
+        "--nocapture",
+        &format!("--test-threads={threads}"),
+    ]);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("RELUKKO_") {
             cmd.env_remove(k);

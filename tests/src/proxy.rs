@@ -76,6 +76,7 @@ struct Ctl {
     block_ws: AtomicBool,
     accepted: AtomicUsize,
     replied: AtomicUsize,
+    lost: AtomicUsize,
     open: AtomicUsize,
     /// Bumped by [`Proxy::cut`]: every open connection ends.
     cut: tokio::sync::watch::Sender<u64>,
@@ -107,6 +108,7 @@ impl Proxy {
             block_ws: AtomicBool::new(false),
             accepted: AtomicUsize::new(0),
             replied: AtomicUsize::new(0),
+            lost: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
             cut: tokio::sync::watch::channel(0).0,
             picked: AtomicUsize::new(0),
@@ -197,6 +199,12 @@ impl Proxy {
     /// Requests that got the fault of [`Mode::Pick`] so far.
     pub fn picked(&self) -> usize {
         self.ctl.picked.load(Ordering::Relaxed)
+    }
+
+    /// Answers thrown away so far (`LoseAnswers` mode): connections whose
+    /// request reached the server and whose answer the client never saw.
+    pub fn lost(&self) -> usize {
+        self.ctl.lost.load(Ordering::Relaxed)
     }
 }
 
@@ -384,8 +392,16 @@ async fn handle(mut sock: TcpStream, upstream: SocketAddr, mode: Mode, ctl: Arc<
                 let (mut up_read, mut up_write) = up.into_split();
                 let (mut read, _write) = sock.split();
                 let to_server = tokio::io::copy(&mut read, &mut up_write);
-                let mut sink = tokio::io::sink();
-                let lost = tokio::io::copy(&mut up_read, &mut sink);
+                let lost = async {
+                    let mut chunk = [0u8; 4096];
+                    let mut counted = false;
+                    while let Ok(1..) = up_read.read(&mut chunk).await {
+                        if !counted {
+                            ctl.lost.fetch_add(1, Ordering::Relaxed);
+                            counted = true;
+                        }
+                    }
+                };
                 let _ = tokio::join!(to_server, lost);
             }
         }

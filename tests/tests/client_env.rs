@@ -84,6 +84,77 @@ fn url_missing_is_an_error_unless_skipping_and_the_alias_works() {
     assert_eq!(c.base_url(), "http://127.0.0.1:9");
 }
 
+#[test]
+fn relukko_url_wins_over_its_alias() {
+    let c = settings(&[
+        ("RELUKKO_BASE_URL", "http://127.0.0.1:8"),
+        ("RELUKKO_URL", "http://127.0.0.1:9"),
+    ])
+    .unwrap()
+    .into_builder()
+    .build()
+    .unwrap();
+    assert_eq!(c.base_url(), "http://127.0.0.1:9");
+    // And a bad alias is not even looked at when RELUKKO_URL is set.
+    let c = settings(&[("RELUKKO_BASE_URL", "junk"), URL])
+        .unwrap()
+        .into_builder()
+        .build()
+        .unwrap();
+    assert_eq!(c.base_url(), "http://127.0.0.1:9");
+}
+
+#[test]
+fn ca_bundle_variables_are_read_in_their_order() {
+    // Each one set to a missing file: the error names the one that was read.
+    let bad = "/no/such/ca.pem";
+    expect_config(
+        &[
+            URL,
+            ("RELUKKO_CA_BUNDLE", bad),
+            ("REQUESTS_CA_BUNDLE", bad),
+            ("CURL_CA_BUNDLE", bad),
+        ],
+        "RELUKKO_CA_BUNDLE",
+    );
+    expect_config(
+        &[URL, ("REQUESTS_CA_BUNDLE", bad), ("CURL_CA_BUNDLE", bad)],
+        "REQUESTS_CA_BUNDLE",
+    );
+    expect_config(&[URL, ("CURL_CA_BUNDLE", bad)], "CURL_CA_BUNDLE");
+}
+
+/// `RELUKKO_CONNECT_TIMEOUT` bounds the connection set-up: against a peer
+/// that accepts TCP but never answers the TLS handshake, a call fails after
+/// the connect timeout, long before its request timeout.
+#[tokio::test]
+async fn connect_timeout_bounds_a_stalled_connection() {
+    let server = TestServer::start();
+    let stall = relukko_e2e::proxy::Proxy::start(server.addr(), relukko_e2e::proxy::Mode::Stall);
+    let url = stall.base_url().replacen("http://", "https://", 1);
+    let c = settings(&[
+        ("RELUKKO_URL", url.as_str()),
+        ("RELUKKO_CONNECT_TIMEOUT", "500ms"),
+        ("RELUKKO_REQUEST_TIMEOUT", "60s"),
+    ])
+    .unwrap()
+    .into_builder()
+    .retry(relukko::RetryPolicy::never())
+    .build()
+    .unwrap();
+    let started = std::time::Instant::now();
+    let e = tokio::time::timeout(Duration::from_secs(50), c.list())
+        .await
+        .expect("the connect timeout ended the call")
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "ended by the 60 s request timeout, not the connect timeout: {took:?} {e}"
+    );
+    assert!(stall.accepted() >= 1, "the call reached the peer");
+}
+
 #[tokio::test]
 async fn settings_from_the_environment_reach_the_server() {
     let server = TestServer::start();
@@ -114,6 +185,7 @@ async fn settings_from_the_environment_reach_the_server() {
 
 /// Runs in the child only: prints what `Client::from_env` made of the real environment.
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn child_reports_from_env() {
     if std::env::var_os("RELUKKO_E2E_CHILD").is_none() {
         return;
@@ -129,6 +201,7 @@ fn run_child(vars: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
+        "--ignored",
         "child_reports_from_env",
         "--nocapture",
         "--test-threads=1",
@@ -180,4 +253,11 @@ fn from_env_reads_the_real_environment_in_a_child() {
         "config RELUKKO_WEBSOCKET"
     );
     assert_eq!(run_child(&[]), "config RELUKKO_URL");
+    assert_eq!(
+        run_child(&[
+            ("RELUKKO_BASE_URL", "http://127.0.0.1:8"),
+            ("RELUKKO_URL", "http://127.0.0.1:9")
+        ]),
+        "ok http://127.0.0.1:9 skip=false"
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use relukko::server::TestServer;
-use relukko::{AcquireOptions, Client, ClientSettings, RetryPolicy};
+use relukko::{AcquireOptions, Client, ClientSettings, Error, RetryPolicy};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
 
@@ -128,7 +128,35 @@ async fn secrets_never_reach_debug_display_or_logs() {
     );
     errors.push(wrong.acquire(&x, AcquireOptions::new()).await.unwrap_err());
     c.delete(held.id).await.unwrap();
-    assert!(errors.len() >= 7);
+    // Each push above made the error class it was meant to (a call that
+    // unexpectedly succeeded, or failed otherwise, would prove less).
+    let classes: Vec<&str> = errors
+        .iter()
+        .map(|e| match e {
+            Error::NotAuthorised { .. } => "not-authorised",
+            Error::NotFound { .. } => "not-found",
+            Error::Server { .. } => "server",
+            Error::Decode { .. } => "decode",
+            Error::Timeout { .. } => "timeout",
+            Error::Transport { .. } => "transport",
+            Error::WaitTimeout { .. } => "wait-timeout",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        classes,
+        [
+            "not-authorised",
+            "not-found",
+            "server",
+            "decode",
+            "timeout",
+            "transport",
+            "wait-timeout",
+            "not-authorised"
+        ],
+        "{errors:?}"
+    );
     for e in &errors {
         assert_clean("error Display", &e.to_string());
         assert_clean("error Debug", &format!("{e:?}"));

@@ -41,6 +41,27 @@ fn spawn_acquire(client: &Client, name: &str) -> JoinHandle<relukko::Result<Lock
     })
 }
 
+/// Like [`spawn_acquire`], and returns only once the waiter has found `name`
+/// taken and is waiting for it (its first progress report), so that what
+/// happens next happens to a waiting caller.
+async fn spawn_waiting(client: &Client, name: &str) -> JoinHandle<relukko::Result<Lock>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = AcquireOptions::new()
+        .timeout(BOUND)
+        .progress_after(Duration::from_millis(100))
+        .on_progress(move |p: &WaitProgress| {
+            let _ = tx.send(p.holder.is_some());
+        });
+    let (client, name) = (client.clone(), name.to_owned());
+    let task = tokio::spawn(async move { client.acquire(&name, opts).await });
+    let held_by_someone = bounded(rx.recv())
+        .await
+        .expect("the waiter reports that it waits");
+    assert!(held_by_someone, "the report names the holder");
+    assert!(!task.is_finished(), "still waiting");
+    task
+}
+
 #[tokio::test]
 async fn websocket_wakes_only_waiters_of_the_deleted_name() {
     let server = TestServer::start();
@@ -90,8 +111,7 @@ async fn polling_alone_acquires_with_websocket_off() {
         .unwrap();
     let x = unique("wait-poll");
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
-    let task = spawn_acquire(&waiter, &x);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let task = spawn_waiting(&waiter, &x).await;
     holder.delete(held.id).await.unwrap();
     let got = bounded(task).await.unwrap().unwrap();
     assert_eq!(got.lock_name, x);
@@ -110,7 +130,7 @@ async fn polling_takes_over_when_a_proxy_blocks_the_websocket() {
         .unwrap();
     let x = unique("wait-blocked");
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
-    let task = spawn_acquire(&waiter, &x);
+    let task = spawn_waiting(&waiter, &x).await;
     eventually("the upgrade is refused", async || proxy.replied() >= 1).await;
     holder.delete(held.id).await.unwrap();
     let got = bounded(task).await.unwrap().unwrap();
@@ -139,6 +159,7 @@ async fn the_watcher_reconnects_and_still_wakes() {
         waiter.__watch_stats().connects >= 2
     })
     .await;
+    assert!(!task.is_finished(), "still waiting before the delete");
     holder.delete(held.id).await.unwrap();
     let got = bounded(task).await.unwrap().unwrap();
     assert_eq!(got.lock_name, x);
@@ -305,6 +326,7 @@ async fn a_lost_answer_is_adopted_by_its_token() {
         observer.holder(&x).await.unwrap().is_some()
     })
     .await;
+    eventually("the answer to the create was lost", async || proxy.lost() >= 1).await;
     proxy.set_mode(Mode::Forward);
     let Create::Acquired(lock) = bounded(task).await.unwrap().unwrap() else {
         panic!("our own lock must be adopted, not reported as taken")
@@ -334,6 +356,7 @@ async fn a_create_that_gives_up_after_a_lost_answer_cleans_up() {
         observer.holder(&x).await.unwrap().is_some(),
         "the lock was made, its answer lost"
     );
+    assert!(proxy.lost() >= 1, "the answer was thrown away");
     proxy.set_mode(Mode::Forward);
     eventually("the orphan is deleted in the background", async || {
         observer.holder(&x).await.unwrap().is_none()

@@ -11,6 +11,7 @@ use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
 
 #[test]
 #[locked("e2e-kill")]
+#[ignore = "a worker: its driver runs it"]
 fn kill_worker() {
     if let Some(h) = History::from_env() {
         h.enter("e2e-kill", "kill_worker");
@@ -20,6 +21,7 @@ fn kill_worker() {
 }
 
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn exit_worker() {
     if let Some(h) = History::from_env() {
         let lease = relukko::lock_blocking("e2e-exit").expect("lock e2e-exit");
@@ -27,6 +29,17 @@ fn exit_worker() {
         assert_eq!(lease.state(), relukko::LeaseState::Held);
         // No destructor runs: only the exit handler can release it.
         std::process::exit(0);
+    }
+}
+
+#[test]
+#[ignore = "a worker: its driver runs it"]
+fn leak_worker() {
+    if let Some(h) = History::from_env() {
+        let lease = relukko::lock_blocking("e2e-leak").expect("lock e2e-leak");
+        h.enter("e2e-leak", "leak_worker");
+        // Leaked: never released by a destructor; the test (and the process) ends normally.
+        std::mem::forget(lease);
     }
 }
 
@@ -82,7 +95,15 @@ fn relukko_sigkill_frees_the_lock_after_lease_and_grace() {
     let lease = Locker::relukko(client(&server))
         .lock_blocking(LockOptions::new("e2e-kill").timeout(Duration::from_secs(60)))
         .expect("free once the lease and grace pass");
-    eprintln!("free {:?} after the kill", killed.elapsed());
+    let freed = killed.elapsed();
+    eprintln!("free {freed:?} after the kill");
+    // Not before: the last keep-alive (at most a third of the 3 s lease
+    // before the kill) moved the expiry 3 s ahead, and the grace adds 1 s.
+    // A lock freed at once, by anything but expiry, must fail this.
+    assert!(
+        freed >= Duration::from_secs(2),
+        "freed {freed:?} after the kill: before its lease and grace ran out"
+    );
     lease.release_blocking().unwrap();
 }
 
@@ -125,4 +146,30 @@ fn relukko_exit_while_holding_releases_at_exit() {
         .block_on(c.holder("e2e-exit"))
         .unwrap();
     assert_eq!(holder, None, "the exit handler did not release e2e-exit");
+}
+
+#[test]
+fn relukko_leaked_lease_is_released_at_exit() {
+    let server = TestServer::start();
+    let history = History::create("leak");
+    let env = [
+        ("RELUKKO_URL", server.base_url().to_owned()),
+        ("RELUKKO_API_KEY", server.api_key().to_owned()),
+        (WORKER_VAR, history.path().display().to_string()),
+    ];
+    let out = worker("leak_worker", true, 1, &env)
+        .output()
+        .expect("run worker");
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(history.summary().entries, 1, "the worker held it: {text}");
+    // The lease is 60 s and the grace 3 minutes: only the exit handler can
+    // have freed it by now.
+    let holder = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(client(&server).holder("e2e-leak"))
+        .unwrap();
+    assert_eq!(holder, None, "the leaked lease outlived its process");
 }

@@ -22,6 +22,7 @@ fn enter(resource: &str, who: &str) {
 
 #[test]
 #[locked("e2e-panic")]
+#[ignore = "a worker: its driver runs it"]
 fn panic_a_panics() {
     if is_worker() {
         panic!("boom on purpose");
@@ -30,18 +31,21 @@ fn panic_a_panics() {
 
 #[test]
 #[locked("e2e-panic", timeout = "5s")]
+#[ignore = "a worker: its driver runs it"]
 fn panic_b_follows() {
     enter("e2e-panic", "panic_b_follows");
 }
 
 #[test]
 #[locked("e2e-timeout", timeout = "4s")]
+#[ignore = "a worker: its driver runs it"]
 fn timeout_worker() {
     enter("e2e-timeout", "timeout_worker");
 }
 
 #[locked("e2e-timeout", timeout = "4s")]
 #[tokio::test]
+#[ignore = "a worker: its driver runs it"]
 async fn timeout_worker_async() {
     enter("e2e-timeout", "timeout_worker_async");
 }
@@ -86,6 +90,7 @@ fn assert_points_at_the_test(text: &str, name: &str, header: &str) {
 
 #[locked("e2e-lost", lease = "3s")]
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn lost_worker(lease: relukko::Lease) {
     if !is_worker() {
         return;
@@ -101,6 +106,7 @@ fn lost_worker(lease: relukko::Lease) {
 
 #[locked("e2e-lost-async", lease = "3s")]
 #[tokio::test]
+#[ignore = "a worker: its driver runs it"]
 async fn lost_worker_async(lease: relukko::Lease) {
     if !is_worker() {
         return;
@@ -114,6 +120,7 @@ async fn lost_worker_async(lease: relukko::Lease) {
 
 #[test]
 #[locked("e2e-plain", timeout = "3s")]
+#[ignore = "a worker: its driver runs it"]
 fn plain_worker() {
     enter("e2e-plain", "plain_worker");
 }
@@ -121,6 +128,7 @@ fn plain_worker() {
 /// Fails through `?` in a worker with a bad setting: the harness prints the
 /// error's `Debug`, which must read like its message.
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn result_worker() -> relukko::Result<()> {
     if is_worker() {
         relukko::lock_blocking("e2e-result")?.release_blocking()?;
@@ -130,10 +138,25 @@ fn result_worker() -> relukko::Result<()> {
 
 #[test]
 #[locked("e2e-plain-again", timeout = "3s")]
+#[ignore = "a worker: its driver runs it"]
 fn plain_worker_again() {
     enter("e2e-plain-again", "plain_worker_again");
     // Reads the environment again: still said only once.
     let _ = Locker::from_env();
+}
+
+#[test]
+#[locked("e2e-env")]
+#[ignore = "a worker: its driver runs it"]
+fn env_worker() {
+    enter("e2e-env", "env_worker");
+}
+
+#[test]
+#[locked("e2e-env-attr", creator = "from the attribute")]
+#[ignore = "a worker: its driver runs it"]
+fn env_creator_worker() {
+    enter("e2e-env-attr", "env_creator_worker");
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -171,6 +194,17 @@ fn local_env(tag: &str) -> (Vec<(&'static str, String)>, TempDir) {
     (vec![("RELUKKO_LOCAL_DIR", dir.display().to_string())], dir)
 }
 
+/// The seconds in "`head`timed out after N.Ns, ..." in `text`.
+fn timed_out_after(text: &str, head: &str) -> f64 {
+    let head = format!("{head}timed out after ");
+    let at = text.find(&head).unwrap_or_else(|| panic!("no {head:?}: {text}"));
+    let rest = &text[at + head.len()..];
+    let end = rest.find("s, ").unwrap_or_else(|| panic!("{text}"));
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 /// `panic_a_panics` then `panic_b_follows` in one process, one thread: the
 /// second gets the lock, so the panicking test released it.
 fn panicking_test_releases(env: &[(&str, String)]) {
@@ -183,8 +217,14 @@ fn panicking_test_releases(env: &[(&str, String)]) {
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("boom on purpose"), "{text}");
-    assert!(text.contains("test panic_a_panics ... FAILED"), "{text}");
-    assert!(text.contains("test panic_b_follows ... ok"), "{text}");
+    // In this order (libtest runs tests by name on one thread): the second
+    // test got the lock the first one held when it panicked.
+    let a = text.find("test panic_a_panics ... FAILED");
+    let b = text.find("test panic_b_follows ... ok");
+    assert!(
+        a.is_some() && b.is_some() && a < b,
+        "the panicking test must run first: {text}"
+    );
     assert_eq!(history.summary().entries, 1, "{text}");
 }
 
@@ -214,12 +254,12 @@ fn timeout_names_resource_holder_and_wait(locker: Locker, env: &[(&str, String)]
         let text = output_text(&out);
         assert!(!out.status.success(), "{text}");
         // The resource once: no "waiting for e2e-timeout" repeating it.
-        assert!(
-            text.contains(&format!(
-                "relukko: test e2e_failures::{name} could not lock e2e-timeout: timed out after 4."
-            )),
-            "{text}"
+        let waited = timed_out_after(
+            &text,
+            &format!("relukko: test e2e_failures::{name} could not lock e2e-timeout: "),
         );
+        // Not before its 4 s timeout; how much later depends on the load.
+        assert!(waited >= 4.0, "gave up early, after {waited} s: {text}");
         assert!(!text.contains("waiting for e2e-timeout"), "{text}");
         assert!(text.contains("s, held by the e2e driver"), "{text}");
         assert_points_at_the_test(&text, name, header);
@@ -455,6 +495,75 @@ fn skip_switch_makes_no_request_and_says_so() {
         listener.accept().is_err(),
         "the skip switch made a connection"
     );
+}
+
+/// The holder text of a lock, as the server recorded it.
+fn creator_of(lock: &relukko::Lock) -> &str {
+    relukko::creator_without_token(lock.creator.as_deref().unwrap_or_default())
+}
+
+/// `RELUKKO_LOCK_PREFIX`, `RELUKKO_CREATOR`, `creator = "..."` and
+/// `RELUKKO_TIMEOUT` reach the server from a `#[locked]` test in a child
+/// process.
+#[test]
+fn relukko_settings_reach_the_server_from_a_locked_test() {
+    let server = TestServer::start();
+    let rt = rt();
+    let mut ws = rt
+        .block_on(relukko_e2e::raw::ws_connect(
+            server.base_url(),
+            Some(server.api_key()),
+        ))
+        .unwrap();
+    let mut env = server_env(&server);
+    env.extend([
+        ("RELUKKO_LOCK_PREFIX", "team-a/".to_owned()),
+        ("RELUKKO_CREATOR", "nightly HIL".to_owned()),
+        ("RELUKKO_TIMEOUT", "2s".to_owned()),
+    ]);
+
+    let (out, history) = run("env_worker", &env);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(history.summary().entries, 1, "{text}");
+    let (kind, lock) = rt.block_on(relukko_e2e::raw::next_event_for(&mut ws, "team-a/e2e-env"));
+    assert_eq!(kind, "created", "locked under the prefixed name");
+    assert_eq!(creator_of(&lock), "nightly HIL");
+
+    let (out, _) = run("env_creator_worker", &env);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let (kind, lock) =
+        rt.block_on(relukko_e2e::raw::next_event_for(&mut ws, "team-a/e2e-env-attr"));
+    assert_eq!(kind, "created");
+    assert_eq!(creator_of(&lock), "from the attribute", "the attribute wins");
+
+    // Held by the driver (under the prefixed name): the worker gives up
+    // after RELUKKO_TIMEOUT, not after the default 10 minutes.
+    let held = Locker::relukko(client(&server))
+        .creator("the e2e driver")
+        .lock_blocking("team-a/e2e-env")
+        .unwrap();
+    let history = History::create("env-timeout");
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let mut child = worker("env_worker", true, 1, &env)
+        .spawn()
+        .expect("spawn worker");
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("RELUKKO_TIMEOUT=2s was not used: still waiting after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    let waited = timed_out_after(&text, "could not lock e2e-env: ");
+    assert!((2.0..60.0).contains(&waited), "waited {waited} s: {text}");
+    assert!(text.contains("held by the e2e driver"), "{text}");
+    assert_eq!(history.summary().entries, 0, "{text}");
+    held.release_blocking().unwrap();
 }
 
 #[test]

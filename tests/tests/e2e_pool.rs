@@ -18,36 +18,42 @@ fn work(lease: &Lease, who: &str) {
 
 #[locked(any_of("e2e-pool-1", "e2e-pool-2", "e2e-pool-3"))]
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn pool_worker_1(lease: Lease) {
     work(&lease, "1");
 }
 
 #[locked(any_of("e2e-pool-1", "e2e-pool-2", "e2e-pool-3"))]
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn pool_worker_2(lease: Lease) {
     work(&lease, "2");
 }
 
 #[locked(any_of("e2e-pool-1", "e2e-pool-2", "e2e-pool-3"))]
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn pool_worker_3(lease: Lease) {
     work(&lease, "3");
 }
 
 #[locked(any_of("e2e-pool-1", "e2e-pool-2", "e2e-pool-3"))]
 #[tokio::test]
+#[ignore = "a worker: its driver runs it"]
 async fn pool_worker_4(lease: Lease) {
     work(&lease, "4");
 }
 
 #[locked(any_of("e2e-pool-1", "e2e-pool-2", "e2e-pool-3"))]
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn pool_worker_5(lease: Lease) {
     work(&lease, "5");
 }
 
 #[locked(any_of("e2e-pool-1", "e2e-pool-2", "e2e-pool-3"))]
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn pool_worker_6(lease: Lease) {
     work(&lease, "6");
 }

@@ -98,6 +98,80 @@ fn several_names_in_canonical_order_and_pools() {
 }
 
 #[test]
+fn names_taken_are_given_back_when_a_later_one_times_out() {
+    let (locker, _dir) = local();
+    let z = locker.lock_blocking("z").unwrap();
+    let err = locker
+        .lock_blocking(LockOptions::all_of(["a", "z"]).timeout(Duration::from_millis(200)))
+        .unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    // "a" was taken first (canonical order), then given back: free at once.
+    let a = locker
+        .lock_blocking(LockOptions::new("a").timeout(Duration::ZERO))
+        .expect("a was given back");
+    drop((a, z));
+}
+
+#[test]
+fn opposite_orders_of_the_same_names_never_deadlock() {
+    let (locker, _dir) = local();
+    let threads: Vec<_> = [["x", "y"], ["y", "x"]]
+        .into_iter()
+        .map(|names| {
+            let locker = locker.clone();
+            std::thread::spawn(move || {
+                for _ in 0..30 {
+                    // A deadlock would show as a wait that times out.
+                    let lease = locker
+                        .lock_blocking(LockOptions::all_of(names).timeout(secs(30)))
+                        .unwrap();
+                    std::thread::yield_now();
+                    lease.release_blocking().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn several_names_are_released_in_reverse_order() {
+    let server = TestServer::start();
+    let rt = rt();
+    let mut ws = rt
+        .block_on(relukko_e2e::raw::ws_connect(
+            server.base_url(),
+            Some(server.api_key()),
+        ))
+        .unwrap();
+    let lease = Locker::relukko(client(&server))
+        .lock_blocking(LockOptions::all_of(["rev-b", "rev-c", "rev-a"]))
+        .unwrap();
+    lease.release_blocking().unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let event = rt.block_on(relukko_e2e::raw::next_event(&mut ws));
+        let (kind, lock) = event.as_object().unwrap().iter().next().unwrap();
+        if kind.as_str() != "updated" {
+            seen.push(format!("{kind} {}", lock["lock_name"].as_str().unwrap()));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "created rev-a",
+            "created rev-b",
+            "created rev-c",
+            "deleted rev-c",
+            "deleted rev-b",
+            "deleted rev-a"
+        ]
+    );
+}
+
+#[test]
 fn prefix_applies_to_the_locked_name() {
     let dir = fresh_dir("prefix");
     let team = Locker::local(dir.path()).prefix("team-");
@@ -171,18 +245,26 @@ fn relukko_heartbeat_keeps_a_short_lease_alive() {
         .lease(secs(2))
         .lock_blocking("hb")
         .unwrap();
-    std::thread::sleep(secs(5));
-    // Held, or for a moment Uncertain if one keep-alive was slow (a loaded
-    // machine); never Lost.
-    assert!(
-        matches!(lease.state(), LeaseState::Held | LeaseState::Uncertain),
-        "{:?}",
-        lease.lost_reason()
-    );
-    let lock = rt()
-        .block_on(c.holder("hb"))
-        .unwrap()
-        .expect("still held after 2.5 leases");
+    let first = rt().block_on(c.holder("hb")).unwrap().expect("held");
+    // Keep-alives move the expiry on: wait (bounded) until it lies two
+    // leases past the first one, so the lock has outlived its first lease.
+    let until = Instant::now() + secs(60);
+    let lock = loop {
+        // Held, or for a moment Uncertain if one keep-alive was slow (a
+        // loaded machine); never Lost.
+        assert!(
+            matches!(lease.state(), LeaseState::Held | LeaseState::Uncertain),
+            "{:?}",
+            lease.lost_reason()
+        );
+        let lock = rt().block_on(c.holder("hb")).unwrap().expect("still held");
+        assert_eq!(lock.id, first.id, "the same lock all along");
+        if lock.expires_at >= first.expires_at + time::Duration::seconds(4) {
+            break lock;
+        }
+        assert!(Instant::now() < until, "the expiry never moved on: {lock:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let left = lock.expires_at - time::OffsetDateTime::now_utc();
     assert!(
         left <= time::Duration::seconds(3),

@@ -75,6 +75,7 @@ fn release_whose_answer_is_lost_is_not_a_loss() {
     }
     proxy.set_mode(Mode::Forward);
     assert!(gone, "the DELETE never reached the server");
+    assert!(proxy.lost() >= 1, "no answer was lost");
 
     let released = releasing.join().unwrap();
     assert!(released.is_ok(), "{released:?}");

@@ -78,6 +78,15 @@ fn derived_name() {
     assert_held(&[concat!(module_path!(), "::derived_name")]);
 }
 
+#[test]
+#[locked()]
+fn derived_name_empty_parentheses() {
+    assert_held(&[concat!(
+        module_path!(),
+        "::derived_name_empty_parentheses"
+    )]);
+}
+
 #[locked]
 #[test]
 fn derived_name_with_lease(lease: relukko::Lease) {

@@ -32,7 +32,21 @@ async fn an_expired_lock_is_taken_until_the_grace_is_over() {
     let name = unique("grace");
     let lock = api.create(&name).await;
     expire_in(&api, lock.id, -60).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // several clean-up passes
+    // A marker expired longer than the grace: once a clean-up pass has
+    // removed it, that pass has also seen (and must have kept) the lock.
+    let marker = api.create(&unique("grace-marker")).await;
+    expire_in(&api, marker.id, -700).await;
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = api
+            .call(Method::GET, &format!("/v1/locks/{}", marker.id), None)
+            .await;
+        if status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(Instant::now() < until, "no clean-up pass ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (status, body) = api
         .call(Method::POST, "/v1/locks/", Some(json!({"lock_name": name})))
         .await;

@@ -1,6 +1,6 @@
 // On a bad attribute the function is still emitted unchanged: the only
 // error is the attribute's, not "cannot find function `rig_port`".
-#[relukko::locked("ui-rig", lease = "1s")]
+#[relukko::locked("ui-rig", timout = "1m")]
 fn rig_port() -> u16 {
     7
 }
