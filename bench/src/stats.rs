@@ -63,10 +63,7 @@ mod tests {
     #[test]
     fn nearest_rank_percentiles_max_and_count() {
         // 1..=100 ms, given out of order.
-        let samples: Vec<Duration> = (1..=100u64)
-            .rev()
-            .map(Duration::from_millis)
-            .collect();
+        let samples: Vec<Duration> = (1..=100u64).rev().map(Duration::from_millis).collect();
         let s = Stat::of(&samples);
         assert_eq!((s.p50, s.p99, s.max, s.samples), (50.0, 99.0, 100.0, 100));
         let s = Stat::of_ms(&mut [3.0, 1.0, 2.0]);

@@ -3,7 +3,7 @@
 #![cfg(feature = "server")]
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 mod support;
 use support::{command, get, start, wait_exit};
@@ -35,9 +35,7 @@ fn serves_logs_and_stops_cleanly_on_sigterm() {
     let exit = wait_exit(&mut server.child);
     assert_eq!(exit.code(), Some(0), "{exit:?}");
 
-    // Give the stderr reader a moment to take the last lines.
-    std::thread::sleep(Duration::from_millis(100));
-    let log = server.stderr.lock().unwrap().clone();
+    let log = server.final_stderr();
     assert!(log.contains("GET /healthchecker 200"), "{log}");
     assert!(log.contains("GET /v1/locks/ 401"), "{log}");
     assert!(
@@ -142,4 +140,66 @@ fn help_explains_the_settings() {
     ] {
         assert!(help.contains(word), "{word} missing from --help");
     }
+}
+
+/// `RELUKKO_BIND_ADDR`, `--grace` and `--cleanup-interval` act on the server:
+/// it listens where it was told, and an expired lock goes after the short
+/// grace, at the next short pass (the defaults would keep it for minutes).
+#[test]
+fn bind_address_grace_and_cleanup_interval_act_on_the_server() {
+    // 127.0.0.2 is loopback too on Linux (all of 127/8 is), and not the default.
+    let bind = if cfg!(target_os = "linux") {
+        "127.0.0.2"
+    } else {
+        "127.0.0.1"
+    };
+    let mut cmd = command();
+    cmd.env("RELUKKO_API_KEY", "k")
+        .env("RELUKKO_BIND_ADDR", bind)
+        .args([
+            "--port",
+            "0",
+            "--grace",
+            "1s",
+            "--cleanup-interval",
+            "100ms",
+        ]);
+    let server = start(cmd);
+    assert_eq!(server.addr.ip().to_string(), bind);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = relukko::Client::builder(format!("http://{}", server.addr))
+        .api_key("k")
+        .websocket(false)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let lock = c
+            .create("bin-expiry", None)
+            .await
+            .unwrap()
+            .lock()
+            .expect("free");
+        c.keep_alive_for(lock.id, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let set = Instant::now();
+        // Expires about 1 s from now (the server keeps whole seconds), then
+        // lingers for the 1 s grace.
+        while c.holder("bin-expiry").await.unwrap().is_some() {
+            assert!(
+                set.elapsed() < Duration::from_secs(25),
+                "still there: --grace or --cleanup-interval was not used"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let gone = set.elapsed();
+        assert!(
+            gone >= Duration::from_millis(900),
+            "removed {gone:?} after: before its expiry plus grace"
+        );
+    });
 }

@@ -326,7 +326,10 @@ async fn a_lost_answer_is_adopted_by_its_token() {
         observer.holder(&x).await.unwrap().is_some()
     })
     .await;
-    eventually("the answer to the create was lost", async || proxy.lost() >= 1).await;
+    eventually("the answer to the create was lost", async || {
+        proxy.lost() >= 1
+    })
+    .await;
     proxy.set_mode(Mode::Forward);
     let Create::Acquired(lock) = bounded(task).await.unwrap().unwrap() else {
         panic!("our own lock must be adopted, not reported as taken")

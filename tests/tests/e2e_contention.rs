@@ -81,7 +81,9 @@ async fn worker_6() {
 /// is up, so they all contend from the start instead of one after another.
 fn contend(procs: usize, threads: usize, gate: &Locker, env: &[(&str, String)]) -> History {
     let history = History::create("contention");
-    let held = gate.lock_blocking(RESOURCE).expect("the driver holds the gate");
+    let held = gate
+        .lock_blocking(RESOURCE)
+        .expect("the driver holds the gate");
     let mut env = env.to_vec();
     env.push((WORKER_VAR, history.path().display().to_string()));
     let children: Vec<_> = (0..procs)
@@ -95,7 +97,8 @@ fn contend(procs: usize, threads: usize, gate: &Locker, env: &[(&str, String)]) 
     while history.notes().len() < procs && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
-    held.release_blocking().expect("the driver releases the gate");
+    held.release_blocking()
+        .expect("the driver releases the gate");
     for child in children {
         let out = child.wait_with_output().expect("wait for worker");
         assert!(

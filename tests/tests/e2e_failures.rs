@@ -197,7 +197,9 @@ fn local_env(tag: &str) -> (Vec<(&'static str, String)>, TempDir) {
 /// The seconds in "`head`timed out after N.Ns, ..." in `text`.
 fn timed_out_after(text: &str, head: &str) -> f64 {
     let head = format!("{head}timed out after ");
-    let at = text.find(&head).unwrap_or_else(|| panic!("no {head:?}: {text}"));
+    let at = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no {head:?}: {text}"));
     let rest = &text[at + head.len()..];
     let end = rest.find("s, ").unwrap_or_else(|| panic!("{text}"));
     rest[..end]
@@ -532,10 +534,16 @@ fn relukko_settings_reach_the_server_from_a_locked_test() {
 
     let (out, _) = run("env_creator_worker", &env);
     assert!(out.status.success(), "{}", output_text(&out));
-    let (kind, lock) =
-        rt.block_on(relukko_e2e::raw::next_event_for(&mut ws, "team-a/e2e-env-attr"));
+    let (kind, lock) = rt.block_on(relukko_e2e::raw::next_event_for(
+        &mut ws,
+        "team-a/e2e-env-attr",
+    ));
     assert_eq!(kind, "created");
-    assert_eq!(creator_of(&lock), "from the attribute", "the attribute wins");
+    assert_eq!(
+        creator_of(&lock),
+        "from the attribute",
+        "the attribute wins"
+    );
 
     // Held by the driver (under the prefixed name): the worker gives up
     // after RELUKKO_TIMEOUT, not after the default 10 minutes.

@@ -262,7 +262,10 @@ fn relukko_heartbeat_keeps_a_short_lease_alive() {
         if lock.expires_at >= first.expires_at + time::Duration::seconds(4) {
             break lock;
         }
-        assert!(Instant::now() < until, "the expiry never moved on: {lock:?}");
+        assert!(
+            Instant::now() < until,
+            "the expiry never moved on: {lock:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let left = lock.expires_at - time::OffsetDateTime::now_utc();

@@ -81,10 +81,7 @@ fn derived_name() {
 #[test]
 #[locked()]
 fn derived_name_empty_parentheses() {
-    assert_held(&[concat!(
-        module_path!(),
-        "::derived_name_empty_parentheses"
-    )]);
+    assert_held(&[concat!(module_path!(), "::derived_name_empty_parentheses")]);
 }
 
 #[locked]

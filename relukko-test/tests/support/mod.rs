@@ -31,6 +31,19 @@ pub struct Running {
     pub child: Child,
     pub addr: SocketAddr,
     pub stderr: Arc<Mutex<String>>,
+    /// The thread reading stderr; it ends when the server has closed it.
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Everything the server wrote to stderr, once it has exited: waits for
+    /// the reader to reach the end of the pipe instead of guessing a time.
+    pub fn final_stderr(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the stderr reader");
+        }
+        self.stderr.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Running {
@@ -47,7 +60,7 @@ pub fn start(mut cmd: Command) -> Running {
     let mut err_pipe = child.stderr.take().unwrap();
     let sink = stderr.clone();
     // Drained continuously so the server never blocks on a full pipe.
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = err_pipe.read(&mut buf) {
             if n == 0 {
@@ -84,6 +97,7 @@ pub fn start(mut cmd: Command) -> Running {
         child,
         addr,
         stderr,
+        reader: Some(reader),
     }
 }
 
