@@ -75,14 +75,6 @@ mod tests {
     }
 
     #[test]
-    fn minus_subtracts_each_figure_and_keeps_the_smaller_count() {
-        let with = Stat::of_ms(&mut [2.0, 4.0, 10.0]);
-        let without = Stat::of_ms(&mut [1.0, 1.5]);
-        let d = with.minus(&without);
-        assert_eq!((d.p50, d.p99, d.max, d.samples), (3.0, 8.5, 8.5, 2));
-    }
-
-    #[test]
     fn rounding_median_and_json() {
         assert_eq!(round3(1.23456), 1.235);
         assert_eq!(median(&[5.0, 1.0, 3.0, 4.0]), 3.0);

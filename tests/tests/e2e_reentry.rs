@@ -37,6 +37,7 @@ fn assert_held_by(err: Error, test: &str, started: Instant) {
 
 #[test]
 #[locked("e2e-self")]
+#[ignore = "a worker: its driver runs it"]
 fn worker_self_sync() {
     let t0 = Instant::now();
     assert_held_by(
@@ -48,6 +49,7 @@ fn worker_self_sync() {
 
 #[locked("e2e-self")]
 #[tokio::test]
+#[ignore = "a worker: its driver runs it"]
 async fn worker_self_async() {
     let t0 = Instant::now();
     assert_held_by(
@@ -66,6 +68,7 @@ async fn worker_self_async() {
 /// times out) rather than failing at once.
 #[test]
 #[locked("e2e-self")]
+#[ignore = "a worker: its driver runs it"]
 fn worker_self_other_thread_waits() {
     let err = std::thread::spawn(|| {
         relukko::lock_blocking(LockOptions::new(RIG).timeout(Duration::from_secs(2))).unwrap_err()
@@ -77,6 +80,7 @@ fn worker_self_other_thread_waits() {
 
 /// After the test, the resource is free again for the same thread.
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn worker_self_after_the_test() {
     worker_self_sync();
     relukko::lock_blocking(again())

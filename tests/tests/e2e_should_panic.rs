@@ -41,6 +41,7 @@ fn body(name: &str, lease: Option<&Lease>) {
 #[should_panic]
 #[test]
 #[locked("e2e-sp", timeout = "3s")]
+#[ignore = "a worker: its driver runs it"]
 fn worker_sp_above() {
     body("worker_sp_above", None);
 }
@@ -48,6 +49,7 @@ fn worker_sp_above() {
 #[test]
 #[should_panic(expected = "device not found")]
 #[locked("e2e-sp", timeout = "3s")]
+#[ignore = "a worker: its driver runs it"]
 fn worker_sp_between_expected() {
     body("worker_sp_between_expected", None);
 }
@@ -55,6 +57,7 @@ fn worker_sp_between_expected() {
 #[locked("e2e-sp", timeout = "3s")]
 #[test]
 #[should_panic]
+#[ignore = "a worker: its driver runs it"]
 fn worker_sp_below() {
     body("worker_sp_below", None);
 }
@@ -62,6 +65,7 @@ fn worker_sp_below() {
 #[test]
 #[locked("e2e-sp", timeout = "3s")]
 #[should_panic(expected = "device not found")]
+#[ignore = "a worker: its driver runs it"]
 fn worker_sp_below_expected() {
     body("worker_sp_below_expected", None);
 }
@@ -69,6 +73,7 @@ fn worker_sp_below_expected() {
 #[should_panic(expected = "device not found")]
 #[tokio::test]
 #[locked("e2e-sp", timeout = "3s")]
+#[ignore = "a worker: its driver runs it"]
 async fn worker_sp_async_above_expected() {
     body("worker_sp_async_above_expected", None);
 }
@@ -76,6 +81,7 @@ async fn worker_sp_async_above_expected() {
 #[locked("e2e-sp", timeout = "3s")]
 #[tokio::test]
 #[should_panic]
+#[ignore = "a worker: its driver runs it"]
 async fn worker_sp_async_below() {
     body("worker_sp_async_below", None);
 }
@@ -83,6 +89,7 @@ async fn worker_sp_async_below() {
 #[should_panic]
 #[locked("e2e-sp", timeout = "3s", lease = "3s")]
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn worker_sp_lost_above(lease: Lease) {
     body("worker_sp_lost_above", Some(&lease));
 }
@@ -90,6 +97,7 @@ fn worker_sp_lost_above(lease: Lease) {
 #[locked("e2e-sp", timeout = "3s", lease = "3s")]
 #[test]
 #[should_panic(expected = "device not found")]
+#[ignore = "a worker: its driver runs it"]
 fn worker_sp_lost_below_expected(lease: Lease) {
     body("worker_sp_lost_below_expected", Some(&lease));
 }
@@ -97,6 +105,7 @@ fn worker_sp_lost_below_expected(lease: Lease) {
 #[should_panic(expected = "device not found")]
 #[locked("e2e-sp", timeout = "3s", lease = "3s")]
 #[tokio::test]
+#[ignore = "a worker: its driver runs it"]
 async fn worker_sp_lost_async_above_expected(lease: Lease) {
     body("worker_sp_lost_async_above_expected", Some(&lease));
 }

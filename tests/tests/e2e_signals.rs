@@ -22,6 +22,7 @@ const BOUND: Duration = Duration::from_secs(30);
 
 #[test]
 #[locked("e2e-signal-holder")]
+#[ignore = "a worker: its driver runs it"]
 fn signal_holder_worker() {
     if let Some(h) = History::from_env() {
         h.enter("e2e-signal-holder", "signal_holder_worker");
@@ -32,6 +33,7 @@ fn signal_holder_worker() {
 
 #[test]
 #[locked("e2e-signal-waiter")]
+#[ignore = "a worker: its driver runs it"]
 fn signal_waiter_worker() {
     if let Some(h) = History::from_env() {
         // Only reached if the lock is got: the driver stops it before.
@@ -40,6 +42,7 @@ fn signal_waiter_worker() {
 }
 
 #[test]
+#[ignore = "a worker: its driver runs it"]
 fn signal_chained_worker() {
     if let Some(h) = History::from_env() {
         // The program's own handler, installed before any lock is taken.
@@ -224,6 +227,7 @@ fn a_handler_installed_before_keeps_its_say() {
 
 #[test]
 #[locked("e2e-signal-nextest")]
+#[ignore = "a worker: its driver runs it"]
 fn nextest_terminated_worker() {
     if let Some(h) = History::from_env() {
         h.enter("e2e-signal-nextest", "nextest_terminated_worker");
@@ -259,6 +263,8 @@ fn nextest_terminate_frees_the_lock_for_a_waiter() {
             "--profile",
             "relukko-signals",
             "--no-fail-fast",
+            "--run-ignored",
+            "only",
             "-E",
             "binary(=e2e_signals) & test(=nextest_terminated_worker)",
         ])
