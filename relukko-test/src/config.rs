@@ -70,9 +70,27 @@ pub(crate) struct Settings {
 }
 
 /// The default folder of the local backend: one per machine, shared by every
-/// user and every process.
+/// user and every process, so fixed whatever `TMPDIR` says (macOS gives each
+/// user a `TMPDIR` of their own, `sudo` drops it, sandboxes and CI jobs set
+/// it per job): `/tmp/relukko-locks` on Unix, `%ProgramData%\relukko-locks`
+/// on Windows.
 pub(crate) fn default_local_dir() -> PathBuf {
-    std::env::temp_dir().join("relukko-locks")
+    default_local_dir_with(|name| std::env::var_os(name))
+}
+
+/// [`default_local_dir`], reading variables through `lookup`.
+fn default_local_dir_with(lookup: impl Fn(&str) -> Option<OsString>) -> PathBuf {
+    if cfg!(windows) {
+        let base = lookup("ProgramData")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from);
+        base.join("relukko-locks")
+    } else if cfg!(unix) {
+        let _ = lookup;
+        PathBuf::from("/tmp/relukko-locks")
+    } else {
+        std::env::temp_dir().join("relukko-locks")
+    }
 }
 
 /// Reads the settings from the process environment.
@@ -164,7 +182,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_local_in_the_temp_folder() {
+    fn defaults_are_local_in_the_machine_wide_folder() {
         let s = parse_with(&[]).unwrap();
         assert_eq!(
             s.kind,
@@ -176,6 +194,21 @@ mod tests {
         assert_eq!(s.lease, DEFAULT_LEASE);
         assert_eq!(s.prefix, "");
         assert_eq!(s.creator, None);
+    }
+
+    #[test]
+    fn the_default_folder_ignores_tmpdir() {
+        let with_tmpdir = default_local_dir_with(|name| {
+            matches!(name, "TMPDIR" | "TMP" | "TEMP").then(|| OsString::from("/elsewhere"))
+        });
+        assert_eq!(with_tmpdir, default_local_dir_with(|_| None));
+        #[cfg(unix)]
+        assert_eq!(with_tmpdir, PathBuf::from("/tmp/relukko-locks"));
+        #[cfg(windows)]
+        assert_eq!(
+            default_local_dir_with(|n| (n == "ProgramData").then(|| OsString::from(r"D:\PD"))),
+            PathBuf::from(r"D:\PD\relukko-locks")
+        );
     }
 
     #[test]

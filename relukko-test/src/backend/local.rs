@@ -2,20 +2,28 @@
 //! machine, locked with the OS's file locks (`flock` on Unix, `LockFileEx` on
 //! Windows).
 //!
-//! A file lock belongs to an open file description, so two threads of one
-//! process contend like two processes do, and the kernel frees the lock the
-//! moment a process dies, even by SIGKILL. Lock files are never deleted:
-//! deleting a file another process has open would let a third process lock a
-//! new file of the same name while the first still holds the old one.
+//! The kernel frees a file lock the moment a process dies, even by SIGKILL.
+//! Threads of one process first take turns in an in-process table
+//! ([`turns`]), so also where file locks belong to processes (NFS) only one
+//! thread holds a lock file. The folder and its files are opened so that
+//! other users of the machine cannot turn a holder against their own files
+//! ([`folder`]). Lock files are never deleted: deleting a file another
+//! process has open would let a third process lock a new file of the same
+//! name while the first still holds the old one.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+mod folder;
+mod turns;
+
+use std::ffi::OsString;
+use std::fs::{File, TryLockError};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use self::folder::{Folder, LockFile};
+use self::turns::{Ticket, Turn};
 use super::{Released, Wait};
 use crate::error::{Error, Result};
 use crate::report::{self, Progress};
@@ -24,27 +32,104 @@ use crate::report::{self, Progress};
 /// helpers block.
 const CANCEL_CHECK: Duration = Duration::from_millis(20);
 
+/// Attempts to follow a lock file that keeps being replaced, before the
+/// waiter waits in the ordinary way.
+const REOPENS: usize = 3;
+
 /// What a helper thread reports: the index of its name and the file it
 /// locked, or why it could not.
-type Outcome = (usize, Result<File>);
+type Outcome = (usize, Result<Taken>);
 
 /// Lock files in one folder.
 #[derive(Debug)]
 pub(crate) struct Local {
     dir: PathBuf,
+    os: OsLock,
 }
 
-/// A held lock file; closing it frees the lock.
+/// Which OS locks lock the files.
+#[derive(Debug, Clone, Copy)]
+enum OsLock {
+    /// `flock` (`LockFileEx` on Windows), through std.
+    Flock,
+    /// Tests only: POSIX record locks, which belong to the whole process, as
+    /// `flock` on NFS does.
+    #[cfg(all(test, unix))]
+    Process,
+}
+
+impl OsLock {
+    /// Blocks until `file` is locked.
+    fn lock(self, file: &File) -> std::io::Result<()> {
+        match self {
+            OsLock::Flock => file.lock(),
+            #[cfg(all(test, unix))]
+            OsLock::Process => tests::posix_lock(file, true).map(|_| ()),
+        }
+    }
+
+    /// Locks `file` if it is free; answers whether it is now locked.
+    fn try_lock(self, file: &File) -> std::io::Result<bool> {
+        match self {
+            OsLock::Flock => match file.try_lock() {
+                Ok(()) => Ok(true),
+                Err(TryLockError::WouldBlock) => Ok(false),
+                Err(TryLockError::Error(e)) => Err(e),
+            },
+            #[cfg(all(test, unix))]
+            OsLock::Process => tests::posix_lock(file, false),
+        }
+    }
+
+    fn unlock(self, file: &File) -> std::io::Result<()> {
+        match self {
+            OsLock::Flock => file.unlock(),
+            #[cfg(all(test, unix))]
+            OsLock::Process => tests::posix_unlock(file),
+        }
+    }
+}
+
+/// A locked file and this thread's turn at it. Dropping it unlocks the file,
+/// then hands the turn on (the fields drop in order).
+#[derive(Debug)]
+struct Taken {
+    file: Arc<LockFile>,
+    /// Held for its drop, which hands the turn on.
+    _turn: Turn,
+    os: OsLock,
+    unlocked: bool,
+}
+
+impl Taken {
+    fn unlock(&mut self) -> std::io::Result<()> {
+        self.unlocked = true;
+        self.os.unlock(&self.file.file)
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if !self.unlocked {
+            let _ = self.unlock();
+        }
+    }
+}
+
+/// A held lock file; releasing or dropping it frees the lock.
 #[derive(Debug)]
 pub(crate) struct LocalHeld {
-    file: File,
+    taken: Taken,
     path: PathBuf,
     resource: String,
 }
 
 impl Local {
     pub(crate) fn new(dir: PathBuf) -> Self {
-        Local { dir }
+        Local {
+            dir,
+            os: OsLock::Flock,
+        }
     }
 
     /// Where its lock files are, to tell lockers on the same files apart
@@ -53,42 +138,28 @@ impl Local {
         format!("local {}", self.dir.display())
     }
 
-    /// The lock file of `name`: a readable, sanitized part plus a hash of the
-    /// exact name, so names differing in case or in odd characters stay
-    /// distinct also on case-insensitive file systems.
+    /// The lock file of `name` (see [`file_name`]).
     pub(crate) fn path_for(&self, name: &str) -> PathBuf {
-        let readable: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(64)
-            .collect();
-        self.dir
-            .join(format!("{readable}-{:016x}.lock", fnv1a(name.as_bytes())))
+        self.dir.join(file_name(name))
     }
 
     /// Waits until one of `names` is free, blocking this thread; answers the
     /// index and the held file. `cancel` stops the wait early.
     ///
-    /// First one `try_lock` per name, in order, so a free lock costs no
-    /// thread. Then one helper thread per name waits in a blocking lock
-    /// (`flock(LOCK_EX)`; `LockFileEx` on Windows): the kernel wakes it the
-    /// moment the holder unlocks, where polling would wake late, or lose the
-    /// lock to a process that releases and locks again between two polls.
-    /// The first helper to lock wins; this thread waits for it on a channel,
-    /// so it still prints progress lines and honours the deadline and
-    /// `cancel`.
+    /// First, per name in order, the in-process turn and a `try_lock` if
+    /// nobody in this process holds or waits for it, so a free lock costs
+    /// no thread. Then one helper thread per name queues for its turn and
+    /// then waits in a blocking lock (`flock(LOCK_EX)`; `LockFileEx` on
+    /// Windows): the kernel wakes it the moment the holder unlocks, where
+    /// polling would wake late, or lose the lock to a process that releases
+    /// and locks again between two polls. The first helper to lock wins;
+    /// this thread waits for it on a channel, so it still prints progress
+    /// lines and honours the deadline and `cancel`.
     ///
     /// A blocked lock cannot be interrupted: when the wait ends (won, timed
-    /// out or cancelled), the other helpers are abandoned. Each lives on,
-    /// blocked, until its holder releases, then closes its file (so frees the
-    /// lock at once, without keeping it) and ends. Such a thread costs an open
-    /// file and a parked thread until then.
+    /// out or cancelled), the other helpers are abandoned. A queued one
+    /// leaves the queue; one blocked in the lock lives on until the holder
+    /// releases, then unlocks at once, hands its turn on and ends.
     pub(crate) fn acquire_any_blocking(
         &self,
         names: &[String],
@@ -97,38 +168,46 @@ impl Local {
     ) -> Result<(usize, LocalHeld)> {
         let start = Instant::now();
         let deadline = start + wait.timeout;
-        self.ensure_dir(&names[0])?;
-        let mut files = Vec::with_capacity(names.len());
+        let folder = Arc::new(Folder::open(&self.dir, &names[0])?);
+        let files: Vec<OsString> = names.iter().map(|n| file_name(n)).collect();
         for (i, name) in names.iter().enumerate() {
-            let path = self.path_for(name);
-            let mut file = open_lock_file(name, &path)?;
-            if try_take(name, &path, &mut file)? {
-                return Ok((i, self.hold(names, i, file, &wait.creator)));
+            if let Some(turn) = turns::try_take(folder.key(&files[i])) {
+                if let Some(taken) = self.try_take(&folder, name, &files[i], turn)? {
+                    return Ok((i, self.hold(names, i, taken, &wait.creator)));
+                }
             }
-            files.push((path, file));
         }
         let timed_out = || Error::WaitTimeout {
             resource: what(names),
             waited: report::round_ms(start.elapsed()),
-            holder: Some(self.holders(names)),
+            holder: Some(self.holders_in(&folder, names)),
         };
         if Instant::now() >= deadline {
             return Err(timed_out());
         }
 
         // Dropped on every way out of here (also by `?` and a panic): the
-        // flag keeps abandoned helpers from blocking again, and dropping the
-        // receiver makes their late sends fail (and drops what was sent but
-        // not taken), so their files are closed, the locks freed, at once.
+        // flag makes abandoned helpers leave the queue or unlock at once, and
+        // dropping the receiver makes their late sends fail (and drops what
+        // was sent but not taken), so their locks are freed at once.
         let abandoned = Abandoned(Arc::new(AtomicBool::new(false)));
         let (tx, rx) = mpsc::channel::<Outcome>();
-        for (i, (path, file)) in files.into_iter().enumerate() {
-            let (name, tx, flag) = (names[i].clone(), tx.clone(), Arc::clone(&abandoned.0));
-            let path_shown = path.clone();
+        for (i, file) in files.iter().enumerate() {
+            // Queued here, in this order, so that the turns of this thread's
+            // names come before those of any later waiter.
+            let ticket = turns::enqueue(folder.key(file));
+            let helper = Helper {
+                i,
+                name: names[i].clone(),
+                folder: Arc::clone(&folder),
+                file: file.clone(),
+                os: self.os,
+            };
+            let (tx, flag) = (tx.clone(), Arc::clone(&abandoned.0));
             std::thread::Builder::new()
                 .name("relukko-flock".to_owned())
-                .spawn(move || block_until_locked(i, &name, path, file, &flag, &tx))
-                .map_err(|e| local_err(&names[i], &path_shown, e))?;
+                .spawn(move || helper.run(ticket, &flag, &tx))
+                .map_err(|e| local_err(&names[i], &self.path_for(&names[i]), e))?;
         }
         drop(tx);
 
@@ -146,7 +225,10 @@ impl Local {
                 });
             }
             if progress.due(now) {
-                progress.print(&what(names), &self.holders(names));
+                progress.print(
+                    &waiting_for(names, folder.path()),
+                    &self.holders_in(&folder, names),
+                );
             }
             let mut step = deadline
                 .min(progress.next_due())
@@ -155,7 +237,7 @@ impl Local {
                 step = step.min(CANCEL_CHECK);
             }
             match rx.recv_timeout(step) {
-                Ok((i, Ok(file))) => return Ok((i, self.hold(names, i, file, &wait.creator))),
+                Ok((i, Ok(taken))) => return Ok((i, self.hold(names, i, taken, &wait.creator))),
                 Ok((_, Err(e))) => return Err(e),
                 Err(RecvTimeoutError::Timeout) => {}
                 // Every helper sends before it ends unless abandoned, and
@@ -171,20 +253,62 @@ impl Local {
         }
     }
 
+    /// One `try_lock` with this thread's `turn`; answers the locked file, or
+    /// `None` (and the turn handed on) if another process holds it. A lock
+    /// taken on a file that was deleted or replaced since this process
+    /// opened it is let go, and the file reopened: others lock the file the
+    /// name leads to now, so must we.
+    fn try_take(
+        &self,
+        folder: &Folder,
+        name: &str,
+        file_name: &OsString,
+        turn: Turn,
+    ) -> Result<Option<Taken>> {
+        let path = folder.path().join(file_name);
+        let open = || folder.open_lock_file(name, file_name);
+        let mut file = turn.file(open)?;
+        for _ in 0..REOPENS {
+            match self.os.try_lock(&file.file) {
+                Ok(true) if folder::is_current(&file.file, &path) => {
+                    return Ok(Some(Taken {
+                        file,
+                        _turn: turn,
+                        os: self.os,
+                        unlocked: false,
+                    }));
+                }
+                Ok(true) => {
+                    let _ = self.os.unlock(&file.file);
+                    file = turn.reopen(open)?;
+                }
+                Ok(false) => return Ok(None),
+                Err(e) => return Err(local_err(name, &path, e)),
+            }
+        }
+        Ok(None)
+    }
+
     /// The held lock of `names[i]`, recorded as `creator`'s.
-    fn hold(&self, names: &[String], i: usize, file: File, creator: &str) -> LocalHeld {
+    fn hold(&self, names: &[String], i: usize, taken: Taken, creator: &str) -> LocalHeld {
         let held = LocalHeld {
-            file,
+            taken,
             path: self.path_for(&names[i]),
             resource: names[i].clone(),
         };
-        held.record(creator);
+        // Best effort: the lock itself does not depend on it. A line for
+        // waiters' messages, then one in JSON for `relukko list` (see
+        // `inspect`).
+        let since = report::now();
+        let json = serde_json::json!({ "lock_name": names[i], "creator": creator, "since": since });
+        let text = format!("{creator} since {since}\n{json}");
+        let _ = folder::write_record(&held.taken.file, &text);
         held
     }
 
     /// The async form: waits on a blocking thread of the background runtime.
     /// Dropping the future cancels the wait; a lock taken just as it was
-    /// dropped is closed (freed) with the unused result.
+    /// dropped is freed with the unused result.
     pub(crate) async fn acquire_any(
         this: Arc<Self>,
         names: Vec<String>,
@@ -209,10 +333,25 @@ impl Local {
 
     /// Who holds each of `names`, as recorded in the lock files (for several,
     /// `name: holder; ...`).
+    #[cfg(test)]
     pub(crate) fn holders(&self, names: &[String]) -> String {
+        match Folder::open(&self.dir, &names[0]) {
+            Ok(folder) => self.holders_in(&folder, names),
+            Err(_) => "an unknown holder".to_owned(),
+        }
+    }
+
+    /// [`Local::holders`] in the opened `folder`.
+    fn holders_in(&self, folder: &Folder, names: &[String]) -> String {
         let one = |n: &String| {
-            let text =
-                read_holder(&self.path_for(n)).unwrap_or_else(|| "an unknown holder".to_owned());
+            let file = file_name(n);
+            let text = turns::read(
+                &folder.key(&file),
+                |shared| folder::read_record(&shared.file),
+                || folder.read_record(&file),
+            )
+            .and_then(|record| first_line(&record))
+            .unwrap_or_else(|| "an unknown holder".to_owned());
             if names.len() == 1 {
                 text
             } else {
@@ -220,22 +359,6 @@ impl Local {
             }
         };
         names.iter().map(one).collect::<Vec<_>>().join("; ")
-    }
-
-    /// Creates the folder, open to every user of the machine where possible
-    /// (like /tmp: anyone may add files, only owners delete them).
-    fn ensure_dir(&self, resource: &str) -> Result<()> {
-        if self.dir.is_dir() {
-            return Ok(());
-        }
-        std::fs::create_dir_all(&self.dir).map_err(|e| local_err(resource, &self.dir, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // Best effort: in a folder someone else owns this fails, harmlessly.
-            let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o1777));
-        }
-        Ok(())
     }
 }
 
@@ -248,99 +371,73 @@ impl Drop for Abandoned {
     }
 }
 
-/// One `try_lock` of `file`; answers whether it is now held. A lock taken on
-/// a file that was deleted or replaced since it was opened is let go, and
-/// `file` reopened: others lock the file the name leads to now, so must we.
-fn try_take(name: &str, path: &Path, file: &mut File) -> Result<bool> {
-    match file.try_lock() {
-        Ok(()) if is_current(file, path) => Ok(true),
-        Ok(()) => {
-            let _ = file.unlock();
-            *file = open_lock_file(name, path)?;
-            Ok(false)
-        }
-        Err(TryLockError::WouldBlock) => Ok(false),
-        Err(TryLockError::Error(e)) => Err(local_err(name, path, e)),
-    }
-}
-
-/// A helper thread: blocks until `file` is locked and sends it. If the
-/// waiter is gone by then, the send fails and the file is closed here, which
-/// frees the lock at once.
-fn block_until_locked(
+/// A helper thread's job: wait for one name.
+struct Helper {
     i: usize,
-    name: &str,
-    path: PathBuf,
-    mut file: File,
-    abandoned: &AtomicBool,
-    tx: &Sender<Outcome>,
-) {
-    let outcome = loop {
-        if abandoned.load(Ordering::Acquire) {
-            return;
-        }
-        match file.lock() {
-            Ok(()) if is_current(&file, &path) => break Ok(file),
-            Ok(()) => {
-                // Replaced while we waited (see `try_take`): wait for the new file.
-                let _ = file.unlock();
-                match open_lock_file(name, &path) {
-                    Ok(f) => file = f,
-                    Err(e) => break Err(e),
-                }
-            }
-            Err(e) => break Err(local_err(name, &path, e)),
-        }
-    };
-    let _ = tx.send((i, outcome));
+    name: String,
+    folder: Arc<Folder>,
+    file: OsString,
+    os: OsLock,
 }
 
-/// Opens (creating) the lock file, readable and writable by every user where
-/// possible; read-only if that is all we may (locking still works).
-fn open_lock_file(name: &str, path: &Path) -> Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o666);
-    match opts.open(path) {
-        Ok(f) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                // The umask may have removed write bits for others; best effort.
-                let _ = f.set_permissions(std::fs::Permissions::from_mode(0o666));
+impl Helper {
+    /// Waits for the turn, then blocks until the file is locked, and sends
+    /// it. If the waiter is gone by then, the send fails and the file is
+    /// unlocked here at once.
+    fn run(self, ticket: Ticket, abandoned: &AtomicBool, tx: &Sender<Outcome>) {
+        let is_abandoned = || abandoned.load(Ordering::Acquire);
+        let Some(turn) = ticket.wait(is_abandoned) else {
+            return;
+        };
+        let outcome = match self.lock(turn, &is_abandoned) {
+            Some(outcome) => outcome,
+            None => return,
+        };
+        let _ = tx.send((self.i, outcome));
+    }
+
+    /// Blocks until the file the name leads to is locked (see
+    /// [`Local::try_take`]); `None` when abandoned first.
+    fn lock(&self, turn: Turn, abandoned: &impl Fn() -> bool) -> Option<Result<Taken>> {
+        let path = self.folder.path().join(&self.file);
+        let open = || self.folder.open_lock_file(&self.name, &self.file);
+        let mut file = match turn.file(open) {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        loop {
+            if abandoned() {
+                return None;
             }
-            Ok(f)
+            if let Err(e) = self.os.lock(&file.file) {
+                return Some(Err(local_err(&self.name, &path, e)));
+            }
+            if folder::is_current(&file.file, &path) {
+                return Some(Ok(Taken {
+                    file,
+                    _turn: turn,
+                    os: self.os,
+                    unlocked: false,
+                }));
+            }
+            // Replaced while we waited: wait for the new file.
+            let _ = self.os.unlock(&file.file);
+            file = match turn.reopen(open) {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            };
         }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            File::open(path).map_err(|e| local_err(name, path, e))
-        }
-        Err(e) => Err(local_err(name, path, e)),
     }
 }
 
 impl LocalHeld {
-    /// Writes who holds the lock into the file: a line for waiters'
-    /// messages, then one in JSON for `relukko list` (see `inspect`). Best
-    /// effort: the lock itself does not depend on it.
-    fn record(&self, creator: &str) {
-        let since = report::now();
-        let json =
-            serde_json::json!({ "lock_name": self.resource, "creator": creator, "since": since });
-        let text = format!("{creator} since {since}\n{json}\n");
-        let mut f = &self.file;
-        let _ = f.set_len(0);
-        let _ = f.rewind();
-        let _ = f.write_all(text.as_bytes());
-    }
-
     /// Empties the record and frees the lock. If the lock file was deleted
     /// or replaced while held, others may have locked the new file meanwhile:
     /// that is reported as [`Released::AlreadyGone`], so the holder learns it.
-    pub(crate) fn release(self) -> Result<Released> {
-        let intact = is_current(&self.file, &self.path);
-        let _ = self.file.set_len(0);
-        self.file
+    pub(crate) fn release(mut self) -> Result<Released> {
+        let intact = folder::is_current(&self.taken.file.file, &self.path);
+        let _ = folder::clear_record(&self.taken.file);
+        self.taken
             .unlock()
             .map_err(|e| local_err(&self.resource, &self.path, e))?;
         Ok(if intact {
@@ -351,39 +448,52 @@ impl LocalHeld {
     }
 }
 
-/// Whether `path` still leads to the open `file` (not deleted, not replaced).
-#[cfg(unix)]
-fn is_current(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
-        _ => false,
+impl Drop for LocalHeld {
+    /// Dropped without [`LocalHeld::release`]: the record is emptied too.
+    fn drop(&mut self) {
+        if !self.taken.unlocked {
+            let _ = folder::clear_record(&self.taken.file);
+        }
     }
 }
 
-/// Stable std offers no file identity here: the check is skipped.
-#[cfg(not(unix))]
-fn is_current(_file: &File, _path: &Path) -> bool {
-    true
+/// The lock file name of `name`: a readable, sanitized part plus a hash of
+/// the exact name, so names differing in case or in odd characters stay
+/// distinct also on case-insensitive file systems.
+fn file_name(name: &str) -> OsString {
+    let readable: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("{readable}-{:016x}.lock", fnv1a(name.as_bytes())).into()
 }
 
-/// The holder line of a lock file (its first line), if any.
-fn read_holder(path: &Path) -> Option<String> {
-    let text = read_record(path)?;
-    let line = text.lines().next().unwrap_or_default().trim();
+/// What is waited for and where, for progress lines: two processes that
+/// disagree on the folder do not see each other.
+fn waiting_for(names: &[String], dir: &std::path::Path) -> String {
+    format!("{} (lock files in {})", what(names), dir.display())
+}
+
+/// The holder line of a record (its first line), if any.
+fn first_line(record: &str) -> Option<String> {
+    let line = record.lines().next().unwrap_or_default().trim();
     (!line.is_empty()).then(|| line.to_owned())
 }
 
-/// The whole record of a lock file (at most 4 KiB), if any.
-pub(crate) fn read_record(path: &Path) -> Option<String> {
-    let mut text = String::new();
-    File::open(path)
-        .ok()?
-        .take(4096)
-        .read_to_string(&mut text)
-        .ok()?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
+/// The whole record of the lock file at `path` (at most 4 KiB), if any, read
+/// without following a symlink.
+#[cfg(feature = "cli")]
+pub(crate) fn read_record(path: &std::path::Path) -> Option<String> {
+    let dir = path.parent()?;
+    let folder = Folder::open(dir, "").ok()?;
+    folder.read_record(path.file_name()?)
 }
 
 /// What is waited for, for messages.
@@ -394,7 +504,7 @@ pub(crate) fn what(names: &[String]) -> String {
     }
 }
 
-fn local_err(resource: &str, path: &Path, source: std::io::Error) -> Error {
+fn local_err(resource: &str, path: &std::path::Path, source: std::io::Error) -> Error {
     Error::Local {
         resource: resource.to_owned(),
         path: path.to_owned(),

@@ -53,10 +53,11 @@ fn two_holders_in_one_process_contend_and_hand_over() {
         .unwrap();
 }
 
-/// A waiter keeps its lock files open while it waits. If the file is
-/// deleted (a temp cleaner, a user) and a newcomer locks the new file of
-/// that name, the waiter must not take the lock through its stale handle
-/// when the old holder lets go: that would make two holders.
+/// This process keeps its lock files open while its threads hold or wait.
+/// If the file is deleted (a temp cleaner, a user) and another process
+/// locks the new file of that name, the waiter must not take the lock
+/// through the stale handle when the old holder lets go: that would make
+/// two holders.
 #[cfg(unix)]
 #[test]
 fn a_replaced_lock_file_is_not_locked_through_a_stale_handle() {
@@ -74,20 +75,24 @@ fn a_replaced_lock_file_is_not_locked_through_a_stale_handle() {
                 .map(|(_, held)| held)
         })
     };
-    // Let the waiter open the file (if it is late, it opens the new file
-    // and the test proves nothing, but does not fail).
+    // Let the waiter queue (if it is late, it opens the new file and the
+    // test proves nothing, but does not fail).
     std::thread::sleep(Duration::from_millis(300));
     std::fs::remove_file(local.path_for("r")).unwrap();
-    let (_, second) = local
-        .acquire_any_blocking(&names, &wait(1000), None)
-        .unwrap();
+    // Another process's lock on the new file, by its own handle.
+    let other = File::create_new(local.path_for("r")).unwrap();
+    other.lock().unwrap();
     first.release().unwrap();
     let got = waiter.join().unwrap();
     assert!(
         got.is_err(),
-        "the waiter got the lock while the newcomer holds it"
+        "the waiter got the lock while another process holds it"
     );
-    assert_eq!(second.release().unwrap(), Released::Freed);
+    other.unlock().unwrap();
+    let (_, again) = local
+        .acquire_any_blocking(&names, &wait(1000), None)
+        .unwrap();
+    assert_eq!(again.release().unwrap(), Released::Freed);
 }
 
 #[cfg(unix)]
@@ -228,4 +233,255 @@ fn any_of_takes_a_free_one() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("any of a, b"), "{err}");
+}
+
+/// POSIX record locks on the whole file (`fcntl`), which belong to the
+/// process: what `flock` becomes on NFS. Answers whether it is now locked.
+#[cfg(unix)]
+pub(super) fn posix_lock(file: &File, wait: bool) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero flock is a valid value; the fields that matter are set.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+    // SAFETY: a valid handle and a valid flock.
+    if unsafe { libc::fcntl(file.as_raw_fd(), cmd, &fl) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) if !wait => Ok(false),
+        _ => Err(e),
+    }
+}
+
+#[cfg(unix)]
+pub(super) fn posix_unlock(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: as in `posix_lock`.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_UNLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    // SAFETY: a valid handle and a valid flock.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Where file locks belong to the whole process (NFS), only the in-process
+/// turns keep two threads apart: many threads, each checking that it is
+/// alone while it holds.
+#[cfg(unix)]
+#[test]
+fn threads_take_turns_where_file_locks_belong_to_the_process() {
+    use std::sync::atomic::AtomicUsize;
+    let dir = TempDir::new("process-locks");
+    let local = Arc::new(Local {
+        dir: dir.path().to_path_buf(),
+        os: OsLock::Process,
+    });
+    let inside = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (local, inside) = (Arc::clone(&local), Arc::clone(&inside));
+            std::thread::spawn(move || {
+                let names = vec!["nfs".to_owned()];
+                for _ in 0..25 {
+                    let (_, held) = local
+                        .acquire_any_blocking(&names, &wait(30_000), None)
+                        .unwrap();
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    // Reading the holder opens no second handle, which would
+                    // drop the process's lock on NFS.
+                    assert!(local.holders(&names).contains("pid=1"));
+                    std::thread::sleep(Duration::from_millis(1));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    held.release().unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    // A second holder in this process times out rather than getting in.
+    let names = vec!["nfs".to_owned()];
+    let (_, held) = local
+        .acquire_any_blocking(&names, &wait(1000), None)
+        .unwrap();
+    let err = local
+        .acquire_any_blocking(&names, &wait(100), None)
+        .unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err:?}");
+    drop(held);
+}
+
+#[test]
+fn the_waiting_line_names_the_folder() {
+    let text = waiting_for(&["rig".to_owned()], std::path::Path::new("/x/locks"));
+    assert_eq!(text, "rig (lock files in /x/locks)");
+}
+
+#[cfg(unix)]
+mod shared_host {
+    //! Other users of the machine may own the folder, or plant files in it.
+
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+
+    use super::*;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    /// A file of a victim's, outside the folder, that planted links lead to.
+    fn victim(dir: &TempDir) -> PathBuf {
+        let target = dir.path().join("authorized_keys");
+        std::fs::write(&target, "ssh-ed25519 AAAA victim\n").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        target
+    }
+
+    fn assert_untouched(target: &std::path::Path) {
+        assert_eq!(
+            std::fs::read_to_string(target).unwrap(),
+            "ssh-ed25519 AAAA victim\n"
+        );
+        assert_eq!(mode(target), 0o600);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_refused_and_its_target_untouched() {
+        let (dir, elsewhere) = (TempDir::new("planted"), TempDir::new("victim"));
+        let target = victim(&elsewhere);
+        let local = Local::new(dir.path().to_path_buf());
+        symlink(&target, local.path_for("rig")).unwrap();
+        let err = local
+            .acquire_any_blocking(&["rig".to_owned()], &wait(200), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert!(err.contains("remove it"), "{err}");
+        assert_untouched(&target);
+        // Its waiters' messages do not read it either.
+        assert_eq!(local.holders(&["rig".to_owned()]), "an unknown holder");
+    }
+
+    #[test]
+    fn a_planted_hard_link_is_refused_and_its_target_untouched() {
+        let dir = TempDir::new("hardlink");
+        let target = victim(&dir);
+        let local = Local::new(dir.path().to_path_buf());
+        std::fs::hard_link(&target, local.path_for("rig")).unwrap();
+        let err = local
+            .acquire_any_blocking(&["rig".to_owned()], &wait(200), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hard links"), "{err}");
+        assert_untouched(&target);
+    }
+
+    #[test]
+    fn a_folder_that_is_a_symlink_is_refused() {
+        let dir = TempDir::new("dir-link");
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("locks");
+        symlink(&real, &link).unwrap();
+        let local = Local::new(link.clone());
+        let err = local
+            .acquire_any_blocking(&["rig".to_owned()], &wait(200), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "the lock folder {} is a symbolic link",
+                link.display()
+            )),
+            "{err}"
+        );
+        assert!(err.contains("RELUKKO_LOCAL_DIR"), "{err}");
+        assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_folder_anyone_may_write_needs_the_sticky_bit() {
+        let dir = TempDir::new("no-sticky");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let local = Local::new(dir.path().to_path_buf());
+        let names = ["rig".to_owned()];
+        let err = local
+            .acquire_any_blocking(&names, &wait(200), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("chmod +t {}", dir.path().display())),
+            "{err}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        local
+            .acquire_any_blocking(&names, &wait(200), None)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_missing_folder_is_created_open_to_all_with_the_sticky_bit() {
+        let dir = TempDir::new("create");
+        let locks = dir.path().join("a").join("locks");
+        let local = Local::new(locks.clone());
+        let (_, held) = local
+            .acquire_any_blocking(&["rig".to_owned()], &wait(200), None)
+            .unwrap();
+        assert_eq!(mode(&locks), 0o1777);
+        assert_eq!(mode(&local.path_for("rig")), 0o666);
+        held.release().unwrap();
+    }
+
+    /// As root: a folder (and a lock file) owned by another user still
+    /// works, but that user's file is neither truncated nor chmod-ed.
+    #[test]
+    fn a_folder_and_file_of_another_user_work_without_chmod_or_truncation() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to chown a folder to another user");
+            return;
+        }
+        let nobody = 65534;
+        let dir = TempDir::new("other-user");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(nobody), Some(nobody)).unwrap();
+        let local = Local::new(dir.path().to_path_buf());
+        let theirs = local.path_for("theirs");
+        let old = "x".repeat(2 * folder::RECORD);
+        std::fs::write(&theirs, &old).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(nobody), Some(nobody)).unwrap();
+
+        let names = ["theirs".to_owned()];
+        let (_, held) = local
+            .acquire_any_blocking(&names, &wait(200), None)
+            .unwrap();
+        let len = std::fs::metadata(&theirs).unwrap().len();
+        assert_eq!(len, old.len() as u64, "not truncated");
+        assert_eq!(mode(&theirs), 0o640, "not chmod-ed");
+        let text = std::fs::read_to_string(&theirs).unwrap();
+        assert!(text.starts_with("me@here test=t pid=1 since "), "{text}");
+        held.release().unwrap();
+        let text = std::fs::read_to_string(&theirs).unwrap();
+        assert!(
+            text[..folder::RECORD].trim().is_empty(),
+            "record cleared: {text}"
+        );
+
+        // A file of ours in their folder is ours to set up.
+        let (_, mine) = local
+            .acquire_any_blocking(&["mine".to_owned()], &wait(200), None)
+            .unwrap();
+        assert_eq!(mode(&local.path_for("mine")), 0o666);
+        mine.release().unwrap();
+        assert_eq!(std::fs::metadata(local.path_for("mine")).unwrap().len(), 0);
+    }
 }

@@ -1,0 +1,262 @@
+//! The in-process table: threads of one process take turns per lock file
+//! before they touch the OS's file lock.
+//!
+//! `flock` locks belong to open files, so two threads contend like two
+//! processes, but not everywhere: on NFS (and with `fcntl`-style locks) a lock
+//! belongs to the whole process, so a second thread would get it too, and
+//! closing any handle of the file drops the process's lock. So:
+//! - one thread per lock file at a time holds the *turn*, first come first
+//!   served; only the turn's holder locks the file, and holds it until it
+//!   hands the turn on;
+//! - the process keeps one handle per lock file, in this table, shared by
+//!   successive turns, and closes it only when no thread holds or waits for
+//!   the turn (a thread handing over to another of this process thus keeps
+//!   the lock in the process: the next one locks the same handle at once).
+//!
+//! Lock order: the table, then a gate's state.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::folder::{Key, LockFile};
+use crate::error::Result;
+
+/// How long a queued thread sleeps before it looks at its abandon flag
+/// again, when nobody wakes it.
+const RECHECK: Duration = Duration::from_millis(200);
+
+static TABLE: LazyLock<Mutex<HashMap<Key, Arc<Gate>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug, Default)]
+struct Gate {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Who holds the turn.
+    owner: Option<u64>,
+    /// Who waits for it, oldest first.
+    queue: VecDeque<u64>,
+    /// The process's one handle of the lock file.
+    file: Option<Arc<LockFile>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here panics while holding a lock; should it, the data stays
+    // consistent (every update is one assignment).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// This thread's turn at a lock file. Dropping it hands the turn to the
+/// next waiting thread, or closes the file when nobody waits.
+#[derive(Debug)]
+pub(super) struct Turn {
+    key: Key,
+    gate: Arc<Gate>,
+    id: u64,
+}
+
+/// A place in the queue for a turn.
+#[derive(Debug)]
+pub(super) struct Ticket {
+    key: Key,
+    gate: Arc<Gate>,
+    id: u64,
+    /// Turned into a [`Turn`], which leaves in its place.
+    done: bool,
+}
+
+/// The turn at `key` if nobody of this process holds it or waits for it.
+pub(super) fn try_take(key: Key) -> Option<Turn> {
+    let mut table = lock(&TABLE);
+    let gate = Arc::clone(table.entry(key.clone()).or_default());
+    let mut state = lock(&gate.state);
+    if state.owner.is_some() || !state.queue.is_empty() {
+        return None;
+    }
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    state.owner = Some(id);
+    drop(state);
+    drop(table);
+    Some(Turn { key, gate, id })
+}
+
+/// Queues for the turn at `key`; it comes after every thread queued before.
+pub(super) fn enqueue(key: Key) -> Ticket {
+    let mut table = lock(&TABLE);
+    let gate = Arc::clone(table.entry(key.clone()).or_default());
+    let mut state = lock(&gate.state);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    if state.owner.is_none() && state.queue.is_empty() {
+        state.owner = Some(id);
+    } else {
+        state.queue.push_back(id);
+    }
+    drop(state);
+    drop(table);
+    Ticket {
+        key,
+        gate,
+        id,
+        done: false,
+    }
+}
+
+/// Reads through the process's handle of the file at `key` if it has one,
+/// else through `fresh` (which may open and close a handle: safe, because
+/// the table stays locked meanwhile, so no thread of this process can open
+/// and lock the file before that handle is closed again).
+pub(super) fn read<T>(
+    key: &Key,
+    shared: impl FnOnce(&LockFile) -> T,
+    fresh: impl FnOnce() -> T,
+) -> T {
+    let table = lock(&TABLE);
+    let file = table
+        .get(key)
+        .and_then(|gate| lock(&gate.state).file.clone());
+    match file {
+        Some(file) => shared(&file),
+        None => fresh(),
+    }
+}
+
+impl Ticket {
+    /// Waits for the turn; gives up (answering `None`) once `abandoned`
+    /// answers true, which it is asked at least every [`RECHECK`].
+    pub(super) fn wait(mut self, abandoned: impl Fn() -> bool) -> Option<Turn> {
+        let gate = Arc::clone(&self.gate);
+        let mut state = lock(&gate.state);
+        loop {
+            if state.owner == Some(self.id) {
+                drop(state);
+                // The turn is ours now: `Turn`'s drop hands it on, also if
+                // the caller gives up right away.
+                self.done = true;
+                return Some(Turn {
+                    key: self.key.clone(),
+                    gate: Arc::clone(&self.gate),
+                    id: self.id,
+                });
+            }
+            if abandoned() {
+                drop(state);
+                // Dropping `self` leaves the queue.
+                return None;
+            }
+            state = gate
+                .wake
+                .wait_timeout(state, RECHECK)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for Ticket {
+    /// A ticket dropped unused leaves the queue; if the turn had come to it
+    /// meanwhile, it is handed on.
+    fn drop(&mut self) {
+        if !self.done {
+            leave(&self.key, &self.gate, self.id);
+        }
+    }
+}
+
+impl Turn {
+    /// The process's handle of the lock file, opened with `open` if it has
+    /// none yet.
+    pub(super) fn file(&self, open: impl FnOnce() -> Result<LockFile>) -> Result<Arc<LockFile>> {
+        let mut state = lock(&self.gate.state);
+        if let Some(f) = &state.file {
+            return Ok(Arc::clone(f));
+        }
+        let f = Arc::new(open()?);
+        state.file = Some(Arc::clone(&f));
+        Ok(f)
+    }
+
+    /// Replaces the process's handle (the file was deleted or replaced on
+    /// disk): the old one is closed once the caller drops its copy.
+    pub(super) fn reopen(&self, open: impl FnOnce() -> Result<LockFile>) -> Result<Arc<LockFile>> {
+        lock(&self.gate.state).file = None;
+        self.file(open)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        leave(&self.key, &self.gate, self.id);
+    }
+}
+
+/// `id` leaves the gate at `key`: it hands the turn on if it held it, or
+/// leaves the queue. A gate nobody holds or waits for leaves the table, and
+/// its file handle is closed, while the table is locked (see [`read`]).
+fn leave(key: &Key, gate: &Arc<Gate>, id: u64) {
+    let mut table = lock(&TABLE);
+    let mut state = lock(&gate.state);
+    if state.owner == Some(id) {
+        state.owner = state.queue.pop_front();
+        if state.owner.is_some() {
+            gate.wake.notify_all();
+        }
+    } else {
+        state.queue.retain(|&q| q != id);
+    }
+    if state.owner.is_none() && state.queue.is_empty() {
+        let file = state.file.take();
+        drop(state);
+        if table.get(key).is_some_and(|g| Arc::ptr_eq(g, gate)) {
+            table.remove(key);
+        }
+        drop(file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        (u64::MAX, u64::MAX, name.into())
+    }
+
+    #[test]
+    fn turns_go_in_queue_order_and_skip_who_gave_up() {
+        let k = key("turns-order");
+        let first = try_take(k.clone()).expect("free");
+        assert!(try_take(k.clone()).is_none());
+        let a = enqueue(k.clone());
+        let b = enqueue(k.clone());
+        let c = enqueue(k.clone());
+        drop(b); // gave up
+        drop(first);
+        let a = a.wait(|| false).expect("a is next");
+        assert!(try_take(k.clone()).is_none(), "c still waits");
+        drop(a);
+        let c = c.wait(|| false).expect("then c");
+        drop(c);
+        assert!(
+            lock(&TABLE).get(&k).is_none(),
+            "an idle gate leaves the table"
+        );
+        drop(try_take(k).expect("free again"));
+    }
+
+    #[test]
+    fn an_abandoned_waiter_leaves_the_queue() {
+        let k = key("turns-abandon");
+        let first = try_take(k.clone()).unwrap();
+        let t = enqueue(k.clone());
+        assert!(t.wait(|| true).is_none());
+        drop(first);
+        assert!(lock(&TABLE).get(&k).is_none());
+    }
+}
