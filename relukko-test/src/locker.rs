@@ -48,8 +48,8 @@ struct Settings {
 /// The process-wide locker, configured from the environment on first use:
 /// `RELUKKO_TRUST_ME_IT_IS_LOCKED` (no locking), else `RELUKKO_URL` /
 /// `RELUKKO_BASE_URL` (a Relukko server; see [`Client::from_env`](crate::Client::from_env)),
-/// else lock files in `RELUKKO_LOCAL_DIR` (default: `relukko-locks` in the
-/// system's temp folder). Also `RELUKKO_TIMEOUT`, `RELUKKO_LEASE`,
+/// else lock files in `RELUKKO_LOCAL_DIR` (default: `/tmp/relukko-locks` on
+/// Unix, `%ProgramData%\\relukko-locks` on Windows). Also `RELUKKO_TIMEOUT`, `RELUKKO_LEASE`,
 /// `RELUKKO_LOCK_PREFIX` and `RELUKKO_CREATOR`.
 ///
 /// A bad setting is an [`Error::Config`] naming the variable; it is not

@@ -171,10 +171,10 @@ impl Local {
         let folder = Arc::new(Folder::open(&self.dir, &names[0])?);
         let files: Vec<OsString> = names.iter().map(|n| file_name(n)).collect();
         for (i, name) in names.iter().enumerate() {
-            if let Some(turn) = turns::try_take(folder.key(&files[i])) {
-                if let Some(taken) = self.try_take(&folder, name, &files[i], turn)? {
-                    return Ok((i, self.hold(names, i, taken, &wait.creator)));
-                }
+            if let Some(turn) = turns::try_take(folder.key(&files[i]))
+                && let Some(taken) = self.try_take(&folder, name, &files[i], turn)?
+            {
+                return Ok((i, self.hold(names, i, taken, &wait.creator)));
             }
         }
         let timed_out = || Error::WaitTimeout {

@@ -177,6 +177,7 @@ fn write_at(mut file: &File, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// What to tell admins of shared machines, in errors and warnings.
+#[cfg(unix)]
 const ADMIN_HINT: &str = "on a shared machine, have an admin create it as root with mode 1777 \
      (e.g. the tmpfiles.d line `d /tmp/relukko-locks 1777 root root -`)";
 
