@@ -269,7 +269,8 @@ fn timeout_names_resource_holder_and_wait(locker: Locker, env: &[(&str, String)]
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(&format!("relukko: test e2e_failures::{name} waiting "))
-                && stderr.contains("for e2e-timeout, held by the e2e driver"),
+                && stderr.contains("for e2e-timeout")
+                && stderr.contains(", held by the e2e driver"),
             "{text}"
         );
         assert_eq!(
