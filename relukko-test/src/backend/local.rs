@@ -386,7 +386,11 @@ impl Helper {
     /// unlocked here at once.
     fn run(self, ticket: Ticket, abandoned: &AtomicBool, tx: &Sender<Outcome>) {
         let is_abandoned = || abandoned.load(Ordering::Acquire);
-        let Some(turn) = ticket.wait(is_abandoned) else {
+        let path = self.folder.path().join(&self.file);
+        // A lock file deleted or replaced while its holder in this process
+        // still has it open: a new lock, not worth waiting for the old one.
+        let stale = |f: &LockFile| !folder::is_current(&f.file, &path);
+        let Some(turn) = ticket.wait(is_abandoned, stale) else {
             return;
         };
         let outcome = match self.lock(turn, &is_abandoned) {

@@ -13,7 +13,16 @@
 //!   the turn (a thread handing over to another of this process thus keeps
 //!   the lock in the process: the next one locks the same handle at once).
 //!
-//! Lock order: the table, then a gate's state.
+//! - a thread waiting in the queue looks, whenever woken and at least every
+//!   [`RECHECK`], whether the process's handle is still the file at its path;
+//!   if the file was deleted or replaced, the gate is retired: a fresh gate
+//!   for the new file takes its place in the table, and the waiters move
+//!   there in their order. The old holder keeps the old (now unnamed) file,
+//!   so there are never two holders of the same file, and learns at release,
+//!   as any holder of a replaced file does.
+//!
+//! Lock order: the table, then a gate's state; two gates' states only with
+//! the table locked (retiring a gate, leaving one that was retired).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +54,15 @@ struct State {
     queue: VecDeque<u64>,
     /// The process's one handle of the lock file.
     file: Option<Arc<LockFile>>,
+    /// Set when the gate was retired: where its waiters went.
+    moved_to: Option<Arc<Gate>>,
+}
+
+impl State {
+    /// Whether `id` holds the turn here or waits for it.
+    fn has(&self, id: u64) -> bool {
+        self.owner == Some(id) || self.queue.contains(&id)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,34 +147,98 @@ pub(super) fn read<T>(
 
 impl Ticket {
     /// Waits for the turn; gives up (answering `None`) once `abandoned`
-    /// answers true, which it is asked at least every [`RECHECK`].
-    pub(super) fn wait(mut self, abandoned: impl Fn() -> bool) -> Option<Turn> {
-        let gate = Arc::clone(&self.gate);
-        let mut state = lock(&gate.state);
-        loop {
-            if state.owner == Some(self.id) {
-                drop(state);
-                // The turn is ours now: `Turn`'s drop hands it on, also if
-                // the caller gives up right away.
-                self.done = true;
-                return Some(Turn {
-                    key: self.key.clone(),
-                    gate: Arc::clone(&self.gate),
-                    id: self.id,
-                });
+    /// answers true, which it is asked at least every [`RECHECK`]. `stale`
+    /// answers whether the process's handle is no longer the file at the
+    /// lock file's path (asked as often): then the gate is retired (see the
+    /// module's notes) and this ticket waits in the fresh one.
+    pub(super) fn wait(
+        mut self,
+        abandoned: impl Fn() -> bool,
+        stale: impl Fn(&LockFile) -> bool,
+    ) -> Option<Turn> {
+        'gates: loop {
+            let gate = Arc::clone(&self.gate);
+            let mut state = lock(&gate.state);
+            loop {
+                if !state.has(self.id)
+                    && let Some(next) = state.moved_to.clone()
+                {
+                    drop(state);
+                    self.gate = next;
+                    continue 'gates;
+                }
+                if state.owner == Some(self.id) {
+                    drop(state);
+                    // The turn is ours now: `Turn`'s drop hands it on, also
+                    // if the caller gives up right away.
+                    self.done = true;
+                    return Some(Turn {
+                        key: self.key.clone(),
+                        gate: Arc::clone(&self.gate),
+                        id: self.id,
+                    });
+                }
+                if abandoned() {
+                    drop(state);
+                    // Dropping `self` leaves the queue.
+                    return None;
+                }
+                if let Some(file) = state.file.clone() {
+                    drop(state);
+                    if stale(&file) {
+                        retire(&self.key, &gate, &file);
+                    }
+                    state = lock(&gate.state);
+                    if state.owner == Some(self.id) || state.moved_to.is_some() {
+                        continue;
+                    }
+                }
+                state = gate
+                    .wake
+                    .wait_timeout(state, RECHECK)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            if abandoned() {
-                drop(state);
-                // Dropping `self` leaves the queue.
-                return None;
-            }
-            state = gate
-                .wake
-                .wait_timeout(state, RECHECK)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
+}
+
+/// Retires `gate`, whose handle `file` no longer is the file at its path: a
+/// fresh gate takes its place in the table, and its waiters move there, in
+/// their order, the first of them holding the fresh turn. Its holder keeps
+/// the old turn and file. Nothing happens if another waiter did it first, or
+/// the handle was replaced meanwhile.
+fn retire(key: &Key, gate: &Arc<Gate>, file: &Arc<LockFile>) {
+    let mut table = lock(&TABLE);
+    let mut state = lock(&gate.state);
+    if state.moved_to.is_some()
+        || state.queue.is_empty()
+        || !state.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file))
+    {
+        return;
+    }
+    let target = match table.get(key) {
+        Some(g) if !Arc::ptr_eq(g, gate) => Arc::clone(g),
+        _ => {
+            let fresh = Arc::new(Gate::default());
+            table.insert(key.clone(), Arc::clone(&fresh));
+            fresh
+        }
+    };
+    let mut moved = lock(&target.state);
+    for id in state.queue.drain(..) {
+        if moved.owner.is_none() {
+            moved.owner = Some(id);
+        } else {
+            moved.queue.push_back(id);
+        }
+    }
+    drop(moved);
+    state.moved_to = Some(Arc::clone(&target));
+    drop(state);
+    drop(table);
+    gate.wake.notify_all();
+    target.wake.notify_all();
 }
 
 impl Drop for Ticket {
@@ -201,7 +283,17 @@ impl Drop for Turn {
 /// its file handle is closed, while the table is locked (see [`read`]).
 fn leave(key: &Key, gate: &Arc<Gate>, id: u64) {
     let mut table = lock(&TABLE);
+    let mut gate = Arc::clone(gate);
     let mut state = lock(&gate.state);
+    // A waiter of a retired gate may not have followed its move yet.
+    while !state.has(id)
+        && let Some(next) = state.moved_to.clone()
+    {
+        drop(state);
+        gate = next;
+        state = lock(&gate.state);
+    }
+    let gate = &gate;
     if state.owner == Some(id) {
         state.owner = state.queue.pop_front();
         if state.owner.is_some() {
@@ -238,10 +330,10 @@ mod tests {
         let c = enqueue(k.clone());
         drop(b); // gave up
         drop(first);
-        let a = a.wait(|| false).expect("a is next");
+        let a = a.wait(|| false, |_| false).expect("a is next");
         assert!(try_take(k.clone()).is_none(), "c still waits");
         drop(a);
-        let c = c.wait(|| false).expect("then c");
+        let c = c.wait(|| false, |_| false).expect("then c");
         drop(c);
         assert!(
             lock(&TABLE).get(&k).is_none(),
@@ -250,12 +342,55 @@ mod tests {
         drop(try_take(k).expect("free again"));
     }
 
+    fn some_file() -> Result<LockFile> {
+        let file = std::fs::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .expect("open a file");
+        Ok(LockFile { file, owned: false })
+    }
+
+    #[test]
+    fn waiters_move_to_a_fresh_gate_when_the_held_file_is_stale() {
+        let k = key("turns-stale");
+        let first = try_take(k.clone()).expect("free");
+        let old = first.file(some_file).unwrap();
+        let a = enqueue(k.clone());
+        let b = enqueue(k.clone());
+        let (a_id, b_id) = (a.id, b.id);
+        // The file at the path was deleted or replaced: both waiters move
+        // on, in their order, while the first still holds the old turn.
+        let b = std::thread::spawn(move || b.wait(|| false, |_| true).expect("b's turn"));
+        let turn_a = a.wait(|| false, |_| true).expect("a's turn at once");
+        assert!(!Arc::ptr_eq(&turn_a.gate, &first.gate));
+        {
+            let fresh = lock(&turn_a.gate.state);
+            assert_eq!(fresh.owner, Some(a_id));
+            assert_eq!(fresh.queue, [b_id], "b still waits, behind a");
+            assert!(fresh.file.is_none(), "the new file gets its own handle");
+        }
+        assert!(
+            try_take(k.clone()).is_none(),
+            "newcomers queue in the fresh gate"
+        );
+        // The old holder keeps its handle, and nothing opened another.
+        let again = first.file(|| panic!("the old handle stays")).unwrap();
+        assert!(Arc::ptr_eq(&old, &again));
+        drop(first);
+        assert!(
+            lock(&TABLE)
+                .get(&k)
+                .is_some_and(|g| Arc::ptr_eq(g, &turn_a.gate))
+        );
+        drop(turn_a);
+        drop(b.join().expect("b got its turn"));
+        assert!(lock(&TABLE).get(&k).is_none());
+    }
+
     #[test]
     fn an_abandoned_waiter_leaves_the_queue() {
         let k = key("turns-abandon");
         let first = try_take(k.clone()).unwrap();
         let t = enqueue(k.clone());
-        assert!(t.wait(|| true).is_none());
+        assert!(t.wait(|| true, |_| false).is_none());
         drop(first);
         assert!(lock(&TABLE).get(&k).is_none());
     }
