@@ -280,6 +280,10 @@ impl Local {
                 }
                 Ok(true) => {
                     let _ = self.os.unlock(&file.file);
+                    if turn.retired() {
+                        // The new file has its own turn: queue for it.
+                        return Ok(None);
+                    }
                     file = turn.reopen(open)?;
                 }
                 Ok(false) => return Ok(None),
@@ -402,7 +406,7 @@ impl Helper {
 
     /// Blocks until the file the name leads to is locked (see
     /// [`Local::try_take`]); `None` when abandoned first.
-    fn lock(&self, turn: Turn, abandoned: &impl Fn() -> bool) -> Option<Result<Taken>> {
+    fn lock(&self, mut turn: Turn, abandoned: &impl Fn() -> bool) -> Option<Result<Taken>> {
         let path = self.folder.path().join(&self.file);
         let open = || self.folder.open_lock_file(&self.name, &self.file);
         let mut file = match turn.file(open) {
@@ -426,6 +430,19 @@ impl Helper {
             }
             // Replaced while we waited: wait for the new file.
             let _ = self.os.unlock(&file.file);
+            if turn.retired() {
+                // The new file has its own turn, taken by the waiters that
+                // were behind this one: queue there, after them.
+                drop(file);
+                drop(turn);
+                let stale = |f: &LockFile| !folder::is_current(&f.file, &path);
+                turn = turns::enqueue(self.folder.key(&self.file)).wait(abandoned, stale)?;
+                file = match turn.file(open) {
+                    Ok(f) => f,
+                    Err(e) => return Some(Err(e)),
+                };
+                continue;
+            }
             file = match turn.reopen(open) {
                 Ok(f) => f,
                 Err(e) => return Some(Err(e)),

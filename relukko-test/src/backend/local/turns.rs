@@ -264,8 +264,16 @@ impl Turn {
         Ok(f)
     }
 
+    /// Whether this turn's gate was retired (its file deleted or replaced):
+    /// the new file has its own gate, so this turn must not open it (with
+    /// process-wide locks, two threads would both hold it); take a turn there.
+    pub(super) fn retired(&self) -> bool {
+        lock(&self.gate.state).moved_to.is_some()
+    }
+
     /// Replaces the process's handle (the file was deleted or replaced on
-    /// disk): the old one is closed once the caller drops its copy.
+    /// disk): the old one is closed once the caller drops its copy. Only for
+    /// a turn not [`retired`](Self::retired).
     pub(super) fn reopen(&self, open: impl FnOnce() -> Result<LockFile>) -> Result<Arc<LockFile>> {
         lock(&self.gate.state).file = None;
         self.file(open)
@@ -361,6 +369,7 @@ mod tests {
         let b = std::thread::spawn(move || b.wait(|| false, |_| true).expect("b's turn"));
         let turn_a = a.wait(|| false, |_| true).expect("a's turn at once");
         assert!(!Arc::ptr_eq(&turn_a.gate, &first.gate));
+        assert!(first.retired() && !turn_a.retired());
         {
             let fresh = lock(&turn_a.gate.state);
             assert_eq!(fresh.owner, Some(a_id));
