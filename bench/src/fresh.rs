@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::Budget;
+use crate::budget::Budget;
 use crate::child::{self, TEST};
 use crate::stats::{Stat, median};
 

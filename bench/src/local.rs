@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use relukko::{LockOptions, Locker};
 
-use crate::Budget;
+use crate::budget::Budget;
 use crate::child::{self, HOLDER, now_nanos};
 use crate::remote::random_between;
 

@@ -11,6 +11,7 @@
 //! The bench re-executes itself (`std::env::current_exe()`) in hidden modes to
 //! play a separate process; see `child.rs`.
 
+mod budget;
 mod child;
 mod fresh;
 mod local;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::budget::Budget;
 use crate::report::Results;
 use crate::stats::Stat;
 
@@ -37,32 +39,6 @@ exit code is 0 either way.";
 
 /// The longest the whole bench runs.
 const DEADLINE: Duration = Duration::from_secs(110);
-
-/// Time left for a phase (and for the whole run).
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    end: Instant,
-}
-
-impl Budget {
-    fn new(d: Duration) -> Budget {
-        Budget {
-            end: Instant::now() + d,
-        }
-    }
-    /// A part of this budget: at most `max` from now.
-    fn sub(&self, max: Duration) -> Budget {
-        Budget {
-            end: self.end.min(Instant::now() + max),
-        }
-    }
-    pub fn left(&self) -> Duration {
-        self.end.saturating_duration_since(Instant::now())
-    }
-    pub fn over(&self) -> bool {
-        self.left().is_zero()
-    }
-}
 
 /// How many samples of each figure.
 #[derive(Debug, Clone, Copy)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use relukko::server::TestServer;
 use relukko::{Client, LockOptions, Locker};
 
-use crate::Budget;
+use crate::budget::Budget;
 
 /// The longest any single lock call of the bench may wait.
 const WAIT: Duration = Duration::from_secs(20);

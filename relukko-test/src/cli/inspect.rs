@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use serde::Serialize;
 
 use super::args::{ListArgs, ReleaseArgs, WhoArgs};
-use super::{code, failed, say};
+use super::exit::{code, failed, say};
 use crate::backend::local::Local;
 use crate::backend::local::inspect::Holding;
 use crate::config::{self, BackendKind, Settings};

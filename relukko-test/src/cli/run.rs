@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::args::{OnLost, RunArgs};
+use super::exit::{code, failed, say};
 use super::signals::{self, Signals};
-use super::{code, failed, say};
 use crate::report::human;
 use crate::{Lease, LockOptions, Locker};
 

@@ -149,7 +149,7 @@ pub fn main() -> ExitCode {
 
 async fn run(options: Options) -> Result<(), String> {
     // The database first: a file another server has open stops us before we listen.
-    let (state, stop) = super::open(options.config.clone()).map_err(|e| e.to_string())?;
+    let (state, stop) = super::run::open(options.config.clone()).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind((options.bind.as_str(), options.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", options.bind, options.port))?;
@@ -161,7 +161,7 @@ async fn run(options: Options) -> Result<(), String> {
     // The one line scripts and tests wait for. Rust's stdout is line-buffered,
     // so it is out with the newline, also into a pipe.
     println!("relukko-server listening on http://{addr}");
-    super::serve_state(listener, state, stop, shutdown)
+    super::run::serve_state(listener, state, stop, shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     tracing::info!(target: "relukko::server", "stopped");

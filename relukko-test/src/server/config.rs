@@ -28,7 +28,7 @@ pub struct ServerConfig {
     pub(crate) cleanup_interval: Duration,
     pub(crate) body_limit: usize,
     pub(crate) db: Option<PathBuf>,
-    pub(crate) page_login: Option<super::page::Login>,
+    pub(crate) page_login: Option<super::credentials::Login>,
 }
 
 impl ServerConfig {
@@ -83,7 +83,7 @@ impl ServerConfig {
     /// the page asks for the API key instead.
     #[must_use]
     pub fn page_login(mut self, user: &str, password: &str) -> Self {
-        self.page_login = Some(super::page::Login::new(user, password));
+        self.page_login = Some(super::credentials::Login::new(user, password));
         self
     }
 

@@ -238,7 +238,7 @@ fn run_thread(
             // A dropped sender (the TestServer vanished without Drop) also stops.
             let _ = shutdown.await;
         };
-        if let Err(e) = super::serve(listener, config, stop).await {
+        if let Err(e) = super::run::serve(listener, config, stop).await {
             tracing::error!("relukko TestServer stopped with an error: {e}");
         }
     });

@@ -1,4 +1,5 @@
-//! `GET /metrics`: counters in the Prometheus text format, behind the API key.
+//! The server's counters, rendered in the Prometheus text format for
+//! `GET /metrics` (served behind the API key by `routes`).
 //!
 //! Requests are counted by route template (`/v1/locks/{id}`, never the id
 //! itself) so the number of series stays bounded whatever clients send.
@@ -8,11 +9,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
-use axum::http::{HeaderValue, Method, header};
-use axum::response::{IntoResponse, Response};
-
-use super::state::{AppState, now};
+use axum::http::Method;
 
 /// Which WebSocket a client is connected to.
 #[derive(Debug, Clone, Copy)]
@@ -179,18 +176,6 @@ fn intern_route(route: &str) -> &'static str {
         .copied()
         .find(|r| *r == route)
         .unwrap_or("other")
-}
-
-/// `GET /metrics` (behind the API-key check).
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let (held, expired) = state.counts(now());
-    let body = state.metrics().render(held, expired);
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
 }
 
 #[cfg(test)]

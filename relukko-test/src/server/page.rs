@@ -14,9 +14,6 @@
 //! streams the same events as `/ws/broadcast`. The API key never travels in a
 //! URL, and `/ws/broadcast` still takes only the header.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Request, State};
@@ -24,100 +21,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::constant_time_eq;
+use super::credentials::{TICKET_LIFETIME, constant_time_eq};
 use super::metrics::Socket;
 use super::reply::ApiError;
 use super::state::AppState;
 
 /// The page: one file with its script and styles, no outside resources.
 const PAGE: &str = include_str!("page.html");
-/// How long a WebSocket ticket may wait to be used.
-pub(crate) const TICKET_LIFETIME: Duration = Duration::from_secs(30);
-/// Outstanding tickets kept at most; the oldest go first.
-const MAX_TICKETS: usize = 1024;
-
 /// The page's headers: no framing (the release button), no caching, nothing
 /// loaded from elsewhere.
 const CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
      connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-/// The page login, kept as the `Authorization` value a browser sends for it.
-#[derive(Clone)]
-pub(crate) struct Login {
-    /// `base64(user:password)`.
-    credentials: String,
-}
-
-impl Login {
-    pub(crate) fn new(user: &str, password: &str) -> Self {
-        Login {
-            credentials: base64(format!("{user}:{password}").as_bytes()),
-        }
-    }
-
-    /// Whether `headers` carry this login (the comparison takes constant time).
-    fn accepts(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return false;
-        };
-        let value = value.as_bytes();
-        let (scheme, given) = value.split_at(value.len().min(6));
-        scheme.eq_ignore_ascii_case(b"basic ")
-            && constant_time_eq(given.trim_ascii(), self.credentials.as_bytes())
-    }
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Login(<redacted>)")
-    }
-}
-
-/// The outstanding WebSocket tickets.
-#[derive(Debug, Default)]
-pub(crate) struct Tickets {
-    issued: Mutex<Vec<(String, Instant)>>,
-}
-
-impl Tickets {
-    /// A new ticket: 244 random bits from the system's generator, as hex.
-    fn issue(&self) -> String {
-        let ticket = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        issued.retain(|(_, at)| now.duration_since(*at) < TICKET_LIFETIME);
-        if issued.len() >= MAX_TICKETS {
-            issued.remove(0);
-        }
-        issued.push((ticket.clone(), now));
-        ticket
-    }
-
-    /// Takes `ticket` if it is outstanding and fresh. Every outstanding ticket
-    /// is compared in constant time, so answer times tell nothing about them.
-    fn redeem(&self, ticket: &str) -> bool {
-        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        issued.retain(|(_, at)| now.duration_since(*at) < TICKET_LIFETIME);
-        let mut found = None;
-        for (i, (t, _)) in issued.iter().enumerate() {
-            if constant_time_eq(t.as_bytes(), ticket.as_bytes()) {
-                found = Some(i);
-            }
-        }
-        match found {
-            Some(i) => {
-                issued.swap_remove(i);
-                true
-            }
-            None => false,
-        }
-    }
-}
 
 /// The API key in `X-API-Key`, or the page login.
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -225,71 +139,4 @@ pub(crate) async fn socket(
         .into_response();
     }
     super::ws::accept(state, ws, Socket::Page)
-}
-
-/// Standard base64 with padding (RFC 4648), as in an `Authorization: Basic` value.
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_as_rfc_4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(
-            base64(b"Aladdin:open sesame"),
-            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-    }
-
-    #[test]
-    fn login_accepts_only_its_credentials() {
-        let login = Login::new("Aladdin", "open sesame");
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
-            h
-        };
-        assert!(login.accepts(&with("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")));
-        assert!(login.accepts(&with("basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")));
-        assert!(!login.accepts(&with("Basic QWxhZGRpbjpvcGVuIHNlc2FtZR==")));
-        assert!(!login.accepts(&with("Bearer QWxhZGRpbjpvcGVuIHNlc2FtZQ==")));
-        assert!(!login.accepts(&with("Basic")));
-        assert!(!login.accepts(&HeaderMap::new()));
-        assert_eq!(format!("{login:?}"), "Login(<redacted>)");
-    }
-
-    #[test]
-    fn a_ticket_is_good_once() {
-        let tickets = Tickets::default();
-        let t = tickets.issue();
-        assert_eq!(t.len(), 64);
-        assert!(!tickets.redeem("nope"));
-        assert!(!tickets.redeem(""));
-        assert!(tickets.redeem(&t));
-        assert!(!tickets.redeem(&t), "single use");
-    }
 }

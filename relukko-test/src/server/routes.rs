@@ -4,19 +4,19 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{Next, from_fn_with_state};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete as delete_route, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::auth::require_key;
+use super::clock::{now, truncate};
 use super::reply::{ApiError, JsonBody, LockId, read_whole_body};
-use super::state::{AppState, CreateError, truncate};
-use super::ws;
-use super::{metrics, page};
+use super::state::{AppState, CreateError};
+use super::{page, ws};
 use crate::Lock;
 
 /// What the `GET` forms of `keep_alive` and `add_to_expire_at` add.
@@ -38,7 +38,7 @@ pub(crate) fn router(state: AppState) -> Router {
             get(add_to_expire_at).put(add_to_expire_at_by),
         )
         .route("/ws/broadcast", get(ws::upgrade))
-        .route("/metrics", get(metrics::metrics))
+        .route("/metrics", get(metrics))
         .route_layer(from_fn_with_state(state.clone(), require_key));
     // What the page calls when it has a login instead of the key.
     let page_api = Router::new()
@@ -80,6 +80,18 @@ async fn log_request(State(state): State<AppState>, req: Request, next: Next) ->
         "{method} {path} {} {:.1?}",
         response.status().as_u16(),
         start.elapsed()
+    );
+    response
+}
+
+/// `GET /metrics` (behind the API-key check).
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    let (held, expired) = state.counts(now());
+    let body = state.metrics().render(held, expired);
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
 }

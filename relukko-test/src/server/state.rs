@@ -9,9 +9,10 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
+use super::clock::{now, truncate};
 use super::config::ServerConfig;
+use super::credentials::Tickets;
 use super::metrics::Metrics;
-use super::page::Tickets;
 use super::store::{Store, StoreError};
 use crate::Lock;
 
@@ -67,19 +68,6 @@ struct Shared {
 struct Locks {
     by_id: HashMap<Uuid, Lock>,
     by_name: HashMap<String, Uuid>,
-}
-
-/// Now, in UTC, cut to microseconds: what is stored is exactly what is answered.
-pub(crate) fn now() -> OffsetDateTime {
-    truncate(OffsetDateTime::now_utc())
-}
-
-/// A time in UTC cut to microseconds, the protocol's precision.
-pub(crate) fn truncate(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    // Cannot fail: a truncated nanosecond stays below 1e9.
-    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000)
-        .unwrap_or(t)
 }
 
 impl AppState {
@@ -371,12 +359,5 @@ mod tests {
         let deleted = events.try_recv().unwrap();
         let deleted: serde_json::Value = serde_json::from_str(deleted.as_str()).unwrap();
         assert_eq!(deleted["deleted"]["id"], lock.id.to_string());
-    }
-
-    #[test]
-    fn now_is_cut_to_microseconds_in_utc() {
-        let t = now();
-        assert_eq!(t.nanosecond() % 1_000, 0);
-        assert_eq!(t.offset(), time::UtcOffset::UTC);
     }
 }

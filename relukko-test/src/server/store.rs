@@ -124,7 +124,7 @@ mod tests {
     use super::*;
 
     fn lock(name: &str) -> Lock {
-        let now = super::super::state::now();
+        let now = super::super::clock::now();
         Lock {
             id: Uuid::new_v4(),
             lock_name: name.to_owned(),
