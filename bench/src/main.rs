@@ -12,6 +12,7 @@
 //! play a separate process; see `child.rs`.
 
 mod budget;
+mod build_cost;
 mod child;
 mod fresh;
 mod local;
@@ -33,6 +34,11 @@ cargo relukko-bench [--json] [--quick]
 
     --json    print one JSON object instead of the table
     --quick   fewer samples and a 3 s contention run (about 20 s in all)
+
+cargo relukko-bench --build-cost [--json] [--offline] [--rounds N]
+
+    cold builds of a new crate with one test: relukko-test (default
+    features, and none) beside serial_test and reqwest+tokio+serde
 
 Progress goes to stderr. Figures are marked against their targets but the
 exit code is 0 either way.";
@@ -106,6 +112,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(code) = child::run_hidden_mode(&args) {
         return ExitCode::from(code as u8);
+    }
+    if args.iter().any(|a| a == "--build-cost") {
+        return build_cost::main(&args[1..]);
     }
     let (mut as_json, mut quick) = (false, false);
     for a in &args[1..] {
@@ -247,7 +256,7 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
 }
 
 /// What the figures were measured on.
-fn machine() -> serde_json::Value {
+pub(crate) fn machine() -> serde_json::Value {
     let nproc = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
