@@ -366,7 +366,9 @@ fn table(report: &Value) -> String {
         let row = &report["build_cost"][s.key];
         t += &format!(
             "{:<60} {:>8.1} {:>7}\n",
-            s.label, row["wall_s"], row["crates_compiled"]
+            s.label,
+            row["wall_s"].as_f64().unwrap_or(0.0),
+            row["crates_compiled"]
         );
     }
     t += &format!(
