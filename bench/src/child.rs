@@ -15,13 +15,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const HOLDER: &str = "__relukko_bench_holder";
 /// The first argument that selects the fresh-test-process mode.
 pub const TEST: &str = "__relukko_bench_test";
+/// The first argument that selects a waiter of a crowd (see `crowd.rs`).
+pub const WAITER: &str = "__relukko_bench_waiter";
+/// The first argument that selects a taker of fair turns (see `fair.rs`).
+pub const TAKER: &str = "__relukko_bench_taker";
 /// The longest any child lives.
-const CHILD_LIMIT: Duration = Duration::from_secs(60);
+const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
 /// Runs the hidden mode named by `args[1]`, if any; answers whether it did.
 pub fn run_hidden_mode(args: &[String]) -> Option<i32> {
     let mode = args.get(1)?.as_str();
-    if mode != HOLDER && mode != TEST {
+    if ![HOLDER, TEST, WAITER, TAKER].contains(&mode) {
         return None;
     }
     std::thread::spawn(|| {
@@ -33,12 +37,16 @@ pub fn run_hidden_mode(args: &[String]) -> Option<i32> {
         (HOLDER, Some(name), Some(rounds)) => holder(name, rounds.parse().unwrap_or(0)),
         (TEST, Some("locked"), Some(name)) => fresh_test(Some(name)),
         (TEST, Some("plain"), _) => fresh_test(None),
+        (WAITER, Some(name), Some(ms)) => waiter(name, ms.parse().unwrap_or(0)),
+        (TAKER, Some(name), Some(us)) => taker(name, us.parse().unwrap_or(0)),
         _ => Err(format!("bad hidden-mode arguments {:?}", &args[1..])),
     };
     Some(match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("relukko-bench child: {e}");
+            // Crowds and takers run with stderr closed; their parent reads this.
+            println!("error {}", e.replace('\n', " "));
             1
         }
     })
@@ -75,6 +83,72 @@ fn holder(name: &str, rounds: usize) -> Result<(), String> {
         lease.release_blocking().map_err(|e| e.to_string())?;
         println!("released {t0}");
     }
+    Ok(())
+}
+
+/// A waiter of a crowd: says `waiting`, locks `name` through the process-wide
+/// locker (set up from the environment, as a test's), waiting at most
+/// `timeout_ms`; then notes the time, says `acquired <nanos>`, notes the time
+/// again and releases at once, and says `released <nanos>`. A wait that ends
+/// without the lock says `gave_up <waited ms> <error>`.
+fn waiter(name: &str, timeout_ms: u64) -> Result<(), String> {
+    let timeout = Duration::from_millis(timeout_ms);
+    println!("waiting");
+    let started = std::time::Instant::now();
+    match relukko::lock_blocking(relukko::LockOptions::new(name).timeout(timeout)) {
+        Ok(lease) => {
+            println!("acquired {}", now_nanos());
+            let t = now_nanos();
+            lease.release_blocking().map_err(|e| e.to_string())?;
+            println!("released {t}");
+            Ok(())
+        }
+        Err(e) => {
+            let e = e.to_string().replace('\n', " ");
+            println!("gave_up {} {e}", started.elapsed().as_millis());
+            Err(e)
+        }
+    }
+}
+
+/// A taker of fair turns: says `ready`, reads `go <end nanos>` from stdin,
+/// then until the end takes `name`, holds it `hold_us`, releases it and asks
+/// again at once. Says `waits_us <w1,w2,...>` (each completed wait) and
+/// `censored_us <w>` (the wait under way at the end, 0 if none).
+fn taker(name: &str, hold_us: u64) -> Result<(), String> {
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let end: u128 = line
+        .trim()
+        .strip_prefix("go ")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("expected \"go <nanos>\", got {line:?}"))?;
+    let (mut waits, mut censored) = (Vec::new(), 0u128);
+    loop {
+        let asked = now_nanos();
+        if asked >= end {
+            break;
+        }
+        let left = Duration::from_nanos((end - asked) as u64);
+        match relukko::lock_blocking(relukko::LockOptions::new(name).timeout(left)) {
+            Ok(lease) => {
+                let got = now_nanos();
+                waits.push(((got - asked) / 1000).to_string());
+                std::thread::sleep(Duration::from_micros(hold_us));
+                lease.release_blocking().map_err(|e| e.to_string())?;
+            }
+            Err(relukko::Error::WaitTimeout { .. }) => {
+                censored = (now_nanos() - asked) / 1000;
+                break;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    println!("waits_us {}", waits.join(","));
+    println!("censored_us {censored}");
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::Scale;
+use crate::crowd::Crowd;
+use crate::fair::Fair;
 use crate::fresh::Fresh;
 use crate::remote::Contention;
 use crate::stats::{Stat, round3};
@@ -17,7 +20,30 @@ pub struct Results {
     pub fresh_local: Fresh,
     pub fresh_relukko: Fresh,
     pub contention: Contention,
+    pub scale: Scale,
     pub settings: Value,
+}
+
+/// Every crowd, the idle ones first.
+fn crowds(s: &Scale) -> impl Iterator<Item = &Crowd> {
+    [&s.idle_ws, &s.idle_blocked].into_iter().chain(&s.crowds)
+}
+
+fn crowd_json(c: &Crowd) -> Value {
+    json!({
+        "waiters": c.waiters,
+        "websocket": if c.ws_blocked { "refused" } else { "up" },
+        "handoff_ms": Stat::of(&c.handoffs).json(),
+        "requests_per_handoff": round3(c.requests_per_handoff()),
+        "requests": c.requests,
+        "gave_up": c.gave_up,
+        "overlaps": c.overlaps,
+        "errors": c.errors,
+    })
+}
+
+fn fair_meets(f: &Fair) -> bool {
+    f.errors.is_empty() && f.waits.samples > 0 && f.jain() >= 0.9 && f.worst_over_median() <= 3.0
 }
 
 /// One figure against its target.
@@ -88,6 +114,53 @@ impl Results {
                     && self.fresh_relukko.added().p50 <= 30.0,
             },
             Verdict {
+                key: "idle_requests_per_s_per_waiter.websocket_up",
+                target: "<= 0.1 req/s",
+                meets: self.scale.idle_ws.idle_rate().is_some_and(|r| r <= 0.1),
+            },
+            Verdict {
+                key: "crowd_polling_handoff_ms",
+                target: "p99 <= 1200 ms",
+                meets: {
+                    let c = &self.scale.idle_blocked;
+                    let s = Stat::of(&c.handoffs);
+                    s.samples > 0 && s.p99 <= 1200.0
+                },
+            },
+            Verdict {
+                key: "crowd_64_handoff_ms",
+                target: "p50 <= 5 ms",
+                meets: self
+                    .scale
+                    .crowds
+                    .iter()
+                    .find(|c| c.waiters == 64)
+                    .is_some_and(|c| {
+                        let s = Stat::of(&c.handoffs);
+                        s.samples > 0 && s.p50 <= 5.0
+                    }),
+            },
+            Verdict {
+                key: "crowds",
+                target: "0 give-ups, 0 overlaps",
+                meets: crowds(&self.scale).all(|c| {
+                    c.gave_up == 0
+                        && c.overlaps == 0
+                        && c.errors.is_empty()
+                        && c.handoffs.len() == c.waiters
+                }),
+            },
+            Verdict {
+                key: "fair_turns.local",
+                target: "Jain >= 0.9, worst <= 3x p50",
+                meets: fair_meets(&self.scale.fair_local),
+            },
+            Verdict {
+                key: "fair_turns.relukko",
+                target: "Jain >= 0.9, worst <= 3x p50",
+                meets: fair_meets(&self.scale.fair_relukko),
+            },
+            Verdict {
                 key: "added_peak_rss_mb",
                 target: "<= 10 MB",
                 meets: measured(&self.fresh_relukko.locked) && self.added_rss_mb() <= 10.0,
@@ -132,6 +205,18 @@ impl Results {
                 "relukko": round3(self.fresh_relukko.added_rss_mb()),
             },
             "fresh_process_ms": {"local": fresh(&self.fresh_local), "relukko": fresh(&self.fresh_relukko)},
+            "idle_requests_per_s_per_waiter": {
+                "websocket_up": self.scale.idle_ws.idle_rate().map(round3),
+                "websocket_refused": self.scale.idle_blocked.idle_rate().map(round3),
+                "refused_upgrades_per_s_per_waiter": self.scale.idle_blocked.refused_rate().map(round3),
+                "waiters": self.scale.idle_ws.waiters,
+                "window_s": self.scale.idle_ws.idle.map(|i| round3(i.window_s)),
+            },
+            "crowds": crowds(&self.scale).map(crowd_json).collect::<Vec<_>>(),
+            "fair_turns": {
+                "local": self.scale.fair_local.json(),
+                "relukko": self.scale.fair_relukko.json(),
+            },
             "targets": targets,
             "settings": self.settings,
         })
@@ -221,8 +306,82 @@ impl Results {
             ),
             "added_peak_rss_mb",
         );
+        let sc = &self.scale;
+        let rate = |c: &Crowd| c.idle_rate().map_or("-".to_owned(), |r| format!("{r:.3}"));
+        t += &wide(
+            &format!(
+                "idle: {} waiting processes, WebSocket up",
+                sc.idle_ws.waiters
+            ),
+            &format!("{} req/s per waiter", rate(&sc.idle_ws)),
+            "idle_requests_per_s_per_waiter.websocket_up",
+        );
+        t += &format!(
+            "{:<44} {:<36}\n",
+            format!(
+                "idle: {} waiting processes, WS refused",
+                sc.idle_blocked.waiters
+            ),
+            format!(
+                "{} req/s per waiter (+{} refused upgrades/s)",
+                rate(&sc.idle_blocked),
+                sc.idle_blocked
+                    .refused_rate()
+                    .map_or("-".to_owned(), |r| format!("{r:.3}"))
+            ),
+        );
+        for c in crowds(sc) {
+            let key = if c.ws_blocked {
+                "crowd_polling_handoff_ms"
+            } else if c.waiters == 64 {
+                "crowd_64_handoff_ms"
+            } else {
+                "crowds"
+            };
+            let label = format!(
+                "crowd {}{}: handoff, {:.1} req/handoff",
+                c.waiters,
+                if c.ws_blocked { " WS refused" } else { "" },
+                c.requests_per_handoff()
+            );
+            t += &row(&label, &Stat::of(&c.handoffs), key);
+        }
+        let fair = |f: &Fair, backend: &str, key: &str| {
+            wide(
+                &format!("fair turns, {} procs, {backend}", f.processes),
+                &format!(
+                    "Jain {:.3}, worst {:.0} ms = {:.1}x p50",
+                    f.jain(),
+                    f.worst_ms,
+                    f.worst_over_median()
+                ),
+                key,
+            )
+        };
+        t += &fair(&sc.fair_local, "local", "fair_turns.local");
+        t += &fair(&sc.fair_relukko, "Relukko", "fair_turns.relukko");
         for e in &c.errors {
             t += &format!("contention error: {e}\n");
+        }
+        for c in crowds(sc) {
+            for e in &c.errors {
+                t += &format!("crowd {} error: {e}\n", c.waiters);
+            }
+            if c.gave_up > 0 || c.overlaps > 0 {
+                t += &format!(
+                    "crowd {}: {} gave up, {} overlaps\n",
+                    c.waiters, c.gave_up, c.overlaps
+                );
+            }
+        }
+        for (f, b) in [(&sc.fair_local, "local"), (&sc.fair_relukko, "Relukko")] {
+            for e in &f.errors {
+                t += &format!("fair turns ({b}) error: {e}\n");
+            }
+            t += &format!(
+                "  fair turns ({b}): acquisitions per process {:?}; wait p50 {:.1} ms, p99 {:.1} ms\n",
+                f.counts, f.waits.p50, f.waits.p99
+            );
         }
         let fresh = |name: &str, f: &Fresh| {
             format!(
