@@ -17,7 +17,7 @@ use relukko::LockOptions;
 use relukko::server::TestServer;
 use relukko_e2e::proxy::{Mode, Proxy};
 
-use crate::Budget;
+use crate::budget::Budget;
 use crate::child::{self, WAITER, now_nanos};
 use crate::remote;
 

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::Budget;
+use crate::budget::Budget;
 use crate::child::{self, TAKER, now_nanos};
 use crate::stats::{Stat, round3};
 

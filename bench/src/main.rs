@@ -20,6 +20,7 @@ mod fresh;
 mod local;
 mod remote;
 mod report;
+mod scale;
 mod stats;
 
 use std::process::ExitCode;
@@ -63,14 +64,7 @@ struct Plan {
     fresh: (usize, usize),
     clients: usize,
     contention: Duration,
-    /// Waiting processes whose idle requests are counted.
-    idle_waiters: usize,
-    idle_window: Duration,
-    /// The crowds beside the idle one (which is the crowd of 8).
-    crowds: &'static [usize],
-    /// Processes taking turns, and for how long per backend.
-    fair_processes: usize,
-    fair_run: Duration,
+    scale: scale::Plan,
 }
 
 impl Plan {
@@ -92,11 +86,7 @@ impl Plan {
             } else {
                 Duration::from_secs(10)
             },
-            idle_waiters: 8,
-            idle_window: if quick { ms(3000) } else { ms(20_000) },
-            crowds: if quick { &[1] } else { &[1, 64, 128] },
-            fair_processes: 8,
-            fair_run: if quick { ms(3000) } else { ms(10_000) },
+            scale: scale::Plan::new(quick),
         }
     }
 
@@ -120,9 +110,9 @@ impl Plan {
             },
             "hold_ms": {"handoff_ws": ms(self.ws_hold), "handoff_poll": ms(self.poll_hold), "handoff_local": ms(self.local_hold)},
             "contention": {"clients": self.clients, "seconds": self.contention.as_secs_f64()},
-            "idle": {"waiters": self.idle_waiters, "window_s": self.idle_window.as_secs_f64()},
-            "crowds": self.crowds,
-            "fair_turns": {"processes": self.fair_processes, "seconds": self.fair_run.as_secs_f64(), "hold_ms": fair::HOLD.as_secs_f64() * 1e3},
+            "idle": {"waiters": self.scale.idle_waiters, "window_s": self.scale.idle_window.as_secs_f64()},
+            "crowds": self.scale.crowds,
+            "fair_turns": {"processes": self.scale.fair_processes, "seconds": self.scale.fair_run.as_secs_f64(), "hold_ms": fair::HOLD.as_secs_f64() * 1e3},
             "deadline_s": DEADLINE.as_secs() + SCALE_DEADLINE.as_secs(),
         })
     }
@@ -254,7 +244,7 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     let contention = remote::contention(&server, plan.clients, run).await?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
 
-    let scale = scale(&server, &plan).await?;
+    let scale = scale::run(&server, &plan.scale, SCALE_DEADLINE).await?;
 
     drop(server);
     let mut settings = plan.json();
@@ -276,66 +266,6 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
         scale,
         settings,
     })
-}
-
-/// What the second part measured: waiters, crowds and turns.
-#[derive(Debug, Default)]
-pub struct Scale {
-    /// 8 waiters on a held name, WebSocket up (also the crowd of 8).
-    pub idle_ws: crowd::Crowd,
-    /// The same with every WebSocket upgrade refused: polling only.
-    pub idle_blocked: crowd::Crowd,
-    /// The other crowds, WebSocket up.
-    pub crowds: Vec<crowd::Crowd>,
-    pub fair_local: fair::Fair,
-    pub fair_relukko: fair::Fair,
-}
-
-async fn scale(server: &relukko::server::TestServer, plan: &Plan) -> Result<Scale, String> {
-    let all = Budget::new(SCALE_DEADLINE);
-    let mut out = Scale::default();
-    let n = plan.idle_waiters;
-    let window = Some(plan.idle_window);
-    let t = Instant::now();
-    eprint!("relukko-bench: {n} idle waiting processes, WebSocket up, then their handoffs ... ");
-    out.idle_ws = crowd::run(server, n, false, window, &all.sub(Duration::from_secs(60))).await?;
-    eprintln!("{:.1} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    eprint!(
-        "relukko-bench: {n} idle waiting processes, WebSocket refused, then their handoffs ... "
-    );
-    out.idle_blocked =
-        crowd::run(server, n, true, window, &all.sub(Duration::from_secs(60))).await?;
-    eprintln!("{:.1} s", t.elapsed().as_secs_f64());
-    for &n in plan.crowds {
-        let t = Instant::now();
-        eprint!("relukko-bench: a crowd of {n} waiting processes ... ");
-        out.crowds
-            .push(crowd::run(server, n, false, None, &all.sub(Duration::from_secs(60))).await?);
-        eprintln!("{:.1} s", t.elapsed().as_secs_f64());
-    }
-    let p = plan.fair_processes;
-    let dir = local::scratch_dir("fair");
-    let dir_text = dir.to_string_lossy().into_owned();
-    let run = plan.fair_run;
-    out.fair_local = phase(&format!("fair turns, {p} processes, local backend"), || {
-        fair::run(
-            &[("RELUKKO_LOCAL_DIR", &dir_text)],
-            p,
-            run,
-            &all.sub(run * 3),
-        )
-    })?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let env = [
-        ("RELUKKO_URL", server.base_url()),
-        ("RELUKKO_API_KEY", server.api_key()),
-    ];
-    out.fair_relukko = phase(
-        &format!("fair turns, {p} processes, Relukko backend"),
-        || fair::run(&env, p, run, &all.sub(run * 3)),
-    )?;
-    Ok(out)
 }
 
 /// What the figures were measured on.

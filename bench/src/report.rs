@@ -3,11 +3,11 @@
 
 use serde_json::{Value, json};
 
-use crate::Scale;
 use crate::crowd::Crowd;
 use crate::fair::Fair;
 use crate::fresh::Fresh;
 use crate::remote::Contention;
+use crate::scale::Scale;
 use crate::stats::{Stat, round3};
 
 /// Everything one run measured.
