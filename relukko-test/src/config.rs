@@ -8,23 +8,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::env::{Vars, config_error};
 use crate::error::Result;
-
-/// Upstream's skip switch: any non-empty value turns all locking off.
-pub(crate) const SKIP: &str = "RELUKKO_TRUST_ME_IT_IS_LOCKED";
-/// The server URL, and upstream's alias for it.
-pub(crate) const URL_VARS: [&str; 2] = ["RELUKKO_URL", "RELUKKO_BASE_URL"];
-/// The folder of the local backend's lock files.
-pub(crate) const LOCAL_DIR: &str = "RELUKKO_LOCAL_DIR";
-/// The longest wait for a resource.
-pub(crate) const WAIT_TIMEOUT: &str = "RELUKKO_TIMEOUT";
-/// How long the server keeps a lock without a heartbeat.
-pub(crate) const LEASE: &str = "RELUKKO_LEASE";
-/// Put in front of every lock name, so teams can share one server.
-pub(crate) const PREFIX: &str = "RELUKKO_LOCK_PREFIX";
-/// Overrides the derived creator text.
-pub(crate) const CREATOR: &str = "RELUKKO_CREATOR";
+use crate::vars::{
+    CREATOR, LEASE, LOCAL_DIR, PREFIX, SKIP, URL_VARS, Vars, WAIT_TIMEOUT, config_error,
+};
 
 /// The longest wait when nothing else is configured.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);

@@ -147,7 +147,7 @@ pub enum Error {
     },
 
     /// Waiting for a resource ran past its deadline.
-    #[error("timed out after {} waiting for {resource}{}", crate::report::human(*.waited), holder_suffix(.holder))]
+    #[error("timed out after {} waiting for {resource}{}", crate::human::duration(*.waited), holder_suffix(.holder))]
     WaitTimeout {
         /// The resource (lock name) waited for.
         resource: String,
@@ -195,6 +195,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A [`Local`](Error::Local) error about the lock file of `resource` at `path`.
+    pub(crate) fn local(resource: &str, path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Local {
+            resource: resource.to_owned(),
+            path: path.to_owned(),
+            source,
+        }
+    }
+
     /// The text of a [`WaitTimeout`](Error::WaitTimeout) without the resource
     /// (`"timed out after 9.0s, held by ..."`), for messages that already name
     /// it; any other error as it displays.
@@ -202,7 +211,7 @@ impl Error {
         match self {
             Error::WaitTimeout { waited, holder, .. } => format!(
                 "timed out after {}{}",
-                crate::report::human(*waited),
+                crate::human::duration(*waited),
                 holder_suffix(holder)
             ),
             e => e.to_string(),
@@ -215,6 +224,20 @@ fn holder_suffix(holder: &Option<String>) -> String {
         Some(h) => format!(", held by {h}"),
         None => String::new(),
     }
+}
+
+/// Joins an error and its sources with ": ", dropping repeated layers.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 impl std::fmt::Debug for Error {
@@ -256,7 +279,7 @@ mod tests {
 
     #[test]
     fn debug_reads_like_the_message() {
-        let e = crate::env::config_error("RELUKKO_TIMEOUT", "\"abc\" is not a duration");
+        let e = crate::vars::config_error("RELUKKO_TIMEOUT", "\"abc\" is not a duration");
         assert_eq!(
             format!("{e:?}"),
             "invalid setting RELUKKO_TIMEOUT: \"abc\" is not a duration"

@@ -82,7 +82,6 @@
 #![allow(clippy::test_attr_in_doctest)]
 
 pub mod client;
-mod env;
 pub mod error;
 mod lock;
 mod runtime;
@@ -93,21 +92,27 @@ pub mod __private;
 mod backend;
 mod config;
 mod held;
+mod human;
 mod identity;
 mod lease;
+mod lease_state;
 mod lock_options;
 mod locker;
 mod misspelt;
-mod report;
+mod mutex;
+mod progress;
+mod stderr;
 #[cfg(test)]
 mod test_support;
+mod vars;
 
 pub use client::{
     AcquireOptions, Client, ClientBuilder, ClientSettings, Create, RetryPolicy, WaitProgress,
     creator_without_token,
 };
 pub use error::{Error, Result};
-pub use lease::{Lease, LeaseState};
+pub use lease::Lease;
+pub use lease_state::LeaseState;
 pub use lock::Lock;
 pub use lock::format_timestamp;
 pub use locker::{LockOptions, Locker, lock, lock_blocking, locker};

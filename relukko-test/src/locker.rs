@@ -378,7 +378,7 @@ fn waited_since(e: Error, start: Instant) -> Error {
             resource, holder, ..
         } => Error::WaitTimeout {
             resource,
-            waited: crate::report::round_ms(start.elapsed()),
+            waited: crate::human::round_ms(start.elapsed()),
             holder,
         },
         e => e,
@@ -424,7 +424,7 @@ mod tests {
     /// mean "practically forever": the deadline must not overflow `Instant`.
     #[test]
     fn overflowing_durations_mean_practically_forever() {
-        let parsed = crate::env::parse_duration("18446744073709551615").unwrap();
+        let parsed = crate::vars::parse_duration("18446744073709551615").unwrap();
         let dir = TempDir::new("forever");
         for d in [
             parsed,

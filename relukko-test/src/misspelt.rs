@@ -40,7 +40,7 @@ pub(crate) fn warn_once() {
     ONCE.call_once(|| {
         let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
         for (bad, meant) in misspellings(names) {
-            crate::report::line(&format!(
+            crate::stderr::line(&format!(
                 "the environment has {bad}, which relukko does not read: \
                  did you mean {meant}? (it is ignored)"
             ));

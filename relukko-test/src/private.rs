@@ -11,7 +11,7 @@ use crate::held;
 use crate::lease::Finish;
 pub use crate::lease::Lease;
 use crate::locker::LockOptions;
-use crate::report;
+use crate::stderr;
 
 /// What one `#[locked(...)]` attribute asks for.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ impl Spec {
         should_panic: bool,
     ) -> Result<R, Failure> {
         for e in &finish.errors {
-            report::line(&format!(
+            stderr::line(&format!(
                 "test {}: could not release {e} (the lock expires on its own after its lease)",
                 self.test
             ));
@@ -117,7 +117,7 @@ impl Spec {
             ))),
             (Err(panic), lost) => {
                 if let Some(lost) = lost {
-                    report::line(&format!(
+                    stderr::line(&format!(
                         "test {} also lost its lock while it ran: {lost}",
                         self.test
                     ));

@@ -26,7 +26,8 @@ use self::folder::{Folder, LockFile};
 use self::turns::{Ticket, Turn};
 use super::{Released, Wait};
 use crate::error::{Error, Result};
-use crate::report::{self, Progress};
+use crate::human;
+use crate::progress::Progress;
 
 /// How often a waiter that can be cancelled looks at its flag while its
 /// helpers block.
@@ -178,8 +179,8 @@ impl Local {
             }
         }
         let timed_out = || Error::WaitTimeout {
-            resource: what(names),
-            waited: report::round_ms(start.elapsed()),
+            resource: human::what(names),
+            waited: human::round_ms(start.elapsed()),
             holder: Some(self.holders_in(&folder, names)),
         };
         if Instant::now() >= deadline {
@@ -207,7 +208,7 @@ impl Local {
             std::thread::Builder::new()
                 .name("relukko-flock".to_owned())
                 .spawn(move || helper.run(ticket, &flag, &tx))
-                .map_err(|e| local_err(&names[i], &self.path_for(&names[i]), e))?;
+                .map_err(|e| Error::local(&names[i], &self.path_for(&names[i]), e))?;
         }
         drop(tx);
 
@@ -219,8 +220,8 @@ impl Local {
             }
             if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(Error::WaitTimeout {
-                    resource: what(names),
-                    waited: report::round_ms(start.elapsed()),
+                    resource: human::what(names),
+                    waited: human::round_ms(start.elapsed()),
                     holder: None,
                 });
             }
@@ -243,8 +244,8 @@ impl Local {
                 // Every helper sends before it ends unless abandoned, and
                 // nothing abandons them while this loop runs.
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(local_err(
-                        &what(names),
+                    return Err(Error::local(
+                        &human::what(names),
                         &self.dir,
                         std::io::Error::other("the lock-waiting threads ended without a result"),
                     ));
@@ -287,7 +288,7 @@ impl Local {
                     file = turn.reopen(open)?;
                 }
                 Ok(false) => return Ok(None),
-                Err(e) => return Err(local_err(name, &path, e)),
+                Err(e) => return Err(Error::local(name, &path, e)),
             }
         }
         Ok(None)
@@ -303,7 +304,7 @@ impl Local {
         // Best effort: the lock itself does not depend on it. A line for
         // waiters' messages, then one in JSON for `relukko list` (see
         // `inspect`).
-        let since = report::now();
+        let since = human::now();
         let json = serde_json::json!({ "lock_name": names[i], "creator": creator, "since": since });
         let text = format!("{creator} since {since}\n{json}");
         let _ = folder::write_record(&held.taken.file, &text);
@@ -418,7 +419,7 @@ impl Helper {
                 return None;
             }
             if let Err(e) = self.os.lock(&file.file) {
-                return Some(Err(local_err(&self.name, &path, e)));
+                return Some(Err(Error::local(&self.name, &path, e)));
             }
             if folder::is_current(&file.file, &path) {
                 return Some(Ok(Taken {
@@ -460,7 +461,7 @@ impl LocalHeld {
         let _ = folder::clear_record(&self.taken.file);
         self.taken
             .unlock()
-            .map_err(|e| local_err(&self.resource, &self.path, e))?;
+            .map_err(|e| Error::local(&self.resource, &self.path, e))?;
         Ok(if intact {
             Released::Freed
         } else {
@@ -499,7 +500,7 @@ fn file_name(name: &str) -> OsString {
 /// What is waited for and where, for progress lines: two processes that
 /// disagree on the folder do not see each other.
 fn waiting_for(names: &[String], dir: &std::path::Path) -> String {
-    format!("{} (lock files in {})", what(names), dir.display())
+    format!("{} (lock files in {})", human::what(names), dir.display())
 }
 
 /// The holder line of a record (its first line), if any.
@@ -515,22 +516,6 @@ pub(crate) fn read_record(path: &std::path::Path) -> Option<String> {
     let dir = path.parent()?;
     let folder = Folder::open(dir, "").ok()?;
     folder.read_record(path.file_name()?)
-}
-
-/// What is waited for, for messages.
-pub(crate) fn what(names: &[String]) -> String {
-    match names {
-        [one] => one.clone(),
-        many => format!("any of {}", many.join(", ")),
-    }
-}
-
-fn local_err(resource: &str, path: &std::path::Path, source: std::io::Error) -> Error {
-    Error::Local {
-        resource: resource.to_owned(),
-        path: path.to_owned(),
-        source,
-    }
 }
 
 /// FNV-1a, 64 bits: a hash that every build of this crate agrees on (std's

@@ -7,14 +7,16 @@
 
 pub(crate) mod local;
 pub(crate) mod relukko;
-pub(crate) mod skip;
+mod request;
 mod unreachable;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::lease::StatusTx;
+use crate::lease_state::StatusTx;
+
+pub(crate) use request::{Released, Wait};
 
 /// One backend, shared by every lease it made.
 #[derive(Debug, Clone)]
@@ -24,34 +26,12 @@ pub(crate) enum Backend {
     Relukko(relukko::Remote),
 }
 
-/// What a lock request needs besides the names.
-#[derive(Debug, Clone)]
-pub(crate) struct Wait {
-    /// The longest wait.
-    pub(crate) timeout: Duration,
-    /// The creator text recorded with the lock.
-    pub(crate) creator: String,
-    /// How long the server keeps the lock without a heartbeat.
-    pub(crate) lease: Duration,
-    /// The locked test waiting, named in its waiting lines.
-    pub(crate) test: Option<String>,
-}
-
 /// A resource held through a backend; releasing consumes it.
 #[derive(Debug)]
 pub(crate) enum Held {
     Skip,
     Local(local::LocalHeld),
     Relukko(relukko::RemoteHeld),
-}
-
-/// How a release ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Released {
-    /// The lock was ours and is now free.
-    Freed,
-    /// The lock was already gone (deleted by someone else, or expired).
-    AlreadyGone,
 }
 
 impl Backend {
@@ -73,7 +53,7 @@ impl Backend {
         wait: &Wait,
     ) -> Result<(usize, Held)> {
         match self {
-            Backend::Skip => Ok((0, skip::acquire())),
+            Backend::Skip => Ok((0, Held::skip())),
             Backend::Local(local) => local
                 .acquire_any_blocking(names, wait, None)
                 .map(|(i, h)| (i, Held::Local(h))),
@@ -90,7 +70,7 @@ impl Backend {
     /// wait and never leaves a lock behind.
     pub(crate) async fn acquire_any(&self, names: &[String], wait: &Wait) -> Result<(usize, Held)> {
         match self {
-            Backend::Skip => Ok((0, skip::acquire())),
+            Backend::Skip => Ok((0, Held::skip())),
             Backend::Local(local) => {
                 local::Local::acquire_any(local.clone(), names.to_vec(), wait.clone())
                     .await
@@ -105,6 +85,13 @@ impl Backend {
 }
 
 impl Held {
+    /// Takes nothing (the skip switch), and says once per process that
+    /// locking is skipped.
+    fn skip() -> Held {
+        crate::stderr::skip_notice();
+        Held::Skip
+    }
+
     /// Starts the heartbeat, for backends whose locks expire.
     pub(crate) fn start_keepalive(&mut self, resource: &str, lease: Duration, status: &StatusTx) {
         if let Held::Relukko(h) = self {

@@ -17,13 +17,14 @@ use futures_util::stream::FuturesUnordered;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Released, Wait, local::what};
+use super::{Released, Wait};
 use crate::client::pending::Pending;
 use crate::client::{AcquireOptions, Client, Create, Deleted, WaitProgress};
 use crate::error::{Error, Result};
-use crate::lease::StatusTx;
+use crate::lease_state::StatusTx;
 use crate::lock::Lock;
-use crate::report::{self, PROGRESS_AFTER, PROGRESS_EVERY, Progress};
+use crate::progress::{PROGRESS_AFTER, PROGRESS_EVERY, Progress};
+use crate::{human, stderr};
 
 /// The first pause after a failed heartbeat.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -109,7 +110,7 @@ impl Remote {
                     let holder = p
                         .holder
                         .as_ref()
-                        .map_or_else(|| "an unknown holder".to_owned(), report::holder);
+                        .map_or_else(|| "an unknown holder".to_owned(), human::holder);
                     gate.print(&p.resource, &holder);
                 });
             let lock = self.client.acquire(name, opts).await.map_err(rounded)?;
@@ -148,15 +149,15 @@ impl Remote {
                     Some((_, Err(e))) => return Err(e),
                     None => {
                         return Err(Error::WaitTimeout {
-                            resource: what(names),
-                            waited: report::round_ms(start.elapsed()),
+                            resource: human::what(names),
+                            waited: human::round_ms(start.elapsed()),
                             holder: Some(self.holders(names, deadline).await),
                         });
                     }
                 },
                 _ = tokio::time::sleep_until(progress.next_due().into()) => {
                     if progress.due(std::time::Instant::now()) {
-                        progress.print(&what(names), &self.holders(names, deadline).await);
+                        progress.print(&human::what(names), &self.holders(names, deadline).await);
                     }
                 }
             }
@@ -209,10 +210,10 @@ impl Remote {
             .min(left.max(Duration::from_millis(250)));
         let asks = names.iter().map(|name| async move {
             let text = match tokio::time::timeout(bound, self.client.holder(name)).await {
-                Ok(Ok(Some(lock))) => report::holder(&lock),
+                Ok(Ok(Some(lock))) => human::holder(&lock),
                 Ok(Ok(None)) => "nobody (just released)".to_owned(),
                 Ok(Err(e)) => format!("unknown ({e})"),
-                Err(_) => format!("unknown (no answer within {})", report::human(bound)),
+                Err(_) => format!("unknown (no answer within {})", human::duration(bound)),
             };
             if names.len() == 1 {
                 text
@@ -233,7 +234,7 @@ fn rounded(e: Error) -> Error {
             holder,
         } => Error::WaitTimeout {
             resource,
-            waited: report::round_ms(waited),
+            waited: human::round_ms(waited),
             holder,
         },
         e => e,
@@ -304,7 +305,7 @@ impl Drop for RemoteHeld {
             let (client, lock) = (self.client.clone(), self.lock.clone());
             crate::runtime::spawn_cleanup(async move {
                 if let Err(e) = delete(client, lock.id, ABANDONED_BOUND, false).await {
-                    report::line(&format!(
+                    stderr::line(&format!(
                         "could not release {} (abandoned before use): {e}",
                         lock.lock_name
                     ));
@@ -410,13 +411,13 @@ impl Heartbeat {
             let sent = Instant::now();
             let left = self.deadline.saturating_duration_since(sent);
             if left.is_zero() {
-                let since = failing_since.get_or_insert_with(report::now);
+                let since = failing_since.get_or_insert_with(human::now);
                 let last = self.status.get().reason.unwrap_or_default();
                 self.status.lost(format!(
                     "not kept alive: heartbeats failed from {since} until its last confirmed expiry \
                      (minus a safety margin) passed at {}, {} after it was acquired; last error: {last}",
-                    report::now(),
-                    report::human(self.lock_age()),
+                    human::now(),
+                    human::duration(self.lock_age()),
                 ));
                 return false;
             }
@@ -437,22 +438,22 @@ impl Heartbeat {
                     self.status.lost(format!(
                         "deleted by someone else: the server answered 404 (no such lock) to a heartbeat at {}, \
                          {} after it was acquired",
-                        report::now(),
-                        report::human(self.lock_age()),
+                        human::now(),
+                        human::duration(self.lock_age()),
                     ));
                     return false;
                 }
                 Ok(Err(e)) => {
-                    failing_since.get_or_insert_with(report::now);
+                    failing_since.get_or_insert_with(human::now);
                     self.status
                         .uncertain(format!("heartbeat for {} failed: {e}", self.resource));
                 }
                 Err(_) => {
-                    failing_since.get_or_insert_with(report::now);
+                    failing_since.get_or_insert_with(human::now);
                     self.status.uncertain(format!(
                         "heartbeat for {} got no answer within {}",
                         self.resource,
-                        report::human(attempt)
+                        human::duration(attempt)
                     ));
                 }
             }

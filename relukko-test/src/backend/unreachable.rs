@@ -45,8 +45,8 @@ pub(crate) fn recent(base_url: &str, now: Instant) -> Option<Error> {
             "{} (not tried again: this process found the server unreachable {} ago, \
              after all its retries; it tries again {} after that)",
             m.cause,
-            crate::report::human(ago),
-            crate::report::human(FOR)
+            crate::human::duration(ago),
+            crate::human::duration(FOR)
         ))),
     })
 }

@@ -183,7 +183,7 @@ pub(crate) struct ReleaseArgs {
 
 /// A duration flag, read like the library's duration settings.
 fn duration(v: &str) -> Result<Duration, String> {
-    crate::env::parse_duration(v)
+    crate::vars::parse_duration(v)
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub(crate) mod code {
 
 /// One line on stderr, prefixed like the library's.
 pub(crate) fn say(msg: &str) {
-    crate::report::line(msg);
+    crate::stderr::line(msg);
 }
 
 /// Reports `e` and answers the exit code for it.

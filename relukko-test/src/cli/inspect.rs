@@ -11,7 +11,7 @@ use crate::backend::local::Local;
 use crate::backend::local::inspect::Holding;
 use crate::config::{self, BackendKind, Settings};
 use crate::error::{Error, Result};
-use crate::{Client, Lock, report};
+use crate::{Client, Lock, human, vars};
 
 /// The configured backend, to look at.
 enum Target {
@@ -48,10 +48,10 @@ impl Entry {
         Entry {
             name: strip(&l.lock_name, prefix),
             lock_name: l.lock_name.clone(),
-            holder: report::holder(l),
+            holder: human::holder(l),
             creator,
-            since: Some(report::when(l.created_at)),
-            expires: Some(report::when(l.expires_at)),
+            since: Some(human::when(l.created_at)),
+            expires: Some(human::when(l.expires_at)),
             id: l.id.to_string(),
         }
     }
@@ -90,7 +90,7 @@ fn target() -> Result<(Settings, Target)> {
     let target = match &settings.kind {
         BackendKind::Skip => {
             return Err(Error::Config {
-                name: config::SKIP.to_owned(),
+                name: vars::SKIP.to_owned(),
                 reason: "is set, so nothing is locked and there are no locks to look at: unset it"
                     .to_owned(),
             });
@@ -291,7 +291,7 @@ pub(crate) async fn health() -> u8 {
         BackendKind::Skip => {
             println!(
                 "ok: locking is skipped ({} is set): there is nothing to reach",
-                config::SKIP
+                vars::SKIP
             );
             0
         }
@@ -362,7 +362,7 @@ fn local_health(dir: &std::path::Path) -> u8 {
             say(&format!(
                 "cannot create lock files in {}: {e}; check {} (a folder every user of the locks may write to)",
                 dir.display(),
-                config::LOCAL_DIR
+                vars::LOCAL_DIR
             ));
             code::NO
         }

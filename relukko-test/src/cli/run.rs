@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::args::{OnLost, RunArgs};
 use super::exit::{code, failed, say};
 use super::signals::{self, Signals};
-use crate::report::human;
+use crate::human;
 use crate::{Lease, LockOptions, Locker};
 
 /// The variable CMD finds the held names in.
@@ -144,7 +144,7 @@ async fn supervise(
                 lost = true;
                 match a.on_lost {
                     OnLost::Stop => {
-                        say(&format!("{err}; stopping CMD: SIGTERM now, SIGKILL in {}", human(a.kill_after)));
+                        say(&format!("{err}; stopping CMD: SIGTERM now, SIGKILL in {}", human::duration(a.kill_after)));
                         signals::send(pid, libc::SIGTERM);
                         kill_at = Some(Instant::now() + a.kill_after);
                     }
@@ -153,7 +153,7 @@ async fn supervise(
             }
             () = tokio::time::sleep_until(kill_at.unwrap_or_else(Instant::now)), if kill_at.is_some() => {
                 kill_at = None;
-                say(&format!("CMD still runs {} after SIGTERM: SIGKILL", human(a.kill_after)));
+                say(&format!("CMD still runs {} after SIGTERM: SIGKILL", human::duration(a.kill_after)));
                 signals::send(pid, libc::SIGKILL);
             }
         }

@@ -2,22 +2,23 @@
 //! and the guard that keeps a dropped call from leaving a lock behind.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::calls::{Create, Tidy, new_token, with_token};
+use super::answers::Create;
+use super::calls::Tidy;
+use super::guard::{Gone, run_guarded};
 use super::pending::Pending;
 use super::retry::PollTimer;
-use super::watcher::{Registration, Watcher};
+use super::token::{new_token, with_token};
+use super::watcher::Registration;
 use super::{Client, Inner};
 use crate::error::{Error, Result};
+use crate::human;
 use crate::lock::Lock;
-use crate::report;
 
 type ProgressFn = Arc<dyn Fn(&WaitProgress) + Send + Sync + 'static>;
 
@@ -122,61 +123,6 @@ impl AcquireOptions {
     }
 }
 
-/// Tells a background task whether its caller is still there.
-pub(crate) struct Gone(watch::Receiver<()>);
-
-impl Gone {
-    fn is_gone(&self) -> bool {
-        self.0.has_changed().is_err()
-    }
-
-    async fn wait(&mut self) {
-        while self.0.changed().await.is_ok() {}
-    }
-}
-
-/// A lock on its way to the caller: deleted in the background if it is dropped
-/// before the caller took it (the caller went away).
-struct InFlight {
-    lock: Option<Lock>,
-    inner: Arc<Inner>,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if let Some(lock) = self.lock.take() {
-            let inner = Arc::clone(&self.inner);
-            crate::runtime::spawn_cleanup(async move { inner.delete_orphan(&lock).await });
-        }
-    }
-}
-
-/// Runs a lock-taking future on the background runtime. If the caller's
-/// future is dropped, the task is told (through [`Gone`]), finishes its
-/// request in flight, and any lock it got is deleted.
-pub(crate) async fn run_guarded<F, Fut>(inner: Arc<Inner>, f: F) -> Result<Option<Lock>>
-where
-    F: FnOnce(Arc<Inner>, Gone) -> Fut,
-    Fut: Future<Output = Result<Option<Lock>>> + Send + 'static,
-{
-    let (alive, alive_rx) = watch::channel(());
-    let (tx, rx) = oneshot::channel::<Result<InFlight>>();
-    let fut = f(Arc::clone(&inner), Gone(alive_rx));
-    crate::runtime::spawn_cleanup(async move {
-        let result = fut.await.map(|lock| InFlight { lock, inner });
-        // If the caller is gone, the unsent value is dropped here, and with it
-        // the lock (see InFlight's Drop).
-        let _ = tx.send(result);
-    });
-    let result = rx.await;
-    drop(alive);
-    match result {
-        Ok(r) => r.map(|mut f| f.lock.take()),
-        // The task can only end unsent by panicking.
-        Err(_) => panic!("relukko: a background lock task panicked"),
-    }
-}
-
 async fn pushed(reg: &Option<Registration>) {
     match reg {
         Some(r) => r.notify.notified().await,
@@ -250,12 +196,9 @@ impl Wait {
 
     async fn run(self, inner: Arc<Inner>, mut gone: Gone) -> Result<Option<Lock>> {
         let deadline = self.started + self.opts.timeout;
-        let reg = inner.websocket.then(|| {
-            inner
-                .watcher
-                .get_or_init(|| Watcher::start(&inner))
-                .register(&self.name)
-        });
+        let reg = inner
+            .websocket
+            .then(|| inner.watcher().register(&self.name));
         let queue = reg.as_ref().map(|_| Queued::join(&inner.url, &self.name));
         let mut poll = PollTimer::new(inner.poll_max);
         let mut next_progress = self.started + self.opts.progress_after;
@@ -289,7 +232,7 @@ impl Wait {
                 return Err(Error::WaitTimeout {
                     resource: self.name.clone(),
                     waited: self.started.elapsed(),
-                    holder: holder.as_ref().map(report::holder),
+                    holder: holder.as_ref().map(human::holder),
                 });
             }
             if let Some(report) = &self.opts.on_progress

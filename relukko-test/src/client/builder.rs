@@ -7,12 +7,10 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::http::strip_userinfo;
+use super::key::API_KEY_HEADER;
 use super::tls::Bundle;
 use super::{Client, Inner, RetryPolicy};
 use crate::error::{Error, Result};
-
-/// The header that carries the API key (header names are case-insensitive).
-pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 
 /// Configures a [`Client`]; made by [`Client::builder`]. `Debug` never shows
 /// the API key.
@@ -65,6 +63,14 @@ impl std::fmt::Debug for ClientBuilder {
             )
             .field("trust_me_it_is_locked", &self.skip)
             .finish()
+    }
+}
+
+impl Client {
+    /// A builder for a client of the server at `url` (`http://` or `https://`,
+    /// optionally with a path prefix).
+    pub fn builder(url: impl AsRef<str>) -> ClientBuilder {
+        ClientBuilder::new(url)
     }
 }
 
@@ -226,7 +232,7 @@ impl ClientBuilder {
 
         let http = http.build().map_err(|e| Error::Config {
             name: "client".to_owned(),
-            reason: format!("cannot build the HTTP client: {}", super::http::chain(&e)),
+            reason: format!("cannot build the HTTP client: {}", crate::error::chain(&e)),
         })?;
         Ok(Client {
             inner: Arc::new(Inner {

@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::answers::{Create, Deleted};
 use super::http::{check, decode, is_transient};
+use super::token::{is_own, new_token, with_token};
 use super::{Client, Inner};
 use crate::error::{Error, Result};
 use crate::lock::{Lock, format_timestamp};
@@ -53,79 +55,6 @@ impl Drop for Tidy {
             self.inner.spawn_token_cleanup(name, token, self.keep);
         }
     }
-}
-
-/// The answer to [`Client::create`]: the lock, or the news that someone holds it
-/// (the server's 409, as a value rather than an error to parse).
-#[must_use = "a Taken answer means the lock is NOT held"]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Create {
-    /// The lock is ours.
-    Acquired(Lock),
-    /// Someone else holds a lock of that name.
-    Taken,
-}
-
-impl Create {
-    /// The lock, if it was acquired.
-    pub fn lock(self) -> Option<Lock> {
-        match self {
-            Create::Acquired(l) => Some(l),
-            Create::Taken => None,
-        }
-    }
-}
-
-/// What a holder's DELETE found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Deleted {
-    /// Deleted by this call: the lock was there until now.
-    Now,
-    /// Gone before this call (404 on the first answer).
-    Before,
-    /// 404 after an attempt whose answer was lost: that attempt may have
-    /// deleted it, or it was gone before. The holder decides with what else
-    /// it knows (its confirmed expiry).
-    Unsure,
-}
-
-/// A fresh creator token, `[rl:<32 hex digits>]`.
-pub(crate) fn new_token() -> String {
-    format!("[rl:{}]", Uuid::new_v4().simple())
-}
-
-/// The creator text sent for one call: `"<creator> <token>"`, or the token alone.
-pub(crate) fn with_token(creator: Option<&str>, token: &str) -> String {
-    match creator {
-        Some(c) if !c.is_empty() => format!("{c} {token}"),
-        _ => token.to_owned(),
-    }
-}
-
-/// The creator as the user wrote it: `creator` without the `[rl:<token>]`
-/// that this client appends to recognise its own locks.
-///
-/// ```
-/// assert_eq!(relukko::creator_without_token("ci-7 [rl:0123456789abcdef0123456789abcdef]"), "ci-7");
-/// assert_eq!(relukko::creator_without_token("someone else"), "someone else");
-/// ```
-pub fn creator_without_token(creator: &str) -> &str {
-    let Some(start) = creator.rfind("[rl:") else {
-        return creator;
-    };
-    let tail = &creator[start + 4..];
-    let is_token = tail.len() == 33
-        && tail.ends_with(']')
-        && tail[..32].bytes().all(|b| b.is_ascii_hexdigit());
-    if is_token {
-        creator[..start].trim_end()
-    } else {
-        creator
-    }
-}
-
-fn is_own(lock: &Lock, name: &str, token: &str) -> bool {
-    lock.lock_name == name && lock.creator.as_deref().is_some_and(|c| c.ends_with(token))
 }
 
 /// Seconds for a `{"seconds": n}` body, rounded up so a sub-second duration
@@ -324,7 +253,7 @@ impl Client {
         let creator = with_token(creator.or(self.creator()), &token);
         let name = name.to_owned();
         let got =
-            super::acquire::run_guarded(Arc::clone(&self.inner), move |inner, _gone| async move {
+            super::guard::run_guarded(Arc::clone(&self.inner), move |inner, _gone| async move {
                 let pending = super::pending::Pending::new(&inner, &name, &token);
                 let mut tidy = Tidy::new(&inner, &name, &token);
                 pending.sending(true);
@@ -473,6 +402,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::creator_without_token;
 
     #[test]
     fn tokens_are_recognised_and_stripped() {

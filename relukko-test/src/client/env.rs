@@ -6,18 +6,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::Client;
 use super::builder::ClientBuilder;
 use super::http::strip_userinfo;
 use super::tls::{Bundle, check_bundle_path};
-use crate::env::{Vars, config_error as bad};
 use crate::error::Result;
-
-/// The server URL; the first that is set wins.
-pub const URL_VARS: [&str; 2] = ["RELUKKO_URL", "RELUKKO_BASE_URL"];
-/// The skip switch, as upstream: any non-empty value means on.
-pub const SKIP_VAR: &str = "RELUKKO_TRUST_ME_IT_IS_LOCKED";
-/// Extra CA bundles (a PEM file or a folder); the first that is set wins.
-pub const CA_BUNDLE_VARS: [&str; 3] = ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
+use crate::vars::{CA_BUNDLE_VARS, SKIP, URL_VARS, Vars, config_error as bad};
 
 /// The client's settings from the environment.
 ///
@@ -85,7 +79,7 @@ impl ClientSettings {
     /// naming its variable.
     pub fn from_env() -> Result<Self> {
         crate::misspelt::warn_once();
-        Self::from_vars(&crate::env::process())
+        Self::from_vars(&crate::vars::process())
     }
 
     /// Reads the settings through `lookup` (variable name to value, `None`
@@ -105,7 +99,7 @@ impl ClientSettings {
             }
         };
 
-        let trust_me_it_is_locked = vars.flag(SKIP_VAR);
+        let trust_me_it_is_locked = vars.flag(SKIP);
         let url = first(&URL_VARS)?;
         if let Some((name, u)) = &url {
             // Checked now, so the error names the variable rather than a builder option.
@@ -192,6 +186,15 @@ impl ClientSettings {
             });
         }
         b.trust_me_it_is_locked(self.trust_me_it_is_locked)
+    }
+}
+
+impl Client {
+    /// A client configured from the environment; see [`ClientSettings::from_env`]
+    /// for the variables. A bad value is an [`Error::Config`](crate::Error::Config)
+    /// naming the variable.
+    pub fn from_env() -> crate::Result<Client> {
+        ClientSettings::from_env()?.into_builder().build()
     }
 }
 

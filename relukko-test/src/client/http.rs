@@ -38,20 +38,6 @@ impl std::fmt::Display for Cause {
 
 impl std::error::Error for Cause {}
 
-/// Joins an error and its sources with ": ", dropping repeated layers.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
-}
-
 /// Worth another try: the answer may come next time.
 pub(crate) fn is_transient(e: &Error) -> bool {
     matches!(
@@ -163,7 +149,7 @@ impl Inner {
         let started = Instant::now();
         let fail = |e: reqwest::Error| {
             let timed_out = e.is_timeout();
-            let cause = chain(&e.without_url());
+            let cause = crate::error::chain(&e.without_url());
             tracing::debug!(target: "relukko::client", %what, url = %shown, error = %cause, "request failed");
             if is_plain_http_answer(&shown, &cause) {
                 Error::NotTls { url: shown.clone() }
@@ -361,6 +347,9 @@ mod tests {
             url: "http://h".into(),
             source: Box::new(inner),
         };
-        assert_eq!(chain(&outer), "cannot reach http://h: Connection refused");
+        assert_eq!(
+            crate::error::chain(&outer),
+            "cannot reach http://h: Connection refused"
+        );
     }
 }

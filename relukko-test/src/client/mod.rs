@@ -63,123 +63,27 @@
 //! creator text for display.
 
 mod acquire;
+mod answers;
 mod builder;
 mod calls;
 mod env;
+mod guard;
 pub(crate) mod http;
+mod key;
 pub(crate) mod pending;
 mod retry;
+mod shared;
 mod tls;
+mod token;
 mod watcher;
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
-
 pub use acquire::{AcquireOptions, WaitProgress};
+pub use answers::Create;
+pub(crate) use answers::Deleted;
 pub use builder::ClientBuilder;
-pub(crate) use calls::Deleted;
-pub use calls::{Create, creator_without_token};
 pub use env::ClientSettings;
 pub use retry::RetryPolicy;
-
-/// A client of one Relukko server. Cheap to clone (all clones share one
-/// connection pool and one WebSocket watcher); `Send + Sync`.
-///
-/// Build it with [`Client::builder`] or [`Client::from_env`]. Its `Debug`
-/// never shows the API key.
-#[derive(Clone)]
-pub struct Client {
-    pub(crate) inner: Arc<Inner>,
-}
-
-/// What all clones of a client share.
-pub(crate) struct Inner {
-    /// The base URL as given, without trailing slash (may carry userinfo).
-    pub(crate) url: String,
-    /// The base URL without userinfo: what errors and logs show.
-    pub(crate) shown_url: String,
-    pub(crate) api_key: Option<String>,
-    pub(crate) creator: Option<String>,
-    pub(crate) http: reqwest::Client,
-    pub(crate) request_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) poll_max: Duration,
-    pub(crate) websocket: bool,
-    pub(crate) skip: bool,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
-    /// Started on the first wait; stops when the last clone is dropped.
-    pub(crate) watcher: OnceLock<watcher::Watcher>,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let i = &self.inner;
-        f.debug_struct("Client")
-            .field("base_url", &i.shown_url)
-            .field("api_key", &i.api_key.as_ref().map(|_| "<redacted>"))
-            .field("creator", &i.creator)
-            .field("request_timeout", &i.request_timeout)
-            .field("connect_timeout", &i.connect_timeout)
-            .field("retry", &i.retry)
-            .field("poll_max", &i.poll_max)
-            .field("websocket", &i.websocket)
-            .field("trust_me_it_is_locked", &i.skip)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Client {
-    /// A builder for a client of the server at `url` (`http://` or `https://`,
-    /// optionally with a path prefix).
-    pub fn builder(url: impl AsRef<str>) -> ClientBuilder {
-        ClientBuilder::new(url)
-    }
-
-    /// A client configured from the environment; see [`ClientSettings::from_env`]
-    /// for the variables. A bad value is an [`Error::Config`](crate::Error::Config)
-    /// naming the variable.
-    pub fn from_env() -> crate::Result<Client> {
-        ClientSettings::from_env()?.into_builder().build()
-    }
-
-    /// The server's base URL, without credentials (empty for a skip client
-    /// built with no URL).
-    pub fn base_url(&self) -> &str {
-        &self.inner.shown_url
-    }
-
-    /// Whether the skip switch is on (`RELUKKO_TRUST_ME_IT_IS_LOCKED`): no
-    /// request is made and lock-returning calls answer [`Lock::dummy`](crate::Lock::dummy).
-    pub fn is_skip(&self) -> bool {
-        self.inner.skip
-    }
-
-    /// The creator sent when a call gives none.
-    pub fn creator(&self) -> Option<&str> {
-        self.inner.creator.as_deref()
-    }
-
-    /// Counters of the WebSocket watcher, for tests and diagnostics.
-    #[doc(hidden)]
-    pub fn __watch_stats(&self) -> WatchStats {
-        self.inner
-            .watcher
-            .get()
-            .map(|w| w.stats())
-            .unwrap_or_default()
-    }
-}
-
-/// Counters of a client's WebSocket watcher.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WatchStats {
-    /// Successful connections (the first one included).
-    pub connects: u64,
-    /// Deletions pushed by the server that woke at least one waiter.
-    pub push_wakeups: u64,
-    /// Deletions pushed by the server, whoever waited for them.
-    pub deletions: u64,
-}
+pub use shared::Client;
+pub(crate) use shared::Inner;
+pub use token::creator_without_token;
+pub use watcher::WatchStats;

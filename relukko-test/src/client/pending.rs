@@ -124,7 +124,7 @@ async fn clean_up(entries: Vec<Arc<Entry>>, until: Instant) -> usize {
             deleted += join_all(deletes)
                 .await
                 .into_iter()
-                .filter(|r| matches!(r, Ok(Ok(super::calls::Deleted::Now))))
+                .filter(|r| matches!(r, Ok(Ok(super::answers::Deleted::Now))))
                 .count();
         }
         // A POST still on its way may yet make a lock: look again.

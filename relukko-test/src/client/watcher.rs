@@ -18,10 +18,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::builder::API_KEY_HEADER;
-use super::http::chain;
+use super::key::API_KEY_HEADER;
 use super::retry::exp_cap;
-use super::{Inner, WatchStats};
+use crate::error::chain;
 
 /// How often the watcher pings, and how long a silent link is trusted.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -114,13 +113,15 @@ impl Drop for Registration {
 }
 
 /// What the task needs to connect; a copy, so it holds no reference to the client.
-struct Target {
-    url: String,
-    shown: String,
-    api_key: Option<String>,
-    connect_timeout: Duration,
+pub(crate) struct Target {
+    /// The server's base URL (may carry userinfo).
+    pub(crate) url: String,
+    /// The base URL without userinfo, for logs.
+    pub(crate) shown: String,
+    pub(crate) api_key: Option<String>,
+    pub(crate) connect_timeout: Duration,
     #[cfg(feature = "tls")]
-    tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn ws_url(http_url: &str) -> String {
@@ -135,16 +136,10 @@ fn ws_url(http_url: &str) -> String {
 }
 
 impl Watcher {
-    /// Starts the task for `inner`'s server.
-    pub(crate) fn start(inner: &Inner) -> Watcher {
-        let target = Target {
-            url: ws_url(&inner.url),
-            shown: ws_url(&inner.shown_url),
-            api_key: inner.api_key.clone(),
-            connect_timeout: inner.connect_timeout + inner.request_timeout,
-            #[cfg(feature = "tls")]
-            tls: inner.tls.clone(),
-        };
+    /// Starts the task for the server of `target` (its HTTP base URL).
+    pub(crate) fn start(mut target: Target) -> Watcher {
+        target.url = ws_url(&target.url);
+        target.shown = ws_url(&target.shown);
         let shared = Arc::new(Shared::default());
         let (stop_tx, stop_rx) = oneshot::channel();
         crate::runtime::spawn(run(target, Arc::clone(&shared), stop_rx));
@@ -277,6 +272,18 @@ async fn run(target: Target, shared: Arc<Shared>, mut stop: oneshot::Receiver<()
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Counters of a client's WebSocket watcher.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Successful connections (the first one included).
+    pub connects: u64,
+    /// Deletions pushed by the server that woke at least one waiter.
+    pub push_wakeups: u64,
+    /// Deletions pushed by the server, whoever waited for them.
+    pub deletions: u64,
 }
 
 #[cfg(test)]

@@ -7,35 +7,48 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
 use std::time::Duration;
 
-use super::Inner;
+use futures_util::future::BoxFuture;
+
+use crate::mutex::unpoisoned;
+
+/// A live lease, as the exit and signal handlers see it.
+pub(super) trait Live: Send + Sync {
+    /// How many resources it holds.
+    fn parts(&self) -> usize;
+    /// Releases them one after another in reverse order, blocking this
+    /// thread at most `bound` for each (at exit).
+    fn release_at_exit(&self, bound: Duration);
+    /// Releases them all at once, waiting at most `bound` (on a signal).
+    fn release_now(&self, bound: Duration) -> BoxFuture<'_, ()>;
+}
 
 /// The longest the exit handler waits for one release.
 const EXIT_BOUND: Duration = Duration::from_secs(3);
 
 static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-static LIVE: Mutex<Vec<(u64, Weak<Inner>)>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<(u64, Weak<dyn Live>)>> = Mutex::new(Vec::new());
 
 pub(super) fn next_key() -> u64 {
     NEXT_KEY.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Remembers a live lease, and installs the exit handler once.
-pub(super) fn register(inner: &Arc<Inner>) {
+pub(super) fn register(key: u64, lease: Weak<dyn Live>) {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(install);
-    super::lock(&LIVE).push((inner.key, Arc::downgrade(inner)));
+    unpoisoned(&LIVE).push((key, lease));
 }
 
 /// The leases alive now.
-pub(super) fn live() -> Vec<Arc<Inner>> {
-    super::lock(&LIVE)
+pub(super) fn live() -> Vec<Arc<dyn Live>> {
+    unpoisoned(&LIVE)
         .iter()
         .filter_map(|(_, w)| w.upgrade())
         .collect()
 }
 
 pub(super) fn unregister(key: u64) {
-    super::lock(&LIVE).retain(|(k, _)| *k != key);
+    unpoisoned(&LIVE).retain(|(k, _)| *k != key);
 }
 
 #[cfg(any(unix, windows))]
@@ -78,20 +91,13 @@ fn release_all() {
         }
     }
     // Upgrade outside the registry lock: dropping the last clone re-enters it.
-    let leases: Vec<Arc<Inner>> = live
+    let leases: Vec<Arc<dyn Live>> = live
         .unwrap_or_default()
         .iter()
         .filter_map(|(_, w)| w.upgrade())
         .collect();
-    for inner in &leases {
-        for part in inner.parts.iter().rev() {
-            if let Err(e) = part.release_blocking(EXIT_BOUND) {
-                crate::report::line(&format!(
-                    "at exit, could not release {}: {e}",
-                    part.resource
-                ));
-            }
-        }
+    for lease in &leases {
+        lease.release_at_exit(EXIT_BOUND);
     }
     // The parts are released; dropping these has nothing left to do.
     drop(leases);

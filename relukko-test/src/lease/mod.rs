@@ -2,17 +2,15 @@
 
 mod exit;
 pub(crate) mod signals;
-mod status;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::{Held, Released};
 use crate::error::{Error, Result};
-use crate::report;
-
-pub use status::LeaseState;
-pub(crate) use status::StatusTx;
+use crate::lease_state::{LeaseState, StatusTx};
+use crate::mutex::unpoisoned;
+use crate::{human, stderr};
 
 /// The longest an explicit release (and the one after a locked test) waits.
 pub(crate) const RELEASE_BOUND: Duration = Duration::from_secs(10);
@@ -90,7 +88,7 @@ impl Part {
     }
 
     fn take(&self) -> Option<Held> {
-        lock(&self.held).take()
+        unpoisoned(&self.held).take()
     }
 
     fn note(&self, released: &Result<Released>) {
@@ -99,7 +97,7 @@ impl Part {
             Ok(Released::AlreadyGone) => {
                 self.status.lost_quietly(format!(
                     "it was already gone when released at {}: deleted by someone else, or expired",
-                    report::now()
+                    human::now()
                 ));
             }
             // Keep the state: the lock may still be there until it expires.
@@ -137,7 +135,7 @@ impl Drop for Part {
                 let _ = held.release(DROP_BOUND).await;
             });
         } else if let Err(e) = held.release_blocking(DROP_BOUND) {
-            report::line(&format!("could not release {}: {e}", self.resource));
+            stderr::line(&format!("could not release {}: {e}", self.resource));
         }
     }
 }
@@ -148,9 +146,27 @@ fn on_background_runtime() -> bool {
     std::thread::current().name() == Some("relukko-bg")
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these short locks leaves consistent data.
-    m.lock().unwrap_or_else(|e| e.into_inner())
+impl exit::Live for Inner {
+    fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    fn release_at_exit(&self, bound: Duration) {
+        for part in self.parts.iter().rev() {
+            if let Err(e) = part.release_blocking(bound) {
+                stderr::line(&format!(
+                    "at exit, could not release {}: {e}",
+                    part.resource
+                ));
+            }
+        }
+    }
+
+    fn release_now(&self, bound: Duration) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            futures_util::future::join_all(self.parts.iter().map(|p| p.release(bound))).await;
+        })
+    }
 }
 
 impl Drop for Inner {
@@ -179,7 +195,7 @@ impl Lease {
             parts,
             _signals: signals::Guard::new(),
         });
-        exit::register(&inner);
+        exit::register(inner.key, Arc::<Inner>::downgrade(&inner));
         Lease { inner }
     }
 

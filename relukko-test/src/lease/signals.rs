@@ -73,12 +73,9 @@ fn enabled() -> bool {
 fn release_everything() -> (usize, bool) {
     let started = tokio::time::Instant::now();
     let leases = super::exit::live();
-    let parts: usize = leases.iter().map(|l| l.parts.len()).sum();
+    let parts: usize = leases.iter().map(|l| l.parts()).sum();
     let work = async move {
-        let releases = leases
-            .iter()
-            .flat_map(|l| l.parts.iter())
-            .map(|p| p.release(BOUND));
+        let releases = leases.iter().map(|l| l.release_now(BOUND));
         let until = started + BOUND;
         let (_, _) = futures_util::future::join(
             futures_util::future::join_all(releases),
@@ -124,7 +121,7 @@ mod imp {
                 return;
             }
             if let Err(e) = try_install() {
-                crate::report::line(&format!(
+                crate::stderr::line(&format!(
                     "cannot catch SIGINT/SIGTERM/SIGHUP ({e}): a stopped test's locks expire after their lease"
                 ));
             }
@@ -192,10 +189,10 @@ mod imp {
         let started = std::time::Instant::now();
         let (parts, done) = super::release_everything();
         let name = signal_name(sig).unwrap_or("a signal");
-        crate::report::line(&format!(
+        crate::stderr::line(&format!(
             "{name}: {} {parts} lock(s) in {}{}",
             if done { "released" } else { "tried to release" },
-            crate::report::human(started.elapsed()),
+            crate::human::duration(started.elapsed()),
             if done { "" } else { " (gave up waiting)" }
         ));
         let _ = emulate_default_handler(sig);

@@ -1,8 +1,8 @@
 //! The `relukko-server` command line. It lives in the library so it can read
-//! its settings with `crate::env`; the binary only calls [`main`].
+//! its settings with `crate::vars`; the binary only calls [`main`].
 //!
 //! Flags are parsed by `clap`; each flag's variable is read through
-//! `crate::env` only when the flag is absent, so a set-but-empty or malformed
+//! `crate::vars` only when the flag is absent, so a set-but-empty or malformed
 //! variable fails with the same message as everywhere else in the crate (and
 //! the help never prints a variable's value, such as the API key).
 
@@ -15,7 +15,7 @@ use clap::Parser;
 use tracing::level_filters::LevelFilter;
 
 use super::config::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE, ServerConfig};
-use crate::env::{self, Vars};
+use crate::vars::{self, Vars};
 
 const ABOUT: &str = "A Relukko-compatible lock server.";
 
@@ -70,11 +70,11 @@ struct Flags {
 
     /// How long an expired lock lingers before the clean-up pass removes it
     /// [env: RELUKKO_CLEANUP_GRACE] [default: 3m]
-    #[arg(long, value_name = "DURATION", value_parser = env::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = vars::parse_duration)]
     grace: Option<Duration>,
 
     /// How often the clean-up pass runs [env: RELUKKO_CLEANUP_INTERVAL] [default: 30s]
-    #[arg(long, value_name = "DURATION", value_parser = env::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = vars::parse_duration)]
     cleanup_interval: Option<Duration>,
 
     /// Keep the locks in this database file (created if missing), so a restart
@@ -107,7 +107,7 @@ enum Stop {
 /// Entry point of the `relukko-server` binary: exit code 0 after a clean
 /// shutdown, 1 if it cannot listen or fails, 2 for a bad or missing setting.
 pub fn main() -> ExitCode {
-    let options = match parse(std::env::args_os(), &env::process()) {
+    let options = match parse(std::env::args_os(), &vars::process()) {
         Ok(options) => options,
         Err(Stop::Clap(e)) => {
             let _ = e.print();
@@ -253,7 +253,7 @@ where
         Some(path) => Some(path),
         None => match env.raw("RELUKKO_DB") {
             Some(path) if path.is_empty() => {
-                return Err(setting(env::config_error(
+                return Err(setting(vars::config_error(
                     "RELUKKO_DB",
                     "is set but empty: unset it or give it a path",
                 )));

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
 use crate::error::{Error, Result};
-use crate::report;
+use crate::stderr;
 
 /// The longest holder record, in bytes. Records in files of other users are
 /// padded to this size, so a longer earlier record never shows through.
@@ -85,7 +85,7 @@ impl Folder {
         warned.push(self.id);
         drop(warned);
         for w in warnings() {
-            report::line(&w);
+            stderr::line(&w);
         }
     }
 }
@@ -125,13 +125,9 @@ pub(super) fn clear_record(lock: &LockFile) -> std::io::Result<()> {
     }
 }
 
-fn local_err(resource: &str, path: &Path, source: std::io::Error) -> Error {
-    super::local_err(resource, path, source)
-}
-
 /// An error about the folder itself, naming it and the fix.
 fn refused(resource: &str, path: &Path, problem: String) -> Error {
-    local_err(resource, path, std::io::Error::other(problem))
+    Error::local(resource, path, std::io::Error::other(problem))
 }
 
 #[cfg(unix)]
@@ -212,7 +208,7 @@ mod unix {
             };
             let meta = handle
                 .metadata()
-                .map_err(|e| local_err(resource, path, e))?;
+                .map_err(|e| Error::local(resource, path, e))?;
             let mode = meta.mode();
             if mode & 0o002 != 0 && mode & 0o1000 == 0 {
                 return Err(refused(
@@ -322,10 +318,12 @@ mod unix {
                     )
                 } else {
                     let hint = format!("{e}; remove {} and try again", path.display());
-                    local_err(resource, &path, std::io::Error::new(e.kind(), hint))
+                    Error::local(resource, &path, std::io::Error::new(e.kind(), hint))
                 }
             })?;
-            let meta = file.metadata().map_err(|e| local_err(resource, &path, e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| Error::local(resource, &path, e))?;
             let owned = meta.uid() == euid();
             if owned && meta.mode() & 0o666 != 0o666 {
                 // The umask may have removed write bits for others; best effort.
@@ -347,7 +345,7 @@ mod unix {
     /// is made mode 1777 whatever the umask, so every user can add lock files.
     fn create(path: &Path, resource: &str) -> Result<()> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| local_err(resource, parent, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| Error::local(resource, parent, e))?;
         }
         match DirBuilder::new().mode(0o1777).create(path) {
             Ok(()) => {
@@ -357,7 +355,7 @@ mod unix {
             }
             // Another process was first.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(local_err(resource, path, e)),
+            Err(e) => Err(Error::local(resource, path, e)),
         }
     }
 
@@ -384,7 +382,7 @@ mod unix {
                 ),
             )
         } else {
-            local_err(resource, path, e)
+            Error::local(resource, path, e)
         }
     }
 }
@@ -458,8 +456,8 @@ impl Folder {
     /// Creates the folder if missing; refuses one that is a symlink (or
     /// other reparse point).
     pub(super) fn open(path: &Path, resource: &str) -> Result<Folder> {
-        std::fs::create_dir_all(path).map_err(|e| local_err(resource, path, e))?;
-        let meta = std::fs::symlink_metadata(path).map_err(|e| local_err(resource, path, e))?;
+        std::fs::create_dir_all(path).map_err(|e| Error::local(resource, path, e))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| Error::local(resource, path, e))?;
         if meta.file_type().is_symlink() {
             return Err(refused(
                 resource,
@@ -512,7 +510,7 @@ impl Folder {
         let path = self.path.join(file_name);
         let file = self
             .open_file(file_name, true)
-            .map_err(|e| local_err(resource, &path, e))?;
+            .map_err(|e| Error::local(resource, &path, e))?;
         Ok(LockFile { file, owned: true })
     }
 }

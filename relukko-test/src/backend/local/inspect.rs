@@ -10,8 +10,8 @@
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 
-use super::{Local, local_err, read_record};
-use crate::error::Result;
+use super::{Local, read_record};
+use crate::error::{Error, Result};
 
 /// One held lock file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl Local {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(local_err("(every lock)", &self.dir, e)),
+            Err(e) => return Err(Error::local("(every lock)", &self.dir, e)),
         };
         let mut held = Vec::new();
         for entry in entries.flatten() {
@@ -84,7 +84,7 @@ impl Local {
     /// holder keeps its (now nameless) file until it releases, and then
     /// learns that its lock was gone (see `LocalHeld::release`).
     pub(crate) fn force_release(&self, h: &Holding) -> Result<()> {
-        std::fs::remove_file(&h.file).map_err(|e| local_err(&h.lock_name, &h.file, e))
+        std::fs::remove_file(&h.file).map_err(|e| Error::local(&h.lock_name, &h.file, e))
     }
 }
 
@@ -93,7 +93,7 @@ fn holding_at(path: &Path) -> Result<Option<Holding>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(local_err("(lock file)", path, e)),
+        Err(e) => return Err(Error::local("(lock file)", path, e)),
     };
     match file.try_lock_shared() {
         Ok(()) => {
@@ -101,7 +101,7 @@ fn holding_at(path: &Path) -> Result<Option<Holding>> {
             return Ok(None);
         }
         Err(TryLockError::WouldBlock) => {}
-        Err(TryLockError::Error(e)) => return Err(local_err("(lock file)", path, e)),
+        Err(TryLockError::Error(e)) => return Err(Error::local("(lock file)", path, e)),
     }
     drop(file);
     let record = read_record(path).unwrap_or_default();

@@ -96,7 +96,7 @@ impl StatusTx {
     pub(crate) fn lost(&self, reason: String) {
         let line = lost_line(&self.1.resource, self.1.test.as_deref(), &reason);
         if self.lost_quietly(reason) {
-            crate::report::line(&line);
+            crate::stderr::line(&line);
         }
     }
 

@@ -9,6 +9,27 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+// The names of the variables, each written once here.
+
+/// Upstream's skip switch: any non-empty value turns all locking off.
+pub(crate) const SKIP: &str = "RELUKKO_TRUST_ME_IT_IS_LOCKED";
+/// The server URL, and upstream's alias for it.
+pub(crate) const URL_VARS: [&str; 2] = ["RELUKKO_URL", "RELUKKO_BASE_URL"];
+/// The folder of the local backend's lock files.
+pub(crate) const LOCAL_DIR: &str = "RELUKKO_LOCAL_DIR";
+/// The longest wait for a resource.
+pub(crate) const WAIT_TIMEOUT: &str = "RELUKKO_TIMEOUT";
+/// How long the server keeps a lock without a heartbeat.
+pub(crate) const LEASE: &str = "RELUKKO_LEASE";
+/// Put in front of every lock name, so teams can share one server.
+pub(crate) const PREFIX: &str = "RELUKKO_LOCK_PREFIX";
+/// Overrides the derived creator text.
+pub(crate) const CREATOR: &str = "RELUKKO_CREATOR";
+
+/// Extra CA bundles (a PEM file or a folder); the first that is set wins.
+pub(crate) const CA_BUNDLE_VARS: [&str; 3] =
+    ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
+
 /// Settings read through `lookup` (variable name to raw value, `None` when unset).
 pub(crate) struct Vars<F> {
     lookup: F,

@@ -1,0 +1,100 @@
+//! [`Client`], and what all of its clones share.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::retry::RetryPolicy;
+use super::watcher::{Target, WatchStats, Watcher};
+
+/// A client of one Relukko server. Cheap to clone (all clones share one
+/// connection pool and one WebSocket watcher); `Send + Sync`.
+///
+/// Build it with [`Client::builder`] or [`Client::from_env`]. Its `Debug`
+/// never shows the API key.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What all clones of a client share.
+pub(crate) struct Inner {
+    /// The base URL as given, without trailing slash (may carry userinfo).
+    pub(crate) url: String,
+    /// The base URL without userinfo: what errors and logs show.
+    pub(crate) shown_url: String,
+    pub(crate) api_key: Option<String>,
+    pub(crate) creator: Option<String>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) poll_max: Duration,
+    pub(crate) websocket: bool,
+    pub(crate) skip: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Started on the first wait; stops when the last clone is dropped.
+    pub(crate) watcher: OnceLock<Watcher>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Client")
+            .field("base_url", &i.shown_url)
+            .field("api_key", &i.api_key.as_ref().map(|_| "<redacted>"))
+            .field("creator", &i.creator)
+            .field("request_timeout", &i.request_timeout)
+            .field("connect_timeout", &i.connect_timeout)
+            .field("retry", &i.retry)
+            .field("poll_max", &i.poll_max)
+            .field("websocket", &i.websocket)
+            .field("trust_me_it_is_locked", &i.skip)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// The server's base URL, without credentials (empty for a skip client
+    /// built with no URL).
+    pub fn base_url(&self) -> &str {
+        &self.inner.shown_url
+    }
+
+    /// Whether the skip switch is on (`RELUKKO_TRUST_ME_IT_IS_LOCKED`): no
+    /// request is made and lock-returning calls answer [`Lock::dummy`](crate::Lock::dummy).
+    pub fn is_skip(&self) -> bool {
+        self.inner.skip
+    }
+
+    /// The creator sent when a call gives none.
+    pub fn creator(&self) -> Option<&str> {
+        self.inner.creator.as_deref()
+    }
+
+    /// Counters of the WebSocket watcher, for tests and diagnostics.
+    #[doc(hidden)]
+    pub fn __watch_stats(&self) -> WatchStats {
+        self.inner
+            .watcher
+            .get()
+            .map(|w| w.stats())
+            .unwrap_or_default()
+    }
+}
+
+impl Inner {
+    /// The WebSocket watcher, started on first use.
+    pub(crate) fn watcher(&self) -> &Watcher {
+        self.watcher.get_or_init(|| {
+            Watcher::start(Target {
+                url: self.url.clone(),
+                shown: self.shown_url.clone(),
+                api_key: self.api_key.clone(),
+                connect_timeout: self.connect_timeout + self.request_timeout,
+                #[cfg(feature = "tls")]
+                tls: self.tls.clone(),
+            })
+        })
+    }
+}
