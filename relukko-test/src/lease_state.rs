@@ -29,11 +29,11 @@ pub(crate) struct Status {
 
 /// The sending side of a part's status: the lease and its heartbeat share it.
 #[derive(Debug, Clone)]
-pub(crate) struct StatusTx(Arc<watch::Sender<Status>>, Arc<Holder>);
+pub(crate) struct StatusTx(Arc<watch::Sender<Status>>, Arc<Whose>);
 
 /// Who holds the part, for the line printed when it is lost.
 #[derive(Debug)]
-struct Holder {
+struct Whose {
     resource: String,
     test: Option<String>,
 }
@@ -41,7 +41,7 @@ struct Holder {
 impl StatusTx {
     /// The status of `resource`, held by `test` (`None`: not by a locked test).
     pub(crate) fn new(resource: &str, test: Option<&str>) -> Self {
-        let holder = Holder {
+        let whose = Whose {
             resource: resource.to_owned(),
             test: test.map(str::to_owned),
         };
@@ -50,7 +50,7 @@ impl StatusTx {
                 state: LeaseState::Held,
                 reason: None,
             })),
-            Arc::new(holder),
+            Arc::new(whose),
         )
     }
 

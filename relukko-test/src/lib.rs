@@ -81,19 +81,26 @@
 // The crate docs' `#[test]` is `relukko::locked` renamed (see the hidden line): it is compiled.
 #![allow(clippy::test_attr_in_doctest)]
 
+mod background;
 pub mod client;
 pub mod error;
 mod lock;
-mod runtime;
+mod runner;
 
+/// The runner that `#[relukko::locked]` expands to. Not public API: anything
+/// here may change in any release.
 #[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
+pub mod __private {
+    pub use crate::lease::Lease;
+    pub use crate::runner::{
+        Spec, run_async, run_async_should_panic, run_sync, run_sync_should_panic,
+    };
+}
 mod backend;
 mod config;
+mod creator;
 mod held;
 mod human;
-mod identity;
 mod lease;
 mod lease_state;
 mod lock_options;

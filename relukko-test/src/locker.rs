@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, Wait, local::Local, relukko::Remote};
+use crate::backend::{Backend, Request, local::Local, remote::Remote};
 use crate::config::{self, BackendKind, DEFAULT_LEASE, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Part, RELEASE_BOUND};
@@ -33,11 +33,11 @@ pub use crate::lock_options::LockOptions;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Locker {
-    inner: Arc<Settings>,
+    inner: Arc<LockerConfig>,
 }
 
 #[derive(Debug, Clone)]
-struct Settings {
+struct LockerConfig {
     backend: Backend,
     timeout: Duration,
     lease: Duration,
@@ -109,10 +109,10 @@ impl Locker {
         let backend = match s.kind {
             BackendKind::Skip => Backend::Skip,
             BackendKind::Local { dir } => Backend::Local(Arc::new(Local::new(dir))),
-            BackendKind::Relukko { .. } => Backend::Relukko(Remote::from_env()?),
+            BackendKind::Relukko { .. } => Backend::Remote(Remote::from_env()?),
         };
         Ok(Locker {
-            inner: Arc::new(Settings {
+            inner: Arc::new(LockerConfig {
                 backend,
                 timeout: s.timeout,
                 lease: s.lease,
@@ -138,7 +138,7 @@ impl Locker {
 
     fn with_backend(backend: Backend) -> Locker {
         Locker {
-            inner: Arc::new(Settings {
+            inner: Arc::new(LockerConfig {
                 backend,
                 timeout: DEFAULT_TIMEOUT,
                 lease: DEFAULT_LEASE,
@@ -151,7 +151,7 @@ impl Locker {
     /// Locks on the Relukko server of `client`.
     #[must_use]
     pub fn relukko(client: crate::Client) -> Locker {
-        Self::with_backend(Backend::Relukko(Remote::new(client)))
+        Self::with_backend(Backend::Remote(Remote::new(client)))
     }
 
     /// Lock files in `dir` on this machine (created if missing).
@@ -167,7 +167,7 @@ impl Locker {
         Self::with_backend(Backend::Skip)
     }
 
-    fn set(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+    fn set(mut self, f: impl FnOnce(&mut LockerConfig)) -> Self {
         f(Arc::make_mut(&mut self.inner));
         self
     }
@@ -296,7 +296,7 @@ impl Locker {
         }
         let creator = match opts.creator.or_else(|| s.creator.clone()) {
             Some(c) => c,
-            None => crate::identity::creator(opts.test.as_deref()),
+            None => crate::creator::for_test(opts.test.as_deref()),
         };
         let test = opts.test;
         if let Some((resource, test)) = s.backend.place().and_then(|place| {
@@ -323,7 +323,7 @@ impl Locker {
             names,
             any_of: opts.any_of,
             test: test.clone(),
-            wait: Wait {
+            wait: Request {
                 timeout: config::capped(opts.timeout.unwrap_or(s.timeout)),
                 creator,
                 lease,
@@ -343,12 +343,12 @@ struct Plan {
     any_of: bool,
     /// The locked test holding it, if one does.
     test: Option<String>,
-    wait: Wait,
+    wait: Request,
 }
 
 impl Plan {
-    fn wait_from(&self, start: Instant) -> Wait {
-        Wait {
+    fn wait_from(&self, start: Instant) -> Request {
+        Request {
             timeout: self.wait.timeout.saturating_sub(start.elapsed()),
             ..self.wait.clone()
         }
@@ -404,7 +404,7 @@ where
             self.0.abort();
         }
     }
-    let task = crate::runtime::spawn_cleanup(fut);
+    let task = crate::background::spawn_cleanup(fut);
     let _abort = AbortOnDrop(task.abort_handle());
     match task.await {
         Ok(v) => v,

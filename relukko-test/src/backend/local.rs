@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use self::folder::{Folder, LockFile};
 use self::turns::{Ticket, Turn};
-use super::{Released, Wait};
+use super::{Released, Request};
 use crate::error::{Error, Result};
 use crate::human;
 use crate::progress::Progress;
@@ -164,7 +164,7 @@ impl Local {
     pub(crate) fn acquire_any_blocking(
         &self,
         names: &[String],
-        wait: &Wait,
+        wait: &Request,
         cancel: Option<&AtomicBool>,
     ) -> Result<(usize, LocalHeld)> {
         let start = Instant::now();
@@ -317,7 +317,7 @@ impl Local {
     pub(crate) async fn acquire_any(
         this: Arc<Self>,
         names: Vec<String>,
-        wait: Wait,
+        wait: Request,
     ) -> Result<(usize, LocalHeld)> {
         struct CancelOnDrop(Arc<AtomicBool>);
         impl Drop for CancelOnDrop {
@@ -327,7 +327,7 @@ impl Local {
         }
         let cancel = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(cancel.clone());
-        let task = crate::runtime::handle()
+        let task = crate::background::handle()
             .spawn_blocking(move || this.acquire_any_blocking(&names, &wait, Some(&cancel)));
         match task.await {
             Ok(result) => result,

@@ -6,7 +6,7 @@
 //! several names at once is built on top, in canonical order, by the locker.
 
 pub(crate) mod local;
-pub(crate) mod relukko;
+pub(crate) mod remote;
 mod request;
 mod unreachable;
 
@@ -16,14 +16,14 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::lease_state::StatusTx;
 
-pub(crate) use request::{Released, Wait};
+pub(crate) use request::{Released, Request};
 
 /// One backend, shared by every lease it made.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
     Skip,
     Local(Arc<local::Local>),
-    Relukko(relukko::Remote),
+    Remote(remote::Remote),
 }
 
 /// A resource held through a backend; releasing consumes it.
@@ -31,7 +31,7 @@ pub(crate) enum Backend {
 pub(crate) enum Held {
     Skip,
     Local(local::LocalHeld),
-    Relukko(relukko::RemoteHeld),
+    Remote(remote::RemoteHeld),
 }
 
 impl Backend {
@@ -41,7 +41,7 @@ impl Backend {
         match self {
             Backend::Skip => None,
             Backend::Local(local) => Some(local.place()),
-            Backend::Relukko(remote) => Some(format!("relukko {}", remote.base_url())),
+            Backend::Remote(remote) => Some(format!("relukko {}", remote.base_url())),
         }
     }
 
@@ -50,17 +50,17 @@ impl Backend {
     pub(crate) fn acquire_any_blocking(
         &self,
         names: &[String],
-        wait: &Wait,
+        wait: &Request,
     ) -> Result<(usize, Held)> {
         match self {
             Backend::Skip => Ok((0, Held::skip())),
             Backend::Local(local) => local
                 .acquire_any_blocking(names, wait, None)
                 .map(|(i, h)| (i, Held::Local(h))),
-            Backend::Relukko(remote) => {
+            Backend::Remote(remote) => {
                 let (remote, names, wait) = (remote.clone(), names.to_vec(), wait.clone());
-                crate::runtime::block_on(async move { remote.acquire_any(&names, &wait).await })
-                    .map(|(i, h)| (i, Held::Relukko(h)))
+                crate::background::block_on(async move { remote.acquire_any(&names, &wait).await })
+                    .map(|(i, h)| (i, Held::Remote(h)))
             }
         }
     }
@@ -68,7 +68,11 @@ impl Backend {
     /// Waits until one of `names` is free and takes it; answers its index.
     /// Must run on the background runtime. Dropping the future stops the
     /// wait and never leaves a lock behind.
-    pub(crate) async fn acquire_any(&self, names: &[String], wait: &Wait) -> Result<(usize, Held)> {
+    pub(crate) async fn acquire_any(
+        &self,
+        names: &[String],
+        wait: &Request,
+    ) -> Result<(usize, Held)> {
         match self {
             Backend::Skip => Ok((0, Held::skip())),
             Backend::Local(local) => {
@@ -76,10 +80,10 @@ impl Backend {
                     .await
                     .map(|(i, h)| (i, Held::Local(h)))
             }
-            Backend::Relukko(remote) => remote
+            Backend::Remote(remote) => remote
                 .acquire_any(names, wait)
                 .await
-                .map(|(i, h)| (i, Held::Relukko(h))),
+                .map(|(i, h)| (i, Held::Remote(h))),
         }
     }
 }
@@ -94,7 +98,7 @@ impl Held {
 
     /// Starts the heartbeat, for backends whose locks expire.
     pub(crate) fn start_keepalive(&mut self, resource: &str, lease: Duration, status: &StatusTx) {
-        if let Held::Relukko(h) = self {
+        if let Held::Remote(h) = self {
             h.start_heartbeat(resource, lease, status.clone());
         }
     }
@@ -104,7 +108,7 @@ impl Held {
         match self {
             Held::Skip => Ok(Released::Freed),
             Held::Local(h) => h.release(),
-            Held::Relukko(h) => h.release_blocking(bound),
+            Held::Remote(h) => h.release_blocking(bound),
         }
     }
 
@@ -113,7 +117,7 @@ impl Held {
         match self {
             Held::Skip => Ok(Released::Freed),
             Held::Local(h) => h.release(),
-            Held::Relukko(h) => h.release(bound).await,
+            Held::Remote(h) => h.release(bound).await,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// What a lock request needs besides the names.
 #[derive(Debug, Clone)]
-pub(crate) struct Wait {
+pub(crate) struct Request {
     /// The longest wait.
     pub(crate) timeout: Duration,
     /// The creator text recorded with the lock.

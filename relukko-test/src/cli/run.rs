@@ -42,7 +42,7 @@ pub(crate) async fn run(a: RunArgs) -> u8 {
         },
         // The wait (and every request in flight) is dropped before this runs.
         sig = signals.next() => {
-            let clean = crate::runtime::settle(SETTLE).await;
+            let clean = crate::background::settle(SETTLE).await;
             say(&format!(
                 "{} while waiting for {what}: stopped waiting{}",
                 sig.name(),
@@ -104,7 +104,7 @@ fn plan(a: &RunArgs) -> crate::Result<(Locker, LockOptions)> {
     let creator = a.creator.clone().or(settings.creator).unwrap_or_else(|| {
         let program = Path::new(&a.command[0]);
         let program = program.file_name().unwrap_or(program.as_os_str());
-        crate::identity::creator_for(&format!("cmd={}", program.to_string_lossy()))
+        crate::creator::for_command(&format!("cmd={}", program.to_string_lossy()))
     });
     opts = opts.creator(creator);
     if let Some(t) = a.timeout {

@@ -15,7 +15,7 @@ use super::pending::Pending;
 use super::retry::PollTimer;
 use super::token::{new_token, with_token};
 use super::watcher::Registration;
-use super::{Client, Inner};
+use super::{Client, Shared};
 use crate::error::{Error, Result};
 use crate::human;
 use crate::lock::Lock;
@@ -176,7 +176,7 @@ impl Drop for Queued {
     }
 }
 
-struct Wait {
+struct Waiter {
     name: String,
     creator: String,
     token: String,
@@ -184,9 +184,9 @@ struct Wait {
     started: Instant,
 }
 
-impl Wait {
+impl Waiter {
     /// The holder, asked with a short bound (it only decorates a message).
-    async fn holder(&self, inner: &Inner) -> Option<Lock> {
+    async fn holder(&self, inner: &Shared) -> Option<Lock> {
         let bound = inner.request_timeout.min(Duration::from_secs(2));
         tokio::time::timeout(bound, inner.holder_of(&self.name))
             .await
@@ -194,7 +194,7 @@ impl Wait {
             .ok()?
     }
 
-    async fn run(self, inner: Arc<Inner>, mut gone: Gone) -> Result<Option<Lock>> {
+    async fn run(self, inner: Arc<Shared>, mut gone: Gone) -> Result<Option<Lock>> {
         let deadline = self.started + self.opts.timeout;
         let reg = inner
             .websocket
@@ -284,7 +284,7 @@ impl Client {
         }
         let token = new_token();
         let creator = with_token(opts.creator.as_deref().or(self.creator()), &token);
-        let wait = Wait {
+        let wait = Waiter {
             name: name.to_owned(),
             creator,
             token,

@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use super::http::strip_userinfo;
 use super::key::API_KEY_HEADER;
 use super::tls::Bundle;
-use super::{Client, Inner, RetryPolicy};
+use super::{Client, RetryPolicy, Shared};
 use crate::error::{Error, Result};
 
 /// Configures a [`Client`]; made by [`Client::builder`]. `Debug` never shows
@@ -235,7 +235,7 @@ impl ClientBuilder {
             reason: format!("cannot build the HTTP client: {}", crate::error::chain(&e)),
         })?;
         Ok(Client {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Shared {
                 shown_url: strip_userinfo(&url),
                 url,
                 api_key: self.api_key,

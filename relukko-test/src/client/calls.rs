@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::answers::{Create, Deleted};
 use super::http::{check, decode, is_transient};
 use super::token::{is_own, new_token, with_token};
-use super::{Client, Inner};
+use super::{Client, Shared};
 use crate::error::{Error, Result};
 use crate::lock::{Lock, format_timestamp};
 
@@ -26,7 +26,7 @@ const TOKEN_CLEANUP: Duration = Duration::from_secs(60);
 /// lock, gave up, cancelled) if a create of its token may have been applied
 /// without us knowing: the late lock is deleted, `keep` (the one we got) not.
 pub(crate) struct Tidy {
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
     name: String,
     token: String,
     pub(crate) maybe_applied: bool,
@@ -34,7 +34,7 @@ pub(crate) struct Tidy {
 }
 
 impl Tidy {
-    pub(crate) fn new(inner: &Arc<Inner>, name: &str, token: &str) -> Tidy {
+    pub(crate) fn new(inner: &Arc<Shared>, name: &str, token: &str) -> Tidy {
         Tidy {
             inner: Arc::clone(inner),
             name: name.to_owned(),
@@ -63,7 +63,7 @@ fn seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-impl Inner {
+impl Shared {
     /// All locks.
     pub(crate) async fn list_locks(&self) -> Result<Vec<Lock>> {
         self.call(Method::GET, LOCKS, None).await
@@ -181,7 +181,7 @@ impl Inner {
         keep: Option<Uuid>,
     ) {
         let inner = Arc::clone(self);
-        crate::runtime::spawn_cleanup(async move {
+        crate::background::spawn_cleanup(async move {
             let until = Instant::now() + TOKEN_CLEANUP;
             let mut attempt = 0;
             while Instant::now() < until {
@@ -202,18 +202,18 @@ impl Client {
     /// Runs `f` on the background runtime.
     async fn bg<T, F, Fut>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(Arc<Inner>) -> Fut,
+        F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        crate::runtime::run(f(Arc::clone(&self.inner))).await
+        crate::background::run(f(Arc::clone(&self.inner))).await
     }
 
     /// Runs `f` on the background runtime; dropping the returned future
     /// aborts it there too.
     async fn bg_abortable<T, F, Fut>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(Arc<Inner>) -> Fut,
+        F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
@@ -223,7 +223,7 @@ impl Client {
                 self.0.abort();
             }
         }
-        let task = crate::runtime::spawn(f(Arc::clone(&self.inner)));
+        let task = crate::background::spawn(f(Arc::clone(&self.inner)));
         let _abort = Abort(task.abort_handle());
         match task.await {
             Ok(v) => v,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch};
 
-use super::Inner;
+use super::Shared;
 use crate::error::Result;
 use crate::lock::Lock;
 
@@ -28,14 +28,14 @@ impl Gone {
 /// before the caller took it (the caller went away).
 struct InFlight {
     lock: Option<Lock>,
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(lock) = self.lock.take() {
             let inner = Arc::clone(&self.inner);
-            crate::runtime::spawn_cleanup(async move { inner.delete_orphan(&lock).await });
+            crate::background::spawn_cleanup(async move { inner.delete_orphan(&lock).await });
         }
     }
 }
@@ -43,15 +43,15 @@ impl Drop for InFlight {
 /// Runs a lock-taking future on the background runtime. If the caller's
 /// future is dropped, the task is told (through [`Gone`]), finishes its
 /// request in flight, and any lock it got is deleted.
-pub(crate) async fn run_guarded<F, Fut>(inner: Arc<Inner>, f: F) -> Result<Option<Lock>>
+pub(crate) async fn run_guarded<F, Fut>(inner: Arc<Shared>, f: F) -> Result<Option<Lock>>
 where
-    F: FnOnce(Arc<Inner>, Gone) -> Fut,
+    F: FnOnce(Arc<Shared>, Gone) -> Fut,
     Fut: Future<Output = Result<Option<Lock>>> + Send + 'static,
 {
     let (alive, alive_rx) = watch::channel(());
     let (tx, rx) = oneshot::channel::<Result<InFlight>>();
     let fut = f(Arc::clone(&inner), Gone(alive_rx));
-    crate::runtime::spawn_cleanup(async move {
+    crate::background::spawn_cleanup(async move {
         let result = fut.await.map(|lock| InFlight { lock, inner });
         // If the caller is gone, the unsent value is dropped here, and with it
         // the lock (see InFlight's Drop).

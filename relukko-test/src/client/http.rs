@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use super::Inner;
+use super::Shared;
 use crate::error::{Error, Result, excerpt};
 
 /// The shortest time an attempt is given, even right at the deadline: a call
@@ -123,7 +123,7 @@ pub(crate) fn decode<T: DeserializeOwned>(a: &Answer) -> Result<T> {
     })
 }
 
-impl Inner {
+impl Shared {
     /// The URL to send to, and the one to show.
     fn endpoint(&self, path: &str) -> (String, String) {
         (

@@ -10,12 +10,12 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::Inner;
+use super::Shared;
 
 /// One registered token.
 struct Entry {
     key: u64,
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
     name: String,
     token: String,
     /// A POST with this token is on its way and may still be applied.
@@ -34,7 +34,7 @@ fn pending() -> MutexGuard<'static, Vec<Arc<Entry>>> {
 pub(crate) struct Pending(Arc<Entry>);
 
 impl Pending {
-    pub(crate) fn new(inner: &Arc<Inner>, name: &str, token: &str) -> Pending {
+    pub(crate) fn new(inner: &Arc<Shared>, name: &str, token: &str) -> Pending {
         let entry = Arc::new(Entry {
             key: NEXT.fetch_add(1, Ordering::Relaxed),
             inner: Arc::clone(inner),

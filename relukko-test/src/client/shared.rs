@@ -13,11 +13,11 @@ use super::watcher::{Target, WatchStats, Watcher};
 /// never shows the API key.
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Shared>,
 }
 
 /// What all clones of a client share.
-pub(crate) struct Inner {
+pub(crate) struct Shared {
     /// The base URL as given, without trailing slash (may carry userinfo).
     pub(crate) url: String,
     /// The base URL without userinfo: what errors and logs show.
@@ -83,7 +83,7 @@ impl Client {
     }
 }
 
-impl Inner {
+impl Shared {
     /// The WebSocket watcher, started on first use.
     pub(crate) fn watcher(&self) -> &Watcher {
         self.watcher.get_or_init(|| {

@@ -33,12 +33,12 @@ const STABLE_LINK: Duration = Duration::from_secs(10);
 
 /// The handle kept by the client; dropping it stops the task.
 pub(crate) struct Watcher {
-    shared: Arc<Shared>,
+    shared: Arc<Subscriptions>,
     _stop: oneshot::Sender<()>,
 }
 
 #[derive(Default)]
-struct Shared {
+struct Subscriptions {
     /// name -> (waiter id -> its wake-up).
     waiters: Mutex<HashMap<String, HashMap<u64, Arc<Notify>>>>,
     next_id: AtomicU64,
@@ -47,7 +47,7 @@ struct Shared {
     deletions: AtomicU64,
 }
 
-impl Shared {
+impl Subscriptions {
     fn map(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (single inserts and removes), so a poisoned lock is still usable.
@@ -94,7 +94,7 @@ impl Shared {
 
 /// A waiter's subscription to the deletions of one name.
 pub(crate) struct Registration {
-    shared: Arc<Shared>,
+    shared: Arc<Subscriptions>,
     name: String,
     id: u64,
     pub(crate) notify: Arc<Notify>,
@@ -140,9 +140,9 @@ impl Watcher {
     pub(crate) fn start(mut target: Target) -> Watcher {
         target.url = ws_url(&target.url);
         target.shown = ws_url(&target.shown);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Subscriptions::default());
         let (stop_tx, stop_rx) = oneshot::channel();
-        crate::runtime::spawn(run(target, Arc::clone(&shared), stop_rx));
+        crate::background::spawn(run(target, Arc::clone(&shared), stop_rx));
         Watcher {
             shared,
             _stop: stop_tx,
@@ -208,7 +208,7 @@ async fn connect(t: &Target) -> Result<Ws, String> {
 }
 
 /// Reads pushes until the link fails; answers why it ended.
-async fn pump(ws: Ws, shared: &Shared) -> String {
+async fn pump(ws: Ws, shared: &Subscriptions) -> String {
     let (mut sink, mut stream) = ws.split();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
@@ -230,7 +230,7 @@ async fn pump(ws: Ws, shared: &Shared) -> String {
     }
 }
 
-async fn run(target: Target, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+async fn run(target: Target, shared: Arc<Subscriptions>, mut stop: oneshot::Receiver<()>) {
     let mut failures = 0u32;
     loop {
         let conn = tokio::select! {
@@ -298,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn deletions_wake_only_waiters_of_that_name() {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Subscriptions::default());
         let w = Watcher {
             shared: Arc::clone(&shared),
             _stop: oneshot::channel().0,

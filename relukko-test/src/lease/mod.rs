@@ -46,10 +46,10 @@ const DROP_BOUND: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 #[must_use = "dropping a Lease releases the resource at once; bind it: `let _lease = ...`"]
 pub struct Lease {
-    inner: Arc<Inner>,
+    inner: Arc<Hold>,
 }
 
-pub(crate) struct Inner {
+pub(crate) struct Hold {
     key: u64,
     /// In acquisition order; released in reverse.
     parts: Vec<Part>,
@@ -129,9 +129,9 @@ impl Part {
 impl Drop for Part {
     fn drop(&mut self) {
         let Some(held) = self.take() else { return };
-        if on_background_runtime() {
+        if crate::background::is_current_thread() {
             // Blocking here would wait for a task that needs this very thread.
-            crate::runtime::spawn_cleanup(async move {
+            crate::background::spawn_cleanup(async move {
                 let _ = held.release(DROP_BOUND).await;
             });
         } else if let Err(e) = held.release_blocking(DROP_BOUND) {
@@ -140,13 +140,7 @@ impl Drop for Part {
     }
 }
 
-/// Whether this thread belongs to the library's runtime (named `relukko-bg`);
-/// asked without starting that runtime.
-fn on_background_runtime() -> bool {
-    std::thread::current().name() == Some("relukko-bg")
-}
-
-impl exit::Live for Inner {
+impl exit::Live for Hold {
     fn parts(&self) -> usize {
         self.parts.len()
     }
@@ -169,7 +163,7 @@ impl exit::Live for Inner {
     }
 }
 
-impl Drop for Inner {
+impl Drop for Hold {
     fn drop(&mut self) {
         exit::unregister(self.key);
         while let Some(part) = self.parts.pop() {
@@ -190,12 +184,12 @@ pub(crate) struct Finish {
 impl Lease {
     /// A lease over parts acquired in order; registered for release at exit.
     pub(crate) fn new(parts: Vec<Part>) -> Lease {
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(Hold {
             key: exit::next_key(),
             parts,
             _signals: signals::Guard::new(),
         });
-        exit::register(inner.key, Arc::<Inner>::downgrade(&inner));
+        exit::register(inner.key, Arc::<Hold>::downgrade(&inner));
         Lease { inner }
     }
 

@@ -84,7 +84,7 @@ fn release_everything() -> (usize, bool) {
         .await;
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    crate::runtime::spawn(async move {
+    crate::background::spawn(async move {
         work.await;
         let _ = tx.send(());
     });

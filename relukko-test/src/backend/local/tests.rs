@@ -4,8 +4,8 @@
 use super::*;
 use crate::test_support::TempDir;
 
-fn wait(ms: u64) -> Wait {
-    Wait {
+fn wait(ms: u64) -> Request {
+    Request {
         timeout: Duration::from_millis(ms),
         creator: "me@here test=t pid=1".into(),
         lease: Duration::from_secs(60),

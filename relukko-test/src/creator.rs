@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 /// The creator text for a lock taken by `test` (or by a helper when `None`):
 /// `"user@host test=<module::fn> pid=N"`, plus the CI job when the
 /// environment reveals one.
-pub(crate) fn creator(test: Option<&str>) -> String {
+pub(crate) fn for_test(test: Option<&str>) -> String {
     let mut text = format!("{}@{}", user(), host());
     if let Some(test) = test {
         text.push_str(" test=");
@@ -23,7 +23,7 @@ pub(crate) fn creator(test: Option<&str>) -> String {
 /// The creator text for a lock taken by a command (`relukko run`):
 /// `"user@host <what> pid=N"`, plus the CI job when the environment reveals one.
 #[cfg(feature = "cli")]
-pub(crate) fn creator_for(what: &str) -> String {
+pub(crate) fn for_command(what: &str) -> String {
     let mut text = format!("{}@{} {what} pid={}", user(), host(), std::process::id());
     if let Some(job) = ci_job(|n| std::env::var(n).ok().filter(|v| !v.is_empty())) {
         text.push(' ');
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn creator_names_test_and_pid() {
-        let c = creator(Some("a::b"));
+        let c = for_test(Some("a::b"));
         assert!(c.contains('@'), "{c}");
         assert!(c.contains(" test=a::b "), "{c}");
         assert!(c.contains(&format!("pid={}", std::process::id())), "{c}");

@@ -17,7 +17,7 @@ use futures_util::stream::FuturesUnordered;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{Released, Wait};
+use super::{Released, Request};
 use crate::client::pending::Pending;
 use crate::client::{AcquireOptions, Client, Create, Deleted, WaitProgress};
 use crate::error::{Error, Result};
@@ -76,7 +76,7 @@ impl Remote {
     pub(crate) async fn acquire_any(
         &self,
         names: &[String],
-        wait: &Wait,
+        wait: &Request,
     ) -> Result<(usize, RemoteHeld)> {
         let base = self.base_url().to_owned();
         if let Some(e) = super::unreachable::recent(&base, std::time::Instant::now()) {
@@ -87,7 +87,7 @@ impl Remote {
         result
     }
 
-    async fn wait_for_any(&self, names: &[String], wait: &Wait) -> Result<(usize, RemoteHeld)> {
+    async fn wait_for_any(&self, names: &[String], wait: &Request) -> Result<(usize, RemoteHeld)> {
         let start = Instant::now();
         let deadline = start + wait.timeout;
         if let [name] = names {
@@ -253,7 +253,7 @@ impl RemoteHeld {
             deadline: self.deadline,
             confirmed: Arc::clone(&self.confirmed),
         };
-        self.heartbeat = Some(crate::runtime::spawn(beat.run()));
+        self.heartbeat = Some(crate::background::spawn(beat.run()));
     }
 
     fn stop(&mut self) {
@@ -282,7 +282,7 @@ impl RemoteHeld {
         self.stop();
         self.armed = false;
         let overdue = self.overdue();
-        crate::runtime::run(delete(self.client.clone(), self.lock.id, bound, overdue)).await
+        crate::background::run(delete(self.client.clone(), self.lock.id, bound, overdue)).await
     }
 
     /// Whether the lock's last confirmed expiry (minus the margin) has passed:
@@ -303,7 +303,7 @@ impl Drop for RemoteHeld {
         self.stop();
         if self.armed {
             let (client, lock) = (self.client.clone(), self.lock.clone());
-            crate::runtime::spawn_cleanup(async move {
+            crate::background::spawn_cleanup(async move {
                 if let Err(e) = delete(client, lock.id, ABANDONED_BOUND, false).await {
                     stderr::line(&format!(
                         "could not release {} (abandoned before use): {e}",
@@ -361,7 +361,7 @@ where
     F::Output: Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let task = crate::runtime::spawn(async move {
+    let task = crate::background::spawn(async move {
         let _ = tx.send(fut.await);
     });
     let out = rx.recv_timeout(bound).ok();

@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 
 use crate::held;
 use crate::lease::Finish;
-pub use crate::lease::Lease;
+use crate::lease::Lease;
 use crate::locker::LockOptions;
 use crate::stderr;
 

@@ -17,14 +17,23 @@ use tokio::sync::Notify;
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
 
+/// The name of the runtime's threads.
+const THREAD_NAME: &str = "relukko-bg";
+
 static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     Builder::new_multi_thread()
         .worker_threads(2)
-        .thread_name("relukko-bg")
+        .thread_name(THREAD_NAME)
         .enable_all()
         .build()
         .expect("relukko: cannot start its background runtime")
 });
+
+/// Whether this thread is one of the background runtime's; asked without
+/// starting that runtime.
+pub(crate) fn is_current_thread() -> bool {
+    std::thread::current().name() == Some(THREAD_NAME)
+}
 
 /// The background runtime's handle.
 pub(crate) fn handle() -> &'static Handle {
