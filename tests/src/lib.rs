@@ -2,6 +2,7 @@
 
 pub mod browser;
 pub mod history;
+pub mod imports;
 pub mod proxy;
 pub mod raw;
 pub mod temp;
