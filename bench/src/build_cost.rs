@@ -226,7 +226,7 @@ fn run(dir: &Path, offline: bool, rounds: usize) -> Result<Value, String> {
             }),
         );
     }
-    let mut machine = crate::machine();
+    let mut machine = crate::machine::machine();
     machine["load_average_before"] = json!(load_before);
     machine["load_average_after"] = json!(load_after);
     Ok(json!({
