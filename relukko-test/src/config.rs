@@ -35,6 +35,7 @@ pub(crate) enum BackendKind {
     /// `RELUKKO_TRUST_ME_IT_IS_LOCKED`: no locking at all.
     Skip,
     /// A Relukko server; the client reads its own settings (URL, key, TLS).
+    #[cfg(feature = "relukko")]
     Relukko {
         /// The variable the URL was found under.
         url_var: &'static str,
@@ -92,7 +93,7 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
     let kind = if skip(&vars)? {
         BackendKind::Skip
     } else if let Some((url_var, _)) = vars.first(&URL_VARS)? {
-        BackendKind::Relukko { url_var }
+        relukko_kind(url_var)?
     } else {
         // Raw: a folder name need not be UTF-8.
         let dir = match vars.raw(LOCAL_DIR) {
@@ -144,6 +145,24 @@ fn skip<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Result<bool> {
     }
     Ok(true)
 }
+
+/// The backend for a server URL given in `url_var`.
+#[cfg(feature = "relukko")]
+fn relukko_kind(url_var: &'static str) -> Result<BackendKind> {
+    Ok(BackendKind::Relukko { url_var })
+}
+
+/// Without the Relukko backend a server URL is an error: falling back to
+/// lock files would lock only this machine and turn tests green that other
+/// machines' tests hold the resource for.
+#[cfg(not(feature = "relukko"))]
+fn relukko_kind(url_var: &'static str) -> Result<BackendKind> {
+    Err(config_error(url_var, NO_RELUKKO_FEATURE))
+}
+
+/// Why a server URL cannot be used without the `relukko` feature.
+#[cfg(not(feature = "relukko"))]
+pub(crate) const NO_RELUKKO_FEATURE: &str = "is set, but relukko-test was built without its      `relukko` feature (the Relukko server backend): turn it on (it is a default feature: drop      `default-features = false`, or add `features = [\"relukko\"]`), or unset it to lock      files on this machine only";
 
 /// A lease must be at least a second: the server counts whole seconds.
 pub(crate) fn check_lease(name: &str, lease: Duration) -> Result<()> {
@@ -198,6 +217,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "relukko")]
     #[test]
     fn skip_wins_over_url_and_empty_skip_is_off() {
         let s = parse_with(&[(SKIP, "1"), ("RELUKKO_URL", "http://x")]).unwrap();
@@ -209,6 +229,24 @@ mod tests {
                 url_var: "RELUKKO_BASE_URL"
             }
         );
+    }
+
+    /// Without the Relukko backend a server URL fails, naming the feature,
+    /// and never falls back to lock files; the skip switch still wins.
+    #[cfg(not(feature = "relukko"))]
+    #[test]
+    fn a_url_without_the_relukko_feature_is_an_error_naming_it() {
+        for var in URL_VARS {
+            let err = parse_with(&[(var, "http://127.0.0.1:3000")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(var) && err.contains("`relukko` feature"),
+                "{var}: {err}"
+            );
+        }
+        let s = parse_with(&[(SKIP, "1"), ("RELUKKO_URL", "http://x")]).unwrap();
+        assert_eq!(s.kind, BackendKind::Skip);
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "relukko")]
 use time::OffsetDateTime;
 
+#[cfg(feature = "relukko")]
 use crate::lock::Lock;
 
 /// A duration as people read it: `450ms`, `3.2s`, `1m 05s`, `2h 03m`.
@@ -22,6 +24,7 @@ pub(crate) fn duration(d: Duration) -> String {
 }
 
 /// A wall-clock time as people read it: RFC 3339 UTC, whole seconds.
+#[cfg(feature = "relukko")]
 pub(crate) fn when(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let t = t.replace_nanosecond(0).unwrap_or(t);
@@ -34,10 +37,12 @@ pub(crate) fn when(t: OffsetDateTime) -> String {
 /// `"<creator> since <created_at>, expired 12s ago; the server frees it after its grace period"`.
 /// Times are whole seconds in UTC ([`when`]),
 /// like every time this crate shows people.
+#[cfg(feature = "relukko")]
 pub(crate) fn holder(l: &Lock) -> String {
     holder_at(l, OffsetDateTime::now_utc())
 }
 
+#[cfg(feature = "relukko")]
 fn holder_at(l: &Lock, now: time::OffsetDateTime) -> String {
     let creator = l
         .creator
@@ -56,9 +61,11 @@ fn holder_at(l: &Lock, now: time::OffsetDateTime) -> String {
     )
 }
 
-/// Now, as people read it.
+/// Now, as people read it: RFC 3339 UTC, whole seconds, like [`when`]
+/// (through humantime, which a build without the `relukko` feature has
+/// anyway, rather than the `time` crate).
 pub(crate) fn now() -> String {
-    when(OffsetDateTime::now_utc())
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 /// Rounds a waited time to milliseconds for error messages.
@@ -87,6 +94,22 @@ mod tests {
     }
 
     #[test]
+    fn now_is_whole_seconds_utc() {
+        let t = now();
+        assert_eq!(t.len(), "2024-10-31T20:04:43Z".len(), "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        #[cfg(feature = "relukko")]
+        {
+            // The same form as the server's times (`when`), a moment apart.
+            let parsed =
+                time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                    .unwrap();
+            assert_eq!(when(parsed), t);
+        }
+    }
+
+    #[cfg(feature = "relukko")]
+    #[test]
     fn holders_are_described_without_token_in_whole_seconds() {
         let now = time::macros::datetime!(2024-10-31 20:05:00 UTC);
         let mut l = Lock::dummy();
@@ -101,6 +124,7 @@ mod tests {
         assert!(holder_at(&l, now).starts_with("an unnamed creator since"));
     }
 
+    #[cfg(feature = "relukko")]
     #[test]
     fn a_passed_expiry_is_not_shown_as_until() {
         let now = time::macros::datetime!(2024-10-31 20:05:00 UTC);
@@ -115,6 +139,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "relukko")]
     #[test]
     fn when_is_whole_seconds_utc() {
         let t = time::macros::datetime!(2024-10-31 22:04:43.9313 +02:00);

@@ -64,14 +64,19 @@
 //!
 //! ## Modules and features
 //!
-//! - [`client`]: the async [`Client`] for the whole Relukko protocol.
+//! - feature `relukko` (on by default): the Relukko server backend
+//!   (`RELUKKO_URL`) and [`client`], the async `Client` for the whole Relukko
+//!   protocol: the HTTP client, the WebSocket and their dependencies. With
+//!   `default-features = false` only the local backend (and the skip switch)
+//!   is built, for the shortest build; `RELUKKO_URL` is then an error that
+//!   names this feature, never a silent fall-back to local files.
 //! - `server` (feature `server`, off by default): a Relukko-compatible server,
 //!   as an in-process test fixture and as the `relukko-server` binary.
 //! - `cli` (feature `cli`, off by default; Unix): the `relukko` command line,
 //!   which holds locks while a command runs and shows or frees the locks
 //!   others hold (`cargo install relukko-test --features cli`).
-//! - feature `tls` (on by default): HTTPS and WSS through rustls, with extra
-//!   CA bundles.
+//! - feature `tls` (on by default; implies `relukko`): HTTPS and WSS through
+//!   rustls, with extra CA bundles.
 //!
 //! The README has the full tables of attribute forms, options and
 //! environment variables.
@@ -81,9 +86,14 @@
 // The crate docs' `#[test]` is `relukko::locked` renamed (see the hidden line): it is compiled.
 #![allow(clippy::test_attr_in_doctest)]
 
+// Parts of these serve only the Relukko backend; the default build checks them.
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
 mod background;
+#[cfg(feature = "relukko")]
 pub mod client;
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
 pub mod error;
+#[cfg(feature = "relukko")]
 mod lock;
 mod runner;
 
@@ -102,6 +112,7 @@ mod creator;
 mod held;
 mod human;
 mod lease;
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
 mod lease_state;
 mod lock_options;
 mod locker;
@@ -111,8 +122,10 @@ mod progress;
 mod stderr;
 #[cfg(test)]
 mod test_support;
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
 mod vars;
 
+#[cfg(feature = "relukko")]
 pub use client::{
     AcquireOptions, Client, ClientBuilder, ClientSettings, Create, RetryPolicy, WaitProgress,
     creator_without_token,
@@ -120,7 +133,9 @@ pub use client::{
 pub use error::{Error, Result};
 pub use lease::Lease;
 pub use lease_state::LeaseState;
+#[cfg(feature = "relukko")]
 pub use lock::Lock;
+#[cfg(feature = "relukko")]
 pub use lock::format_timestamp;
 pub use locker::{LockOptions, Locker, lock, lock_blocking, locker};
 pub use relukko_test_macros::locked;

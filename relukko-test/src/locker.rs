@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, Request, local::Local, remote::Remote};
+#[cfg(feature = "relukko")]
+use crate::backend::remote::Remote;
+use crate::backend::{Backend, Request, local::Local};
 use crate::config::{self, BackendKind, DEFAULT_LEASE, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Part, RELEASE_BOUND};
@@ -109,6 +111,7 @@ impl Locker {
         let backend = match s.kind {
             BackendKind::Skip => Backend::Skip,
             BackendKind::Local { dir } => Backend::Local(Arc::new(Local::new(dir))),
+            #[cfg(feature = "relukko")]
             BackendKind::Relukko { .. } => Backend::Remote(Remote::from_env()?),
         };
         Ok(Locker {
@@ -149,6 +152,7 @@ impl Locker {
     }
 
     /// Locks on the Relukko server of `client`.
+    #[cfg(feature = "relukko")]
     #[must_use]
     pub fn relukko(client: crate::Client) -> Locker {
         Self::with_backend(Backend::Remote(Remote::new(client)))

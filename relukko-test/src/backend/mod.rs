@@ -6,8 +6,10 @@
 //! several names at once is built on top, in canonical order, by the locker.
 
 pub(crate) mod local;
+#[cfg(feature = "relukko")]
 pub(crate) mod remote;
 mod request;
+#[cfg(feature = "relukko")]
 mod unreachable;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ pub(crate) use request::{Released, Request};
 pub(crate) enum Backend {
     Skip,
     Local(Arc<local::Local>),
+    #[cfg(feature = "relukko")]
     Remote(remote::Remote),
 }
 
@@ -31,6 +34,7 @@ pub(crate) enum Backend {
 pub(crate) enum Held {
     Skip,
     Local(local::LocalHeld),
+    #[cfg(feature = "relukko")]
     Remote(remote::RemoteHeld),
 }
 
@@ -41,6 +45,7 @@ impl Backend {
         match self {
             Backend::Skip => None,
             Backend::Local(local) => Some(local.place()),
+            #[cfg(feature = "relukko")]
             Backend::Remote(remote) => Some(format!("relukko {}", remote.base_url())),
         }
     }
@@ -57,6 +62,7 @@ impl Backend {
             Backend::Local(local) => local
                 .acquire_any_blocking(names, wait, None)
                 .map(|(i, h)| (i, Held::Local(h))),
+            #[cfg(feature = "relukko")]
             Backend::Remote(remote) => {
                 let (remote, names, wait) = (remote.clone(), names.to_vec(), wait.clone());
                 crate::background::block_on(async move { remote.acquire_any(&names, &wait).await })
@@ -80,6 +86,7 @@ impl Backend {
                     .await
                     .map(|(i, h)| (i, Held::Local(h)))
             }
+            #[cfg(feature = "relukko")]
             Backend::Remote(remote) => remote
                 .acquire_any(names, wait)
                 .await
@@ -98,25 +105,33 @@ impl Held {
 
     /// Starts the heartbeat, for backends whose locks expire.
     pub(crate) fn start_keepalive(&mut self, resource: &str, lease: Duration, status: &StatusTx) {
+        #[cfg(feature = "relukko")]
         if let Held::Remote(h) = self {
             h.start_heartbeat(resource, lease, status.clone());
         }
+        // Local locks do not expire; only the Relukko backend keeps alive.
+        #[cfg(not(feature = "relukko"))]
+        let _ = (self, resource, lease, status);
     }
 
     /// Releases, blocking this thread for at most `bound`.
+    #[cfg_attr(not(feature = "relukko"), allow(unused_variables))]
     pub(crate) fn release_blocking(self, bound: Duration) -> Result<Released> {
         match self {
             Held::Skip => Ok(Released::Freed),
             Held::Local(h) => h.release(),
+            #[cfg(feature = "relukko")]
             Held::Remote(h) => h.release_blocking(bound),
         }
     }
 
     /// Releases, waiting at most `bound`. Runs on any executor.
+    #[cfg_attr(not(feature = "relukko"), allow(unused_variables))]
     pub(crate) async fn release(self, bound: Duration) -> Result<Released> {
         match self {
             Held::Skip => Ok(Released::Freed),
             Held::Local(h) => h.release(),
+            #[cfg(feature = "relukko")]
             Held::Remote(h) => h.release(bound).await,
         }
     }
