@@ -131,6 +131,32 @@ where
     }
 }
 
+/// The value of a joined task: the task's panic goes on in the caller; a task
+/// cancelled (its runtime shutting down) panics naming `what`.
+pub(crate) fn joined<T>(joined: Result<T, tokio::task::JoinError>, what: &str) -> T {
+    match joined {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("relukko: {what} cancelled: {e}"),
+    }
+}
+
+/// Aborts a task when dropped: a future awaiting the task from the caller's
+/// runtime takes the task with it when the caller drops it.
+pub(crate) struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl AbortOnDrop {
+    pub(crate) fn new<T>(task: &JoinHandle<T>) -> Self {
+        AbortOnDrop(task.abort_handle())
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `fut` on the background runtime and awaits it from the caller's
 /// runtime, propagating a panic of the task.
 pub(crate) async fn run<F>(fut: F) -> F::Output
@@ -138,11 +164,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match spawn(fut).await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("relukko: background task cancelled: {e}"),
-    }
+    joined(spawn(fut).await, "background task")
 }
 
 #[cfg(test)]

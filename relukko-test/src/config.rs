@@ -8,10 +8,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::Result;
-use crate::vars::{
-    CREATOR, LEASE, LOCAL_DIR, PREFIX, SKIP, URL_VARS, Vars, WAIT_TIMEOUT, config_error,
-};
+use crate::error::{Error, Result};
+use crate::vars::{CREATOR, LEASE, LOCAL_DIR, PREFIX, SKIP, URL_VARS, Vars, WAIT_TIMEOUT};
 
 /// The longest wait when nothing else is configured.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -98,7 +96,7 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
         // Raw: a folder name need not be UTF-8.
         let dir = match vars.raw(LOCAL_DIR) {
             Some(v) if v.is_empty() => {
-                return Err(config_error(
+                return Err(Error::config(
                     LOCAL_DIR,
                     "is set but empty: unset it or give it a folder",
                 ));
@@ -135,7 +133,7 @@ fn skip<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Result<bool> {
     let value = value.to_string_lossy();
     let off = ["0", "false", "no", "off"];
     if off.iter().any(|o| value.trim().eq_ignore_ascii_case(o)) {
-        return Err(config_error(
+        return Err(Error::config(
             SKIP,
             format!(
                 "is {value:?}, which would skip locking (any non-empty value does): \
@@ -157,7 +155,7 @@ fn relukko_kind(url_var: &'static str) -> Result<BackendKind> {
 /// machines' tests hold the resource for.
 #[cfg(not(feature = "relukko"))]
 fn relukko_kind(url_var: &'static str) -> Result<BackendKind> {
-    Err(config_error(url_var, NO_RELUKKO_FEATURE))
+    Err(Error::config(url_var, NO_RELUKKO_FEATURE))
 }
 
 /// Why a server URL cannot be used without the `relukko` feature.
@@ -167,7 +165,7 @@ pub(crate) const NO_RELUKKO_FEATURE: &str = "is set, but relukko-test was built 
 /// A lease must be at least a second: the server counts whole seconds.
 pub(crate) fn check_lease(name: &str, lease: Duration) -> Result<()> {
     if lease < MIN_LEASE {
-        return Err(config_error(
+        return Err(Error::config(
             name,
             format!("a lease of {lease:?} is too short: give at least 1s"),
         ));

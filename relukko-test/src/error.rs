@@ -195,6 +195,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A [`Config`](Error::Config) error naming the setting (an environment
+    /// variable, an option) and what is wrong with its value.
+    pub(crate) fn config(name: &str, reason: impl Into<String>) -> Error {
+        Error::Config {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
     /// A [`Local`](Error::Local) error about the lock file of `resource` at `path`.
     pub(crate) fn local(resource: &str, path: &std::path::Path, source: std::io::Error) -> Error {
         Error::Local {
@@ -279,7 +288,7 @@ mod tests {
 
     #[test]
     fn debug_reads_like_the_message() {
-        let e = crate::vars::config_error("RELUKKO_TIMEOUT", "\"abc\" is not a duration");
+        let e = Error::config("RELUKKO_TIMEOUT", "\"abc\" is not a duration");
         assert_eq!(
             format!("{e:?}"),
             "invalid setting RELUKKO_TIMEOUT: \"abc\" is not a duration"

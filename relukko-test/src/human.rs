@@ -73,6 +73,20 @@ pub(crate) fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
 }
 
+/// Who holds each of `names` (`texts`, one per name, in order): the text
+/// alone for one name, `name: text; name: text` for several.
+pub(crate) fn holders(names: &[String], texts: Vec<String>) -> String {
+    if names.len() == 1 {
+        return texts.into_iter().next().unwrap_or_default();
+    }
+    names
+        .iter()
+        .zip(texts)
+        .map(|(n, t)| format!("{n}: {t}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What is waited for, for messages: the name, or `any of a, b` for a pool.
 pub(crate) fn what(names: &[String]) -> String {
     match names {

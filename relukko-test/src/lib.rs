@@ -83,6 +83,7 @@
 //!
 //! [Relukko]: https://gitlab.com/relukko
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
 // The crate docs' `#[test]` is `relukko::locked` renamed (see the hidden line): it is compiled.
 #![allow(clippy::test_attr_in_doctest)]
 

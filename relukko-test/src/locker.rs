@@ -11,6 +11,7 @@ use crate::config::{self, BackendKind, DEFAULT_LEASE, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Part, RELEASE_BOUND};
 pub use crate::lock_options::LockOptions;
+use crate::mutex::unpoisoned;
 
 /// Takes locks on one backend: a Relukko server, lock files on this machine,
 /// or nowhere (the skip switch). Cheap to clone.
@@ -62,7 +63,7 @@ pub fn locker() -> Result<Locker> {
     if let Some(l) = GLOBAL.get() {
         return Ok(l.clone());
     }
-    let _once = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    let _once = unpoisoned(&INIT);
     if let Some(l) = GLOBAL.get() {
         return Ok(l.clone());
     }
@@ -211,13 +212,13 @@ impl Locker {
         let _signals = crate::lease::signals::Guard::new();
         let start = Instant::now();
         let mut parts = Vec::new();
-        for (i, group) in plan.groups.iter().enumerate() {
+        for group in &plan.groups {
             let wait = plan.wait_from(start);
             match backend
-                .acquire_any_blocking(group, &wait)
+                .acquire_any_blocking(&resources(group), &wait)
                 .map_err(|e| waited_since(e, start))
             {
-                Ok((j, held)) => parts.push(plan.part(i, j, held)),
+                Ok((j, held)) => parts.push(plan.part(&group[j], held)),
                 Err(e) => {
                     while let Some(p) = parts.pop() {
                         let _ = p.release_blocking(RELEASE_BOUND);
@@ -245,14 +246,14 @@ impl Locker {
             let _signals = crate::lease::signals::Guard::new();
             let start = Instant::now();
             let mut parts = Vec::new();
-            for (i, group) in plan.groups.iter().enumerate() {
+            for group in &plan.groups {
                 let wait = plan.wait_from(start);
                 match backend
-                    .acquire_any(group, &wait)
+                    .acquire_any(&resources(group), &wait)
                     .await
                     .map_err(|e| waited_since(e, start))
                 {
-                    Ok((j, held)) => parts.push(plan.part(i, j, held)),
+                    Ok((j, held)) => parts.push(plan.part(&group[j], held)),
                     Err(e) => {
                         while let Some(p) = parts.pop() {
                             let _ = p.release(RELEASE_BOUND).await;
@@ -274,29 +275,32 @@ impl Locker {
     fn plan(&self, opts: LockOptions) -> Result<Plan> {
         let s = &self.inner;
         if opts.names.is_empty() {
-            return Err(config(
+            return Err(Error::config(
                 "lock names",
                 "no resource to lock: give at least one name",
             ));
         }
         if opts.names.iter().any(|n| n.trim().is_empty()) {
-            return Err(config("lock names", "a resource name is empty"));
+            return Err(Error::config("lock names", "a resource name is empty"));
         }
         let lease = config::capped(opts.lease.unwrap_or(s.lease));
         config::check_lease("lease", lease)?;
-        let mut pairs: Vec<(String, String)> = opts
+        let mut wanted: Vec<Wanted> = opts
             .names
             .into_iter()
-            .map(|n| (format!("{}{n}", s.prefix), n))
+            .map(|name| Wanted {
+                resource: format!("{}{name}", s.prefix),
+                name,
+            })
             .collect();
         if opts.any_of {
             // Keep the order given (the first free one wins), without repeats.
             let mut seen = std::collections::HashSet::new();
-            pairs.retain(|(r, _)| seen.insert(r.clone()));
+            wanted.retain(|w| seen.insert(w.resource.clone()));
         } else {
             // One canonical order for everyone: no deadlock between overlapping sets.
-            pairs.sort();
-            pairs.dedup_by(|a, b| a.0 == b.0);
+            wanted.sort_by(|a, b| (&a.resource, &a.name).cmp(&(&b.resource, &b.name)));
+            wanted.dedup_by(|a, b| a.resource == b.resource);
         }
         let creator = match opts.creator.or_else(|| s.creator.clone()) {
             Some(c) => c,
@@ -304,28 +308,24 @@ impl Locker {
         };
         let test = opts.test;
         if let Some((resource, test)) = s.backend.place().and_then(|place| {
-            let resources: Vec<String> = pairs.iter().map(|(r, _)| r.clone()).collect();
-            crate::held::held_by_this_test(&place, &resources, opts.any_of)
+            crate::held::held_by_this_test(&place, &resources(&wanted), opts.any_of)
         }) {
-            let name = pairs
+            let name = wanted
                 .iter()
-                .find(|(r, _)| *r == resource)
-                .map(|(_, n)| n.clone());
+                .find(|w| w.resource == resource)
+                .map(|w| w.name.clone());
             return Err(Error::HeldByThisTest {
                 resource: name.unwrap_or(resource),
                 test: test.to_owned(),
             });
         }
-        let (resources, names): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
         let groups = if opts.any_of {
-            vec![resources]
+            vec![wanted]
         } else {
-            resources.into_iter().map(|r| vec![r]).collect()
+            wanted.into_iter().map(|w| vec![w]).collect()
         };
         Ok(Plan {
             groups,
-            names,
-            any_of: opts.any_of,
             test: test.clone(),
             wait: Request {
                 timeout: config::capped(opts.timeout.unwrap_or(s.timeout)),
@@ -337,14 +337,24 @@ impl Locker {
     }
 }
 
+/// One resource asked for: its name as written, and its lock name on the
+/// backend (with the configured prefix).
+#[derive(Debug, Clone)]
+struct Wanted {
+    name: String,
+    resource: String,
+}
+
+/// The lock names of `group`, as the backend takes them.
+fn resources(group: &[Wanted]) -> Vec<String> {
+    group.iter().map(|w| w.resource.clone()).collect()
+}
+
 /// A lock request, checked and in canonical order.
 #[derive(Debug)]
 struct Plan {
     /// Each group is waited for in turn; from a group, any one member is taken.
-    groups: Vec<Vec<String>>,
-    /// The names as asked for, in the order of the flattened groups.
-    names: Vec<String>,
-    any_of: bool,
+    groups: Vec<Vec<Wanted>>,
     /// The locked test holding it, if one does.
     test: Option<String>,
     wait: Request,
@@ -358,16 +368,11 @@ impl Plan {
         }
     }
 
-    /// The part for member `j` of group `i`.
-    fn part(&self, i: usize, j: usize, held: crate::backend::Held) -> Part {
-        let name = if self.any_of {
-            &self.names[j]
-        } else {
-            &self.names[i]
-        };
+    /// The part for `wanted`, now held.
+    fn part(&self, wanted: &Wanted, held: crate::backend::Held) -> Part {
         Part::new(
-            name.clone(),
-            self.groups[i][j].clone(),
+            wanted.name.clone(),
+            wanted.resource.clone(),
             held,
             self.wait.lease,
             self.test.as_deref(),
@@ -389,32 +394,15 @@ fn waited_since(e: Error, start: Instant) -> Error {
     }
 }
 
-fn config(name: &str, reason: &str) -> Error {
-    Error::Config {
-        name: name.to_owned(),
-        reason: reason.to_owned(),
-    }
-}
-
 /// Runs `fut` on the background runtime; dropping the returned future aborts it.
 async fn on_background<F>(fut: F) -> F::Output
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    struct AbortOnDrop(tokio::task::AbortHandle);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
     let task = crate::background::spawn_cleanup(fut);
-    let _abort = AbortOnDrop(task.abort_handle());
-    match task.await {
-        Ok(v) => v,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("relukko: background task cancelled: {e}"),
-    }
+    let _abort = crate::background::AbortOnDrop::new(&task);
+    crate::background::joined(task.await, "background task")
 }
 
 #[cfg(test)]

@@ -56,12 +56,12 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
     pub(crate) fn text(&self, name: &str) -> Result<Option<String>> {
         match self.raw(name).map(OsString::into_string) {
             None => Ok(None),
-            Some(Ok(v)) if v.trim().is_empty() => Err(config_error(
+            Some(Ok(v)) if v.trim().is_empty() => Err(Error::config(
                 name,
                 "is set but empty: unset it or give it a value",
             )),
             Some(Ok(v)) => Ok(Some(v.trim().to_owned())),
-            Some(Err(_)) => Err(config_error(name, "is not valid UTF-8")),
+            Some(Err(_)) => Err(Error::config(name, "is not valid UTF-8")),
         }
     }
 
@@ -89,15 +89,7 @@ impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
         };
         parse_duration(&v)
             .map(Some)
-            .map_err(|reason| config_error(name, reason))
-    }
-}
-
-/// An [`Error::Config`] naming the setting.
-pub(crate) fn config_error(name: &str, reason: impl Into<String>) -> Error {
-    Error::Config {
-        name: name.to_owned(),
-        reason: reason.into(),
+            .map_err(|reason| Error::config(name, reason))
     }
 }
 

@@ -329,11 +329,7 @@ impl Local {
         let _guard = CancelOnDrop(cancel.clone());
         let task = crate::background::handle()
             .spawn_blocking(move || this.acquire_any_blocking(&names, &wait, Some(&cancel)));
-        match task.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("relukko: local lock wait cancelled: {e}"),
-        }
+        crate::background::joined(task.await, "local lock wait")
     }
 
     /// Who holds each of `names`, as recorded in the lock files (for several,
@@ -350,20 +346,15 @@ impl Local {
     fn holders_in(&self, folder: &Folder, names: &[String]) -> String {
         let one = |n: &String| {
             let file = file_name(n);
-            let text = turns::read(
+            turns::read(
                 &folder.key(&file),
                 |shared| folder::read_record(&shared.file),
                 || folder.read_record(&file),
             )
             .and_then(|record| first_line(&record))
-            .unwrap_or_else(|| "an unknown holder".to_owned());
-            if names.len() == 1 {
-                text
-            } else {
-                format!("{n}: {text}")
-            }
+            .unwrap_or_else(|| "an unknown holder".to_owned())
         };
-        names.iter().map(one).collect::<Vec<_>>().join("; ")
+        human::holders(names, names.iter().map(one).collect())
     }
 }
 

@@ -23,6 +23,7 @@ use crate::client::{AcquireOptions, Client, Create, Deleted, WaitProgress};
 use crate::error::{Error, Result};
 use crate::lease_state::StatusTx;
 use crate::lock::Lock;
+use crate::mutex::unpoisoned;
 use crate::progress::{PROGRESS_AFTER, PROGRESS_EVERY, Progress};
 use crate::{human, stderr};
 
@@ -103,7 +104,7 @@ impl Remote {
                 .progress_after(PROGRESS_AFTER)
                 .progress_every(PROGRESS_EVERY)
                 .on_progress(move |p: &WaitProgress| {
-                    let mut gate = gate.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut gate = unpoisoned(&gate);
                     if !gate.due(std::time::Instant::now()) {
                         return;
                     }
@@ -192,7 +193,7 @@ impl Remote {
         {
             held.lock = extended;
             held.deadline = sent + margin_off(lease, lease);
-            *guard(&held.confirmed) = held.deadline;
+            *unpoisoned(&held.confirmed) = held.deadline;
         }
         held
     }
@@ -204,24 +205,18 @@ impl Remote {
         let left = deadline.saturating_duration_since(Instant::now());
         let bound = self
             .client
-            .inner
-            .request_timeout
+            .request_timeout()
             .min(Duration::from_secs(2))
             .min(left.max(Duration::from_millis(250)));
         let asks = names.iter().map(|name| async move {
-            let text = match tokio::time::timeout(bound, self.client.holder(name)).await {
+            match tokio::time::timeout(bound, self.client.holder(name)).await {
                 Ok(Ok(Some(lock))) => human::holder(&lock),
                 Ok(Ok(None)) => "nobody (just released)".to_owned(),
                 Ok(Err(e)) => format!("unknown ({e})"),
                 Err(_) => format!("unknown (no answer within {})", human::duration(bound)),
-            };
-            if names.len() == 1 {
-                text
-            } else {
-                format!("{name}: {text}")
             }
         });
-        futures_util::future::join_all(asks).await.join("; ")
+        human::holders(names, futures_util::future::join_all(asks).await)
     }
 }
 
@@ -289,13 +284,8 @@ impl RemoteHeld {
     /// the process was paused (or the heartbeat starved) past its lease, so
     /// the server may have let the lock go and someone else may have held it.
     fn overdue(&self) -> bool {
-        Instant::now() >= *guard(&self.confirmed)
+        Instant::now() >= *unpoisoned(&self.confirmed)
     }
-}
-
-fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain data: a panic elsewhere cannot leave it inconsistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for RemoteHeld {
@@ -331,7 +321,7 @@ async fn delete(
     }
     // Deleted by id, never by name: a lock of the same name made by someone
     // else after ours expired is not touched.
-    match tokio::time::timeout(bound, client.inner.release_lock(id)).await {
+    match tokio::time::timeout(bound, client.release_lock(id)).await {
         Ok(Ok(deleted)) => Ok(released(deleted, overdue)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(Error::Timeout {
@@ -430,7 +420,7 @@ impl Heartbeat {
             {
                 Ok(Ok(_)) => {
                     self.deadline = sent + margin_off(self.lease, self.lease);
-                    *guard(&self.confirmed) = self.deadline;
+                    *unpoisoned(&self.confirmed) = self.deadline;
                     self.status.held();
                     return true;
                 }

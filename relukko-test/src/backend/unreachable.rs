@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::http::Cause;
 use crate::error::Error;
+use crate::mutex::unpoisoned;
 
 /// How long a server found unreachable is not tried again.
 pub(crate) const FOR: Duration = Duration::from_secs(30);
@@ -28,7 +29,7 @@ struct Memory {
 static LAST: Mutex<Option<Memory>> = Mutex::new(None);
 
 fn last() -> std::sync::MutexGuard<'static, Option<Memory>> {
-    LAST.lock().unwrap_or_else(|e| e.into_inner())
+    unpoisoned(&LAST)
 }
 
 /// The error to fail with at once, if `base_url` was found unreachable less

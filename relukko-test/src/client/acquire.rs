@@ -8,17 +8,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::Client;
 use super::answers::Create;
 use super::calls::Tidy;
 use super::guard::{Gone, run_guarded};
 use super::pending::Pending;
 use super::retry::PollTimer;
+use super::shared::Shared;
 use super::token::{new_token, with_token};
 use super::watcher::Registration;
-use super::{Client, Shared};
 use crate::error::{Error, Result};
 use crate::human;
 use crate::lock::Lock;
+use crate::mutex::unpoisoned;
 
 type ProgressFn = Arc<dyn Fn(&WaitProgress) + Send + Sync + 'static>;
 
@@ -146,9 +148,7 @@ struct Queued {
 }
 
 fn queues() -> MutexGuard<'static, BTreeMap<(String, String), BTreeSet<u64>>> {
-    // Single inserts and removes cannot leave the map inconsistent, so a
-    // poisoned lock is still usable.
-    QUEUES.lock().unwrap_or_else(|p| p.into_inner())
+    unpoisoned(&QUEUES)
 }
 
 impl Queued {

@@ -8,8 +8,9 @@ use reqwest::header::{HeaderMap, HeaderValue};
 
 use super::http::strip_userinfo;
 use super::key::API_KEY_HEADER;
+use super::shared::Shared;
 use super::tls::Bundle;
-use super::{Client, RetryPolicy, Shared};
+use super::{Client, RetryPolicy};
 use crate::error::{Error, Result};
 
 /// Configures a [`Client`]; made by [`Client::builder`]. `Debug` never shows
@@ -32,7 +33,7 @@ use crate::error::{Error, Result};
 pub struct ClientBuilder {
     url: String,
     /// What to name in an error about the URL: the builder, or the variable it came from.
-    pub(crate) url_origin: &'static str,
+    url_origin: &'static str,
     api_key: Option<String>,
     creator: Option<String>,
     request_timeout: Duration,
@@ -41,7 +42,7 @@ pub struct ClientBuilder {
     poll_max: Duration,
     websocket: bool,
     ca_pems: Vec<Vec<u8>>,
-    pub(crate) ca_bundles: Vec<Bundle>,
+    ca_bundles: Vec<Bundle>,
     skip: bool,
 }
 
@@ -170,11 +171,16 @@ impl ClientBuilder {
         self
     }
 
-    fn config_error(&self, name: &str, reason: impl Into<String>) -> Error {
-        Error::Config {
-            name: name.to_owned(),
-            reason: reason.into(),
-        }
+    /// Names `origin` (an environment variable) in errors about the URL.
+    pub(super) fn origin(mut self, origin: &'static str) -> Self {
+        self.url_origin = origin;
+        self
+    }
+
+    /// Adds a CA bundle read from the environment.
+    pub(super) fn ca_bundle_from_env(mut self, bundle: Bundle) -> Self {
+        self.ca_bundles.push(bundle);
+        self
     }
 
     /// Checks the settings and builds the client. Fails with
@@ -189,13 +195,13 @@ impl ClientBuilder {
             ("poll_max", self.poll_max),
         ] {
             if d.is_zero() {
-                return Err(self.config_error(name, "must be more than zero"));
+                return Err(Error::config(name, "must be more than zero"));
             }
         }
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.api_key {
             let mut value = HeaderValue::from_str(key).map_err(|_| {
-                self.config_error(
+                Error::config(
                     "api_key",
                     "is not a valid header value (control characters or non-ASCII)",
                 )
@@ -223,7 +229,7 @@ impl ClientBuilder {
         {
             let _ = https;
             if !self.ca_pems.is_empty() || !self.ca_bundles.is_empty() {
-                return Err(self.config_error(
+                return Err(Error::config(
                     "ca_bundle",
                     "extra CA certificates need the `tls` feature of relukko-test",
                 ));
@@ -262,7 +268,7 @@ impl ClientBuilder {
         let name = self.url_origin;
         let shown = strip_userinfo(url);
         if !url.is_empty() && !url.contains("://") {
-            return Err(self.config_error(
+            return Err(Error::config(
                 name,
                 format!(
                     "{shown:?} has no scheme: write \"http://{shown}\" (or \"https://{shown}\" for TLS)"
@@ -270,7 +276,7 @@ impl ClientBuilder {
             ));
         }
         let parsed = reqwest::Url::parse(url).map_err(|e| {
-            self.config_error(
+            Error::config(
                 name,
                 format!(
                     "{shown:?} is not a URL ({e}); write it like \"https://relukko.example.com\""
@@ -278,7 +284,7 @@ impl ClientBuilder {
             )
         })?;
         if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(self.config_error(name, format!("{shown:?} has no host")));
+            return Err(Error::config(name, format!("{shown:?} has no host")));
         }
         if let Some(base) = parsed
             .path()
@@ -286,7 +292,7 @@ impl ClientBuilder {
             .strip_suffix("/v1/locks")
         {
             let base = format!("{}{base}", parsed.origin().ascii_serialization());
-            return Err(self.config_error(
+            return Err(Error::config(
                 name,
                 format!(
                     "{shown:?} ends in the API's own path /v1/locks: give the server's base URL, \
@@ -295,7 +301,7 @@ impl ClientBuilder {
             ));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(self.config_error(
+            return Err(Error::config(
                 name,
                 format!("{shown:?}: give the base URL, without ?query or #fragment"),
             ));
@@ -303,11 +309,16 @@ impl ClientBuilder {
         match parsed.scheme() {
             "http" => Ok(false),
             "https" if cfg!(feature = "tls") => Ok(true),
-            "https" => Err(self.config_error(
+            "https" => Err(Error::config(
                 name,
-                format!("{shown:?} is HTTPS, which needs the `tls` feature of relukko-test (on by default)"),
+                format!(
+                    "{shown:?} is HTTPS, which needs the `tls` feature of relukko-test (on by default)"
+                ),
             )),
-            other => Err(self.config_error(name, format!("{shown:?}: scheme {other:?} is not http or https"))),
+            other => Err(Error::config(
+                name,
+                format!("{shown:?}: scheme {other:?} is not http or https"),
+            )),
         }
     }
 }

@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::Client;
 use super::answers::{Create, Deleted};
 use super::http::{check, decode, is_transient};
+use super::shared::Shared;
 use super::token::{is_own, new_token, with_token};
-use super::{Client, Shared};
 use crate::error::{Error, Result};
 use crate::lock::{Lock, format_timestamp};
 
@@ -199,6 +200,12 @@ impl Shared {
 }
 
 impl Client {
+    /// Deletes the lock `id` for its holder, with retries, and says what the
+    /// server answered: see [`Deleted`]. Runs on the caller's executor.
+    pub(crate) async fn release_lock(&self, id: Uuid) -> Result<Deleted> {
+        self.inner.release_lock(id).await
+    }
+
     /// Runs `f` on the background runtime.
     async fn bg<T, F, Fut>(&self, f: F) -> Result<T>
     where
@@ -217,19 +224,9 @@ impl Client {
         Fut: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        struct Abort(tokio::task::AbortHandle);
-        impl Drop for Abort {
-            fn drop(&mut self) {
-                self.0.abort();
-            }
-        }
         let task = crate::background::spawn(f(Arc::clone(&self.inner)));
-        let _abort = Abort(task.abort_handle());
-        match task.await {
-            Ok(v) => v,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("relukko: background task cancelled: {e}"),
-        }
+        let _abort = crate::background::AbortOnDrop::new(&task);
+        crate::background::joined(task.await, "background task")
     }
 
     /// Tries once (with retries of transient failures) to create the lock

@@ -10,8 +10,8 @@ use super::Client;
 use super::builder::ClientBuilder;
 use super::http::strip_userinfo;
 use super::tls::{Bundle, check_bundle_path};
-use crate::error::Result;
-use crate::vars::{CA_BUNDLE_VARS, SKIP, URL_VARS, Vars, config_error as bad};
+use crate::error::{Error, Result};
+use crate::vars::{CA_BUNDLE_VARS, SKIP, URL_VARS, Vars};
 
 /// The client's settings from the environment.
 ///
@@ -94,7 +94,7 @@ impl ClientSettings {
         let first = |names: &[&'static str]| vars.first(names);
         let duration = |name: &str| -> Result<Option<Duration>> {
             match vars.duration(name)? {
-                Some(d) if d.is_zero() => Err(bad(name, "must be more than zero")),
+                Some(d) if d.is_zero() => Err(Error::config(name, "must be more than zero")),
                 d => Ok(d),
             }
         };
@@ -106,7 +106,7 @@ impl ClientSettings {
             let b = ClientBuilder::new(u).origin(name);
             b.check_url(u.trim_end_matches('/'))?;
         } else if !trust_me_it_is_locked {
-            return Err(bad(
+            return Err(Error::config(
                 "RELUKKO_URL",
                 "is not set: give the Relukko server's URL, e.g. https://relukko.example.com",
             ));
@@ -115,7 +115,7 @@ impl ClientSettings {
         if let Some(k) = &api_key
             && reqwest::header::HeaderValue::from_str(k).is_err()
         {
-            return Err(bad(
+            return Err(Error::config(
                 "RELUKKO_API_KEY",
                 "is not a valid header value (control characters or non-ASCII)",
             ));
@@ -125,7 +125,12 @@ impl ClientSettings {
             Some(v) => Some(match v.to_ascii_lowercase().as_str() {
                 "on" | "true" | "yes" | "1" => true,
                 "off" | "false" | "no" | "0" => false,
-                _ => return Err(bad("RELUKKO_WEBSOCKET", format!("{v:?} is not on or off"))),
+                _ => {
+                    return Err(Error::config(
+                        "RELUKKO_WEBSOCKET",
+                        format!("{v:?} is not on or off"),
+                    ));
+                }
             }),
         };
         // Python's requests (and so many CI images) set REQUESTS_CA_BUNDLE or
@@ -144,7 +149,7 @@ impl ClientSettings {
             None => None,
             Some((name, path)) => {
                 let path = PathBuf::from(path);
-                check_bundle_path(&path).map_err(|reason| bad(name, reason))?;
+                check_bundle_path(&path).map_err(|reason| Error::config(name, reason))?;
                 Some((name, path))
             }
         };
@@ -180,7 +185,7 @@ impl ClientSettings {
             b = b.websocket(w);
         }
         if let Some((name, path)) = self.ca_bundle {
-            b.ca_bundles.push(Bundle {
+            b = b.ca_bundle_from_env(Bundle {
                 origin: Some(name),
                 path,
             });
@@ -199,12 +204,6 @@ impl Client {
 }
 
 impl ClientBuilder {
-    /// Names `origin` (an environment variable) in errors about the URL.
-    fn origin(mut self, origin: &'static str) -> Self {
-        self.url_origin = origin;
-        self
-    }
-
     /// A builder configured from the environment (see [`ClientSettings`]), to
     /// adjust before `build`.
     pub fn from_env() -> Result<ClientBuilder> {

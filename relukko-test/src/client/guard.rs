@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{oneshot, watch};
 
-use super::Shared;
+use super::shared::Shared;
 use crate::error::Result;
 use crate::lock::Lock;
 

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
-use super::Shared;
+use super::shared::Shared;
 use crate::error::{Error, Result, excerpt};
 
 /// The shortest time an attempt is given, even right at the deadline: a call

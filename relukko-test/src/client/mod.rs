@@ -84,6 +84,5 @@ pub use builder::ClientBuilder;
 pub use env::ClientSettings;
 pub use retry::RetryPolicy;
 pub use shared::Client;
-pub(crate) use shared::Shared;
 pub use token::creator_without_token;
 pub use watcher::WatchStats;

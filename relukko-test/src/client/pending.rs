@@ -10,7 +10,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::Shared;
+use super::shared::Shared;
+use crate::mutex::unpoisoned;
 
 /// One registered token.
 struct Entry {
@@ -26,15 +27,14 @@ static PENDING: Mutex<Vec<Arc<Entry>>> = Mutex::new(Vec::new());
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 fn pending() -> MutexGuard<'static, Vec<Arc<Entry>>> {
-    // Single pushes and removes cannot leave the list inconsistent.
-    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+    unpoisoned(&PENDING)
 }
 
 /// Keeps a token registered while it lives.
 pub(crate) struct Pending(Arc<Entry>);
 
 impl Pending {
-    pub(crate) fn new(inner: &Arc<Shared>, name: &str, token: &str) -> Pending {
+    pub(super) fn new(inner: &Arc<Shared>, name: &str, token: &str) -> Pending {
         let entry = Arc::new(Entry {
             key: NEXT.fetch_add(1, Ordering::Relaxed),
             inner: Arc::clone(inner),

@@ -13,28 +13,29 @@ use super::watcher::{Target, WatchStats, Watcher};
 /// never shows the API key.
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<Shared>,
+    pub(super) inner: Arc<Shared>,
 }
 
-/// What all clones of a client share.
-pub(crate) struct Shared {
+/// What all clones of a client share. Sealed in `client`: other modules
+/// reach a client through its methods.
+pub(super) struct Shared {
     /// The base URL as given, without trailing slash (may carry userinfo).
-    pub(crate) url: String,
+    pub(super) url: String,
     /// The base URL without userinfo: what errors and logs show.
-    pub(crate) shown_url: String,
-    pub(crate) api_key: Option<String>,
-    pub(crate) creator: Option<String>,
-    pub(crate) http: reqwest::Client,
-    pub(crate) request_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) poll_max: Duration,
-    pub(crate) websocket: bool,
-    pub(crate) skip: bool,
+    pub(super) shown_url: String,
+    pub(super) api_key: Option<String>,
+    pub(super) creator: Option<String>,
+    pub(super) http: reqwest::Client,
+    pub(super) request_timeout: Duration,
+    pub(super) connect_timeout: Duration,
+    pub(super) retry: RetryPolicy,
+    pub(super) poll_max: Duration,
+    pub(super) websocket: bool,
+    pub(super) skip: bool,
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
     /// Started on the first wait; stops when the last clone is dropped.
-    pub(crate) watcher: OnceLock<Watcher>,
+    pub(super) watcher: OnceLock<Watcher>,
 }
 
 impl std::fmt::Debug for Client {
@@ -67,6 +68,11 @@ impl Client {
         self.inner.skip
     }
 
+    /// The longest one request may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
     /// The creator sent when a call gives none.
     pub fn creator(&self) -> Option<&str> {
         self.inner.creator.as_deref()
@@ -85,7 +91,7 @@ impl Client {
 
 impl Shared {
     /// The WebSocket watcher, started on first use.
-    pub(crate) fn watcher(&self) -> &Watcher {
+    pub(super) fn watcher(&self) -> &Watcher {
         self.watcher.get_or_init(|| {
             Watcher::start(Target {
                 url: self.url.clone(),

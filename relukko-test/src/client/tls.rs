@@ -19,10 +19,7 @@ pub(crate) struct Bundle {
 impl Bundle {
     fn error(&self, reason: String) -> Error {
         match self.origin {
-            Some(var) => Error::Config {
-                name: var.to_owned(),
-                reason,
-            },
+            Some(var) => Error::config(var, reason),
             None => Error::Tls {
                 reason: format!("ca_bundle: {reason}"),
                 source: None,

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use super::key::API_KEY_HEADER;
 use super::retry::exp_cap;
 use crate::error::chain;
+use crate::mutex::unpoisoned;
 
 /// How often the watcher pings, and how long a silent link is trusted.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -49,9 +50,7 @@ struct Subscriptions {
 
 impl Subscriptions {
     fn map(&self) -> MutexGuard<'_, HashMap<String, HashMap<u64, Arc<Notify>>>> {
-        // A panic while holding this lock cannot leave the map inconsistent
-        // (single inserts and removes), so a poisoned lock is still usable.
-        self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+        unpoisoned(&self.waiters)
     }
 
     fn wake(&self, name: &str) {

@@ -253,7 +253,7 @@ where
         Some(path) => Some(path),
         None => match env.raw("RELUKKO_DB") {
             Some(path) if path.is_empty() => {
-                return Err(setting(vars::config_error(
+                return Err(setting(crate::Error::config(
                     "RELUKKO_DB",
                     "is set but empty: unset it or give it a path",
                 )));

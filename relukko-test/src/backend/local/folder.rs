@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
 use crate::error::{Error, Result};
+use crate::mutex::unpoisoned;
 use crate::stderr;
 
 /// The longest holder record, in bytes. Records in files of other users are
@@ -78,7 +79,7 @@ impl Folder {
     /// Says once per folder and process what is odd about it (owned by
     /// another user, on a network file system).
     fn warn_once(&self, warnings: impl FnOnce() -> Vec<String>) {
-        let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+        let mut warned = unpoisoned(&WARNED);
         if warned.contains(&self.id) {
             return;
         }

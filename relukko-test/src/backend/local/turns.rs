@@ -26,11 +26,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::Duration;
 
 use super::folder::{Key, LockFile};
 use crate::error::Result;
+use crate::mutex::unpoisoned;
 
 /// How long a queued thread sleeps before it looks at its abandon flag
 /// again, when nobody wakes it.
@@ -65,12 +66,6 @@ impl State {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing here panics while holding a lock; should it, the data stays
-    // consistent (every update is one assignment).
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// This thread's turn at a lock file. Dropping it hands the turn to the
 /// next waiting thread, or closes the file when nobody waits.
 #[derive(Debug)]
@@ -92,9 +87,9 @@ pub(super) struct Ticket {
 
 /// The turn at `key` if nobody of this process holds it or waits for it.
 pub(super) fn try_take(key: Key) -> Option<Turn> {
-    let mut table = lock(&TABLE);
+    let mut table = unpoisoned(&TABLE);
     let gate = Arc::clone(table.entry(key.clone()).or_default());
-    let mut state = lock(&gate.state);
+    let mut state = unpoisoned(&gate.state);
     if state.owner.is_some() || !state.queue.is_empty() {
         return None;
     }
@@ -107,9 +102,9 @@ pub(super) fn try_take(key: Key) -> Option<Turn> {
 
 /// Queues for the turn at `key`; it comes after every thread queued before.
 pub(super) fn enqueue(key: Key) -> Ticket {
-    let mut table = lock(&TABLE);
+    let mut table = unpoisoned(&TABLE);
     let gate = Arc::clone(table.entry(key.clone()).or_default());
-    let mut state = lock(&gate.state);
+    let mut state = unpoisoned(&gate.state);
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     if state.owner.is_none() && state.queue.is_empty() {
         state.owner = Some(id);
@@ -135,10 +130,10 @@ pub(super) fn read<T>(
     shared: impl FnOnce(&LockFile) -> T,
     fresh: impl FnOnce() -> T,
 ) -> T {
-    let table = lock(&TABLE);
+    let table = unpoisoned(&TABLE);
     let file = table
         .get(key)
-        .and_then(|gate| lock(&gate.state).file.clone());
+        .and_then(|gate| unpoisoned(&gate.state).file.clone());
     match file {
         Some(file) => shared(&file),
         None => fresh(),
@@ -158,7 +153,7 @@ impl Ticket {
     ) -> Option<Turn> {
         'gates: loop {
             let gate = Arc::clone(&self.gate);
-            let mut state = lock(&gate.state);
+            let mut state = unpoisoned(&gate.state);
             loop {
                 if !state.has(self.id)
                     && let Some(next) = state.moved_to.clone()
@@ -188,7 +183,7 @@ impl Ticket {
                     if stale(&file) {
                         retire(&self.key, &gate, &file);
                     }
-                    state = lock(&gate.state);
+                    state = unpoisoned(&gate.state);
                     if state.owner == Some(self.id) || state.moved_to.is_some() {
                         continue;
                     }
@@ -209,8 +204,8 @@ impl Ticket {
 /// the old turn and file. Nothing happens if another waiter did it first, or
 /// the handle was replaced meanwhile.
 fn retire(key: &Key, gate: &Arc<Gate>, file: &Arc<LockFile>) {
-    let mut table = lock(&TABLE);
-    let mut state = lock(&gate.state);
+    let mut table = unpoisoned(&TABLE);
+    let mut state = unpoisoned(&gate.state);
     if state.moved_to.is_some()
         || state.queue.is_empty()
         || !state.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file))
@@ -225,7 +220,7 @@ fn retire(key: &Key, gate: &Arc<Gate>, file: &Arc<LockFile>) {
             fresh
         }
     };
-    let mut moved = lock(&target.state);
+    let mut moved = unpoisoned(&target.state);
     for id in state.queue.drain(..) {
         if moved.owner.is_none() {
             moved.owner = Some(id);
@@ -255,7 +250,7 @@ impl Turn {
     /// The process's handle of the lock file, opened with `open` if it has
     /// none yet.
     pub(super) fn file(&self, open: impl FnOnce() -> Result<LockFile>) -> Result<Arc<LockFile>> {
-        let mut state = lock(&self.gate.state);
+        let mut state = unpoisoned(&self.gate.state);
         if let Some(f) = &state.file {
             return Ok(Arc::clone(f));
         }
@@ -268,14 +263,14 @@ impl Turn {
     /// the new file has its own gate, so this turn must not open it (with
     /// process-wide locks, two threads would both hold it); take a turn there.
     pub(super) fn retired(&self) -> bool {
-        lock(&self.gate.state).moved_to.is_some()
+        unpoisoned(&self.gate.state).moved_to.is_some()
     }
 
     /// Replaces the process's handle (the file was deleted or replaced on
     /// disk): the old one is closed once the caller drops its copy. Only for
     /// a turn not [`retired`](Self::retired).
     pub(super) fn reopen(&self, open: impl FnOnce() -> Result<LockFile>) -> Result<Arc<LockFile>> {
-        lock(&self.gate.state).file = None;
+        unpoisoned(&self.gate.state).file = None;
         self.file(open)
     }
 }
@@ -290,16 +285,16 @@ impl Drop for Turn {
 /// leaves the queue. A gate nobody holds or waits for leaves the table, and
 /// its file handle is closed, while the table is locked (see [`read`]).
 fn leave(key: &Key, gate: &Arc<Gate>, id: u64) {
-    let mut table = lock(&TABLE);
+    let mut table = unpoisoned(&TABLE);
     let mut gate = Arc::clone(gate);
-    let mut state = lock(&gate.state);
+    let mut state = unpoisoned(&gate.state);
     // A waiter of a retired gate may not have followed its move yet.
     while !state.has(id)
         && let Some(next) = state.moved_to.clone()
     {
         drop(state);
         gate = next;
-        state = lock(&gate.state);
+        state = unpoisoned(&gate.state);
     }
     let gate = &gate;
     if state.owner == Some(id) {
@@ -344,7 +339,7 @@ mod tests {
         let c = c.wait(|| false, |_| false).expect("then c");
         drop(c);
         assert!(
-            lock(&TABLE).get(&k).is_none(),
+            unpoisoned(&TABLE).get(&k).is_none(),
             "an idle gate leaves the table"
         );
         drop(try_take(k).expect("free again"));
@@ -371,7 +366,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&turn_a.gate, &first.gate));
         assert!(first.retired() && !turn_a.retired());
         {
-            let fresh = lock(&turn_a.gate.state);
+            let fresh = unpoisoned(&turn_a.gate.state);
             assert_eq!(fresh.owner, Some(a_id));
             assert_eq!(fresh.queue, [b_id], "b still waits, behind a");
             assert!(fresh.file.is_none(), "the new file gets its own handle");
@@ -385,13 +380,13 @@ mod tests {
         assert!(Arc::ptr_eq(&old, &again));
         drop(first);
         assert!(
-            lock(&TABLE)
+            unpoisoned(&TABLE)
                 .get(&k)
                 .is_some_and(|g| Arc::ptr_eq(g, &turn_a.gate))
         );
         drop(turn_a);
         drop(b.join().expect("b got its turn"));
-        assert!(lock(&TABLE).get(&k).is_none());
+        assert!(unpoisoned(&TABLE).get(&k).is_none());
     }
 
     #[test]
@@ -401,6 +396,6 @@ mod tests {
         let t = enqueue(k.clone());
         assert!(t.wait(|| true, |_| false).is_none());
         drop(first);
-        assert!(lock(&TABLE).get(&k).is_none());
+        assert!(unpoisoned(&TABLE).get(&k).is_none());
     }
 }
