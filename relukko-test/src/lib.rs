@@ -146,8 +146,3 @@ pub mod server;
 
 #[cfg(all(feature = "cli", unix))]
 pub mod cli;
-
-// Every Rust block of README.md, compiled (and run) as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

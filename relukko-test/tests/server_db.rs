@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod support;
-use support::{Running, STEP, command, get, request, start, wait_exit};
+use support::{Running, STEP, TempDir, command, get, request, start, wait_exit};
 
 const KEY: &str = "db-test-key";
 const WORKERS: usize = 4;
@@ -24,27 +24,6 @@ const WORKERS: usize = 4;
 const OPS_BEFORE_KILL: usize = 120;
 /// A bound on each worker, should the server outlive the wait.
 const MAX_OPS_PER_WORKER: usize = 5_000;
-
-/// A fresh folder under the system's temporary folder, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "relukko-server-db-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn server(db: &Path, grace: &str) -> Running {
     let mut cmd = command();
@@ -160,8 +139,8 @@ fn kill_9(server: &mut Running) {
 
 #[test]
 fn locks_survive_kill_9_under_load() {
-    let dir = TempDir::new();
-    let db = dir.0.join("locks.redb");
+    let dir = TempDir::new("server-db");
+    let db = dir.path().join("locks.redb");
     let mut first = server(&db, "1h");
 
     // A lock that expired a minute ago: the first server's long grace keeps it.

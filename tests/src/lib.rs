@@ -5,5 +5,14 @@ pub mod history;
 pub mod imports;
 pub mod proxy;
 pub mod raw;
+pub mod setup;
 pub mod temp;
 pub mod tls;
+
+/// Every Rust block of the workspace's README.md, compiled and run as doc
+/// tests. The README carries no hidden lines, so it reads cleanly on a forge;
+/// `build.rs` copies it with the lines each block needs in front as hidden
+/// (`# `) lines.
+#[cfg(doctest)]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/README.md"))]
+pub struct ReadmeDoctests;

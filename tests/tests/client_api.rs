@@ -7,9 +7,8 @@ use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Create, Error};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
+use relukko_e2e::setup::{BOUND, bounded};
 use time::OffsetDateTime;
-
-const BOUND: Duration = Duration::from_secs(30);
 
 fn client(server: &TestServer) -> Client {
     Client::builder(server.base_url())
@@ -17,13 +16,6 @@ fn client(server: &TestServer) -> Client {
         .creator("client_api")
         .build()
         .unwrap()
-}
-
-/// Fails the test instead of hanging it.
-async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, fut)
-        .await
-        .expect("bounded step took too long")
 }
 
 #[tokio::test]

@@ -4,21 +4,10 @@
 use std::time::Duration;
 
 use relukko::server::TestServer;
-use relukko::{AcquireOptions, Client, Error, LockOptions, Locker};
+use relukko::{AcquireOptions, Error, LockOptions, Locker};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
 use relukko_e2e::raw::unique;
-
-const BOUND: Duration = Duration::from_secs(30);
-
-fn builder(url: impl AsRef<str>, server: &TestServer) -> relukko::ClientBuilder {
-    Client::builder(url).api_key(server.api_key())
-}
-
-async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, fut)
-        .await
-        .expect("bounded step took too long")
-}
+use relukko_e2e::setup::{bounded, builder};
 
 /// `Duration::MAX` (what `RELUKKO_TIMEOUT=18446744073709551615` parses to)
 /// means "practically forever": no `Instant` overflow, no panic.

@@ -7,14 +7,7 @@ use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Error, RetryPolicy};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
-
-const BOUND: Duration = Duration::from_secs(30);
-
-async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, fut)
-        .await
-        .expect("bounded step took too long")
-}
+use relukko_e2e::setup::{BOUND, bounded};
 
 /// What a deadline may be overrun by: one request (the attempt under way
 /// when it passes) plus slack for a loaded machine.

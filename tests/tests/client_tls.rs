@@ -8,16 +8,9 @@ use std::time::Duration;
 use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, ClientSettings, Error};
 use relukko_e2e::raw::unique;
+use relukko_e2e::setup::{BOUND, bounded};
 use relukko_e2e::temp::TempDir;
 use relukko_e2e::tls::{TestCa, TlsProxy};
-
-const BOUND: Duration = Duration::from_secs(30);
-
-async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, fut)
-        .await
-        .expect("bounded step took too long")
-}
 
 /// A fresh folder under the system temp dir holding `ca.pem`, removed when
 /// dropped.

@@ -8,28 +8,11 @@ use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Create, Error, Lock, WaitProgress};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::{self, unique};
+use relukko_e2e::setup::{BOUND, bounded, builder, eventually};
 use tokio::task::JoinHandle;
 
-const BOUND: Duration = Duration::from_secs(30);
-
-fn builder(url: impl AsRef<str>, server: &TestServer) -> relukko::ClientBuilder {
-    Client::builder(url).api_key(server.api_key())
-}
-
-async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, fut)
-        .await
-        .expect("bounded step took too long")
-}
-
-/// Polls `cond` every 50 ms until it holds; fails after `BOUND`.
-async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let until = Instant::now() + BOUND;
-    while !cond().await {
-        assert!(Instant::now() < until, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How often `eventually` looks again.
+const POLL: Duration = Duration::from_millis(50);
 
 /// `client` waits for `name` (at most `BOUND`) in a task of its own.
 fn spawn_acquire(client: &Client, name: &str) -> JoinHandle<relukko::Result<Lock>> {
@@ -75,7 +58,7 @@ async fn websocket_wakes_only_waiters_of_the_deleted_name() {
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
 
     let task = spawn_acquire(&waiter, &x);
-    eventually("the watcher connects", async || {
+    eventually("the watcher connects", POLL, async || {
         waiter.__watch_stats().connects >= 1
     })
     .await;
@@ -131,7 +114,10 @@ async fn polling_takes_over_when_a_proxy_blocks_the_websocket() {
     let x = unique("wait-blocked");
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
     let task = spawn_waiting(&waiter, &x).await;
-    eventually("the upgrade is refused", async || proxy.replied() >= 1).await;
+    eventually("the upgrade is refused", POLL, async || {
+        proxy.replied() >= 1
+    })
+    .await;
     holder.delete(held.id).await.unwrap();
     let got = bounded(task).await.unwrap().unwrap();
     assert_eq!(got.lock_name, x);
@@ -150,12 +136,12 @@ async fn the_watcher_reconnects_and_still_wakes() {
     let x = unique("wait-reconnect");
     let held = holder.create(&x, None).await.unwrap().lock().unwrap();
     let task = spawn_acquire(&waiter, &x);
-    eventually("the watcher connects", async || {
+    eventually("the watcher connects", POLL, async || {
         waiter.__watch_stats().connects >= 1
     })
     .await;
     proxy.cut();
-    eventually("the watcher reconnects", async || {
+    eventually("the watcher reconnects", POLL, async || {
         waiter.__watch_stats().connects >= 2
     })
     .await;
@@ -322,11 +308,11 @@ async fn a_lost_answer_is_adopted_by_its_token() {
     let cc = c.clone();
     let name = x.clone();
     let task = tokio::spawn(async move { cc.create(&name, Some("adopter")).await });
-    eventually("the lost create reached the server", async || {
+    eventually("the lost create reached the server", POLL, async || {
         observer.holder(&x).await.unwrap().is_some()
     })
     .await;
-    eventually("the answer to the create was lost", async || {
+    eventually("the answer to the create was lost", POLL, async || {
         proxy.lost() >= 1
     })
     .await;
@@ -361,8 +347,10 @@ async fn a_create_that_gives_up_after_a_lost_answer_cleans_up() {
     );
     assert!(proxy.lost() >= 1, "the answer was thrown away");
     proxy.set_mode(Mode::Forward);
-    eventually("the orphan is deleted in the background", async || {
-        observer.holder(&x).await.unwrap().is_none()
-    })
+    eventually(
+        "the orphan is deleted in the background",
+        POLL,
+        async || observer.holder(&x).await.unwrap().is_none(),
+    )
     .await;
 }

@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
-use relukko::{Client, LockOptions, Locker, locked};
+use relukko::{LockOptions, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_e2e::setup::client;
 
 #[test]
 #[locked("e2e-kill")]
@@ -41,13 +42,6 @@ fn leak_worker() {
         // Leaked: never released by a destructor; the test (and the process) ends normally.
         std::mem::forget(lease);
     }
-}
-
-fn client(server: &TestServer) -> Client {
-    Client::builder(server.base_url())
-        .api_key(server.api_key())
-        .build()
-        .unwrap()
 }
 
 /// Starts `kill_worker`, waits until it holds the lock, kills it with SIGKILL.

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use relukko::server::TestServer;
-use relukko::{Client, LockOptions, Locker, locked};
+use relukko::{LockOptions, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_e2e::setup::{client, rt};
 use relukko_e2e::temp::TempDir;
 
 fn is_worker() -> bool {
@@ -157,20 +158,6 @@ fn env_worker() {
 #[ignore = "a worker: its driver runs it"]
 fn env_creator_worker() {
     enter("e2e-env-attr", "env_creator_worker");
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn client(server: &TestServer) -> Client {
-    Client::builder(server.base_url())
-        .api_key(server.api_key())
-        .build()
-        .unwrap()
 }
 
 fn server_env(server: &TestServer) -> Vec<(&'static str, String)> {

@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
-use relukko::{Client, LockOptions, Locker, locked};
+use relukko::{LockOptions, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, output_text, worker};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
+use relukko_e2e::setup::{BOUND, client, rt};
 
-/// Generous: for a loaded 2-core machine. The lease (60 s) and the server's
-/// grace (3 min) are far longer, so a lock free within this was released.
-const BOUND: Duration = Duration::from_secs(30);
+// BOUND (30 s) is generous, for a loaded 2-core machine; the lease (60 s) and
+// the server's grace (3 min) are far longer, so a lock free within it was released.
 
 #[test]
 #[locked("e2e-signal-holder")]
@@ -59,13 +59,6 @@ fn signal_chained_worker() {
         // The program decides: it exits, and the exit handler releases.
         std::process::exit(7);
     }
-}
-
-fn client(server: &TestServer) -> Client {
-    Client::builder(server.base_url())
-        .api_key(server.api_key())
-        .build()
-        .unwrap()
 }
 
 fn server_env(url: &str, server: &TestServer) -> Vec<(&'static str, String)> {
@@ -158,13 +151,6 @@ fn signals_off_leaves_the_signal_alone() {
     assert_eq!(out.status.signal(), Some(libc::SIGTERM));
     let holder = rt().block_on(client(&server).holder("e2e-signal-holder"));
     assert!(holder.unwrap().is_some(), "not released: handling is off");
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// A waiter whose create is still on its way when SIGINT comes: the create

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
-use relukko::{Client, Error, LeaseState, LockOptions, Locker};
+use relukko::{Error, LeaseState, LockOptions, Locker};
 use relukko_e2e::history::fresh_dir;
+use relukko_e2e::setup::{client, rt};
 use relukko_e2e::temp::TempDir;
 
 fn secs(n: u64) -> Duration {
@@ -17,20 +18,6 @@ fn secs(n: u64) -> Duration {
 fn local() -> (Locker, TempDir) {
     let dir = fresh_dir("lease-api");
     (Locker::local(dir.path()), dir)
-}
-
-fn client(server: &TestServer) -> Client {
-    Client::builder(server.base_url())
-        .api_key(server.api_key())
-        .build()
-        .unwrap()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 #[test]

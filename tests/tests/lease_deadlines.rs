@@ -4,30 +4,13 @@
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
-use relukko::{AcquireOptions, Client, Error, LockOptions, Locker, RetryPolicy};
+use relukko::{AcquireOptions, Error, LockOptions, Locker, RetryPolicy};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
 use relukko_e2e::raw::unique;
+use relukko_e2e::setup::{BOUND, bounded, builder, eventually};
 
-const BOUND: Duration = Duration::from_secs(30);
-
-fn builder(url: impl AsRef<str>, server: &TestServer) -> relukko::ClientBuilder {
-    Client::builder(url).api_key(server.api_key())
-}
-
-async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(BOUND, fut)
-        .await
-        .expect("bounded step took too long")
-}
-
-/// Polls `cond` every 20 ms until it holds; fails after `BOUND`.
-async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
-    let until = Instant::now() + BOUND;
-    while !cond().await {
-        assert!(Instant::now() < until, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// How often `eventually` looks again.
+const POLL: Duration = Duration::from_millis(20);
 
 /// A POST stuck in a slow network is applied after the real holder left: the
 /// lock is then ours under our token, and the wait must adopt it rather than
@@ -63,13 +46,13 @@ async fn a_create_applied_late_is_adopted_not_waited_for() {
             .await
     });
     // The first POST is stuck; later ones get 409 from the real holder.
-    eventually("the waiter retried past its stuck POST", async || {
+    eventually("the waiter retried past its stuck POST", POLL, async || {
         proxy.picked() == 1 && proxy.accepted() >= 3
     })
     .await;
     bounded(holder.delete(held.id)).await.unwrap();
     proxy.release_held();
-    eventually("the stuck POST made the lock", async || {
+    eventually("the stuck POST made the lock", POLL, async || {
         holder.holder(&x).await.unwrap().is_some()
     })
     .await;
@@ -116,7 +99,7 @@ async fn a_create_applied_after_the_wait_ended_is_deleted() {
     proxy.release_held();
     // The phantom appears (the late POST), then the clean-up deletes it.
     let mut seen = false;
-    eventually("the late lock is deleted", async || {
+    eventually("the late lock is deleted", POLL, async || {
         let now = holder.holder(&x).await.unwrap();
         seen |= now.is_some();
         seen && now.is_none()

@@ -10,14 +10,8 @@ use std::time::{Duration, Instant};
 use relukko::server::TestServer;
 use relukko::{Client, LeaseState, Locker, RetryPolicy};
 use relukko_e2e::proxy::{Mode, Proxy};
+use relukko_e2e::setup::rt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn direct(server: &TestServer) -> Client {
     Client::builder(server.base_url())

@@ -5,3 +5,7 @@
 mod inspect;
 mod run;
 mod support;
+
+/// The helpers the runtime crate's integration tests share.
+#[path = "../support/mod.rs"]
+mod common;

@@ -4,41 +4,18 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
 
+use crate::common::status_and_body;
+pub use crate::common::{TempDir, clean};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_relukko");
 /// The longest any awaited event may take on a loaded machine.
 pub const STEP: Duration = Duration::from_secs(30);
-
-/// A fresh folder, removed when dropped.
-#[derive(Debug)]
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!(
-            "relukko-cli-{tag}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Where the locks live in one test.
 pub enum Backend {
@@ -78,19 +55,6 @@ impl Backend {
 pub fn relukko(backend: &Backend, args: &[&str]) -> Command {
     let mut cmd = clean(Command::new(BIN));
     cmd.envs(backend.env()).args(args);
-    cmd
-}
-
-/// `cmd` without the caller's `RELUKKO_*` settings, stdin closed, output piped.
-pub fn clean(mut cmd: Command) -> Command {
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("RELUKKO_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
     cmd
 }
 
@@ -235,16 +199,7 @@ pub fn http(server: &TestServer, method: &str, path: &str, body: Option<&str>) -
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    status_and_body(&answer)
 }
 
 /// The `id` of the JSON lock in `body`.

@@ -1,9 +1,12 @@
-//! Running the `relukko-server` binary from a test: start it, wait for its
-//! listening line, talk HTTP/1.1 to it.
+//! What the runtime crate's integration tests share: running the
+//! `relukko-server` binary (start it, wait for its listening line, talk
+//! HTTP/1.1 to it), a clean environment for any child process, and temporary
+//! folders. The `cli` suite mounts this file too.
 #![allow(dead_code)] // each test file uses a part
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -14,7 +17,11 @@ pub const STEP: Duration = Duration::from_secs(20);
 
 /// The server command with none of the caller's RELUKKO_* settings.
 pub fn command() -> Command {
-    let mut cmd = Command::new(BIN);
+    clean(Command::new(BIN))
+}
+
+/// `cmd` without the caller's `RELUKKO_*` settings, stdin closed, output piped.
+pub fn clean(mut cmd: Command) -> Command {
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("RELUKKO_") {
             cmd.env_remove(name);
@@ -140,6 +147,11 @@ pub fn request(
             "no answer",
         ));
     }
+    Ok(status_and_body(&answer))
+}
+
+/// The status and the body of a whole HTTP/1.1 answer (status 0 if there is none).
+pub fn status_and_body(answer: &str) -> (u16, String) {
     let status = answer
         .split(' ')
         .nth(1)
@@ -149,7 +161,7 @@ pub fn request(
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    Ok((status, body))
+    (status, body)
 }
 
 pub fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
@@ -160,5 +172,31 @@ pub fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         }
         assert!(start.elapsed() < STEP, "the server did not exit");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh folder under the system's temporary folder, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `<temp>/relukko-test-<tag>-<uuid>`, created now.
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "relukko-test-{tag}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
