@@ -160,10 +160,12 @@ impl Running {
         }
     }
 
-    /// The output so far, with `status`; waits (bounded) for the pipes to close.
+    /// The output so far, with `status`; waits (bounded) for the pipes to close:
+    /// each reader thread drops its handle when its pipe ends.
     pub fn output(&self, status: ExitStatus) -> Output {
         let end = Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&self.stdout) > 1 && Instant::now() < end {
+        let reading = || Arc::strong_count(&self.stdout) > 1 || Arc::strong_count(&self.stderr) > 1;
+        while reading() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(10));
         }
         Output {
