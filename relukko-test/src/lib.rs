@@ -109,6 +109,7 @@ pub mod __private {
 }
 mod backend;
 mod config;
+mod courtesy;
 mod creator;
 mod held;
 mod human;

@@ -171,6 +171,17 @@ impl Local {
         let deadline = start + wait.timeout;
         let folder = Arc::new(Folder::open(&self.dir, &names[0])?);
         let files: Vec<OsString> = names.iter().map(|n| file_name(n)).collect();
+        let keys: Vec<String> = names
+            .iter()
+            .map(|n| self.path_for(n).to_string_lossy().into_owned())
+            .collect();
+        // Released here a moment ago and contended: the waiters that the
+        // release woke go first (`flock` keeps no queue; see `courtesy`).
+        if let [key] = keys.as_slice()
+            && !wait.timeout.is_zero()
+        {
+            std::thread::sleep(crate::courtesy::pause(key).min(wait.timeout));
+        }
         for (i, name) in names.iter().enumerate() {
             if let Some(turn) = turns::try_take(folder.key(&files[i]))
                 && let Some(taken) = self.try_take(&folder, name, &files[i], turn)?
@@ -178,6 +189,7 @@ impl Local {
                 return Ok((i, self.hold(names, i, taken, &wait.creator)));
             }
         }
+        keys.iter().for_each(|k| crate::courtesy::contended(k));
         let timed_out = || Error::WaitTimeout {
             resource: human::what(names),
             waited: human::round_ms(start.elapsed()),
@@ -453,6 +465,7 @@ impl LocalHeld {
         self.taken
             .unlock()
             .map_err(|e| Error::local(&self.resource, &self.path, e))?;
+        crate::courtesy::released(&self.path.to_string_lossy());
         Ok(if intact {
             Released::Freed
         } else {

@@ -265,11 +265,16 @@ impl RemoteHeld {
         let what = format!("release of {}", self.lock.lock_name);
         let url = client.base_url().to_owned();
         let overdue = self.overdue();
-        block_bounded(delete(client, id, bound, overdue), bound).unwrap_or(Err(Error::Timeout {
-            what,
-            url,
-            after: bound,
-        }))
+        let key = crate::client::courtesy_key(&client.inner.url, &self.lock.lock_name);
+        let released = block_bounded(delete(client, id, bound, overdue), bound).unwrap_or(Err(
+            Error::Timeout {
+                what,
+                url,
+                after: bound,
+            },
+        ));
+        note_release(&key, &released);
+        released
     }
 
     /// Deletes the lock, waiting at most `bound`; works on any executor.
@@ -277,7 +282,11 @@ impl RemoteHeld {
         self.stop();
         self.armed = false;
         let overdue = self.overdue();
-        crate::background::run(delete(self.client.clone(), self.lock.id, bound, overdue)).await
+        let released =
+            crate::background::run(delete(self.client.clone(), self.lock.id, bound, overdue)).await;
+        let key = crate::client::courtesy_key(&self.client.inner.url, &self.lock.lock_name);
+        note_release(&key, &released);
+        released
     }
 
     /// Whether the lock's last confirmed expiry (minus the margin) has passed:
@@ -285,6 +294,13 @@ impl RemoteHeld {
     /// the server may have let the lock go and someone else may have held it.
     fn overdue(&self) -> bool {
         Instant::now() >= *unpoisoned(&self.confirmed)
+    }
+}
+
+/// Tells [`crate::courtesy`] that this process let the lock of `key` go.
+fn note_release(key: &str, released: &Result<Released>) {
+    if released.is_ok() {
+        crate::courtesy::released(key);
     }
 }
 

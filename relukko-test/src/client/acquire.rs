@@ -139,6 +139,15 @@ static NEXT_TICKET: AtomicU64 = AtomicU64::new(0);
 /// The pause after a push of the waiters of a name that are not the oldest
 /// in this process, in microseconds.
 const YOUNGER_PAUSE_US: std::ops::RangeInclusive<u64> = 2_000..=20_000;
+/// How often a waiter whose WebSocket is healthy asks anyway, in
+/// milliseconds (random in this range): a safety net for a push that never
+/// came. About 0.08 requests per second per waiter.
+const SAFETY_POLL_MS: std::ops::RangeInclusive<u64> = 10_000..=15_000;
+
+/// The key of a lock name of a server in [`crate::courtesy`].
+pub(crate) fn courtesy_key(url: &str, name: &str) -> String {
+    format!("{url}\n{name}")
+}
 
 /// A waiter's place among the waiters of its name in this process: the
 /// oldest one retries at once after a push, the others after a short jitter.
@@ -206,6 +215,24 @@ impl Waiter {
         let pending = Pending::new(&inner, &self.name, &self.token);
         // On every way out: deletes a lock a late create of ours made.
         let mut tidy = Tidy::new(&inner, &self.name, &self.token);
+        let key = courtesy_key(&inner.url, &self.name);
+        // Released here a moment ago and contended: let the waiters that
+        // were woken by that release go first (see `courtesy`).
+        let courtesy = crate::courtesy::pause(&key);
+        if !courtesy.is_zero() && !self.opts.timeout.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(courtesy.min(deadline.saturating_duration_since(Instant::now()))) => {}
+                _ = gone.wait() => return Ok(None),
+            }
+        }
+        // The holder, as last looked up; forgotten on every push (it may
+        // have changed) and whenever the link is not healthy.
+        let mut known_holder: Option<Option<Lock>> = None;
+        // When a pushed deletion woke this waiter, to learn what a handoff
+        // costs and whether it lost a race.
+        let mut woken: Option<Instant> = None;
+        // Races for this name lost after a push: this wait's age in handoffs.
+        let mut lost = 0u32;
         loop {
             if gone.is_gone() {
                 return Ok(None);
@@ -224,7 +251,16 @@ impl Waiter {
             let created = created?;
             if let Create::Acquired(lock) = created {
                 tidy.keep = Some(lock.id);
+                if let Some(w) = woken {
+                    crate::courtesy::handoff_seen(w.elapsed());
+                }
                 return Ok(Some(lock));
+            }
+            crate::courtesy::contended(&key);
+            if woken.is_some() {
+                // Woken by a deletion, and someone else was quicker.
+                lost = lost.saturating_add(1);
+                crate::courtesy::lost_race(&key);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -235,10 +271,17 @@ impl Waiter {
                     holder: holder.as_ref().map(human::holder),
                 });
             }
+            let healthy = reg.as_ref().is_some_and(Registration::link_healthy);
             if let Some(report) = &self.opts.on_progress
                 && now >= next_progress
             {
-                let holder = self.holder(&inner).await;
+                // With a healthy link, no push means the holder is the same:
+                // an idle waiter does not ask the server who it is each time.
+                let holder = match known_holder.take() {
+                    Some(h) if healthy => h,
+                    _ => self.holder(&inner).await,
+                };
+                known_holder = Some(holder.clone());
                 report(&WaitProgress {
                     resource: self.name.clone(),
                     waited: self.started.elapsed(),
@@ -246,12 +289,20 @@ impl Waiter {
                 });
                 next_progress = Instant::now() + self.opts.progress_every;
             }
-            let nap = poll
-                .next()
-                .min(deadline.saturating_duration_since(Instant::now()));
+            // With the WebSocket healthy a deletion is pushed: poll only as a
+            // safety net. While it is down, reconnecting or late, poll fast.
+            let nap = if healthy {
+                Duration::from_millis(fastrand::u64(SAFETY_POLL_MS))
+            } else {
+                poll.next()
+            };
+            let nap = nap.min(deadline.saturating_duration_since(Instant::now()));
+            woken = None;
+            let deletions = reg.as_ref().map_or(0, Registration::deletions);
             tokio::select! {
                 _ = tokio::time::sleep(nap) => {}
                 _ = pushed(&reg) => {
+                    known_holder = None;
                     // After a deletion the oldest waiter of this name in this
                     // process asks again at once: a handoff is then a round
                     // trip, not a sleep. Across processes each one's oldest
@@ -260,9 +311,20 @@ impl Waiter {
                     // waiters here would only lose to the oldest, so they ask
                     // after a random pause; sleeping, they fold several pushes
                     // into one POST, which keeps a crowd in one process cheap.
-                    if !queue.as_ref().is_none_or(Queued::is_first) {
-                        let micros = fastrand::u64(YOUNGER_PAUSE_US);
-                        tokio::time::sleep(Duration::from_micros(micros)).await;
+                    let mut pause = if queue.as_ref().is_none_or(Queued::is_first) {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_micros(fastrand::u64(YOUNGER_PAUSE_US))
+                    };
+                    // A crowd across processes: the waiters that lost more
+                    // races (waited longer) ask first (see `courtesy`).
+                    pause = pause.max(crate::courtesy::younger_pause(&key, lost));
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                    // A deletion, not a reconnect, woke it: a race is on.
+                    if reg.as_ref().is_some_and(|r| r.deletions() > deletions) {
+                        woken = Some(Instant::now());
                     }
                 }
                 _ = gone.wait() => return Ok(None),

@@ -323,22 +323,27 @@ impl Client {
         if self.is_skip() {
             return Ok(Lock::dummy());
         }
-        self.bg(move |i| async move {
-            let path = format!("{LOCKS}{id}");
-            // The lock as it is, to answer with if the DELETE's own answer is
-            // lost: the retry then only learns that it is gone.
-            let before: Lock = i.call(Method::GET, &path, None).await?;
-            let mut ambiguous = false;
-            let a = i
-                .send_retrying(Method::DELETE, &path, None, None, &mut ambiguous)
-                .await?;
-            match check(a) {
-                Ok(a) => decode(&a),
-                Err(Error::NotFound { .. }) if ambiguous => Ok(before),
-                Err(e) => Err(e),
-            }
-        })
-        .await
+        let deleted: Result<Lock> = self
+            .bg(move |i| async move {
+                let path = format!("{LOCKS}{id}");
+                // The lock as it is, to answer with if the DELETE's own answer is
+                // lost: the retry then only learns that it is gone.
+                let before: Lock = i.call(Method::GET, &path, None).await?;
+                let mut ambiguous = false;
+                let a = i
+                    .send_retrying(Method::DELETE, &path, None, None, &mut ambiguous)
+                    .await?;
+                match check(a) {
+                    Ok(a) => decode(&a),
+                    Err(Error::NotFound { .. }) if ambiguous => Ok(before),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        if let Ok(lock) = &deleted {
+            crate::courtesy::released(&super::courtesy_key(&self.inner.url, &lock.lock_name));
+        }
+        deleted
     }
 
     /// Sets the expiry to now + 5 minutes.

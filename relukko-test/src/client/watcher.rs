@@ -4,7 +4,10 @@
 //!
 //! It starts on the first wait, reconnects with capped backoff, wakes every
 //! waiter after each (re)connect (pushes sent while it was away are lost, so
-//! they re-poll), and stops when the last clone of its client is dropped.
+//! they re-poll) and when a link ends (they poll fast until it is back), and
+//! stops when the last clone of its client is dropped. While its link is
+//! [healthy](Registration::link_healthy), waiters poll only as a slow safety
+//! net.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +34,9 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 /// counts as a failure, or the watcher would reconnect, and wake every
 /// waiter, many times a second.
 const STABLE_LINK: Duration = Duration::from_secs(10);
+/// A connected link that has sent nothing (not even the answer to a ping)
+/// for this long is late: its pushes may be lost, so waiters poll fast.
+const LATE_AFTER: Duration = Duration::from_secs(20);
 
 /// The handle kept by the client; dropping it stops the task.
 pub(crate) struct Watcher {
@@ -46,6 +52,10 @@ struct Subscriptions {
     connects: AtomicU64,
     push_wakeups: AtomicU64,
     deletions: AtomicU64,
+    /// Deletions pushed per name with waiters (a nameless one counts for all).
+    pushed: Mutex<HashMap<String, u64>>,
+    /// When the link now up last received a frame; `None` while it is down.
+    heard: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Subscriptions {
@@ -53,13 +63,27 @@ impl Subscriptions {
         unpoisoned(&self.waiters)
     }
 
+    fn pushed(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.pushed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn wake(&self, name: &str) {
         let map = self.map();
         if let Some(ws) = map.get(name).filter(|ws| !ws.is_empty()) {
+            *self.pushed().entry(name.to_owned()).or_default() += 1;
             // notify_one keeps a permit for a waiter that is busy polling.
             ws.values().for_each(|n| n.notify_one());
             self.push_wakeups.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    fn heard(&self) -> MutexGuard<'_, Option<tokio::time::Instant>> {
+        self.heard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the link is up and was heard from lately.
+    fn healthy(&self) -> bool {
+        self.heard().is_some_and(|t| t.elapsed() < LATE_AFTER)
     }
 
     fn wake_all(&self) {
@@ -86,7 +110,10 @@ impl Subscriptions {
         match deleted.get("lock_name").and_then(|n| n.as_str()) {
             Some(name) => self.wake(name),
             // Upstream-style `{"deleted": true}`: no name, wake everyone.
-            None => self.wake_all(),
+            None => {
+                self.pushed().values_mut().for_each(|n| *n += 1);
+                self.wake_all();
+            }
         }
     }
 }
@@ -99,6 +126,21 @@ pub(crate) struct Registration {
     pub(crate) notify: Arc<Notify>,
 }
 
+impl Registration {
+    /// Whether a deletion of this name would reach this waiter now: the
+    /// link is up and not late (see [`LATE_AFTER`]). A waiter polls only as
+    /// a slow safety net while it is, fast otherwise.
+    pub(crate) fn link_healthy(&self) -> bool {
+        self.shared.healthy()
+    }
+
+    /// Deletions of this name pushed so far (a wake-up after a reconnect is
+    /// not one).
+    pub(crate) fn deletions(&self) -> u64 {
+        self.shared.pushed().get(&self.name).copied().unwrap_or(0)
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut map = self.shared.map();
@@ -106,6 +148,7 @@ impl Drop for Registration {
             ws.remove(&self.id);
             if ws.is_empty() {
                 map.remove(&self.name);
+                self.shared.pushed().remove(&self.name);
             }
         }
     }
@@ -212,14 +255,20 @@ async fn pump(ws: Ws, shared: &Subscriptions) -> String {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
         tokio::select! {
-            msg = timeout(SILENCE_LIMIT, stream.next()) => match msg {
-                Err(_) => return format!("silent for {SILENCE_LIMIT:?}"),
-                Ok(None) => return "closed".to_owned(),
-                Ok(Some(Err(e))) => return chain(&e),
-                Ok(Some(Ok(Message::Text(t)))) => shared.on_text(t.as_str()),
-                Ok(Some(Ok(Message::Close(_)))) => return "closed by the server".to_owned(),
-                Ok(Some(Ok(_))) => {}
-            },
+            msg = timeout(SILENCE_LIMIT, stream.next()) => {
+                if let Ok(Some(Ok(_))) = &msg {
+                    // Pongs count too: the link is alive and in time.
+                    *shared.heard() = Some(tokio::time::Instant::now());
+                }
+                match msg {
+                    Err(_) => return format!("silent for {SILENCE_LIMIT:?}"),
+                    Ok(None) => return "closed".to_owned(),
+                    Ok(Some(Err(e))) => return chain(&e),
+                    Ok(Some(Ok(Message::Text(t)))) => shared.on_text(t.as_str()),
+                    Ok(Some(Ok(Message::Close(_)))) => return "closed by the server".to_owned(),
+                    Ok(Some(Ok(_))) => {}
+                }
+            }
             _ = ping.tick() => {
                 if let Err(e) = sink.send(Message::Ping(Default::default())).await {
                     return chain(&e);
@@ -240,12 +289,18 @@ async fn run(target: Target, shared: Arc<Subscriptions>, mut stop: oneshot::Rece
             Ok(ws) => {
                 shared.connects.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target: "relukko::client", url = %target.shown, "WebSocket connected");
-                shared.wake_all();
                 let since = tokio::time::Instant::now();
+                *shared.heard() = Some(since);
+                // Pushes sent while the link was down are lost: every
+                // waiter asks once now, after the link is up.
+                shared.wake_all();
                 let why = tokio::select! {
                     _ = &mut stop => return,
                     why = pump(ws, &shared) => why,
                 };
+                // Down: the waiters switch to fast polling, from now.
+                *shared.heard() = None;
+                shared.wake_all();
                 failures = if since.elapsed() >= STABLE_LINK {
                     0
                 } else {

@@ -1,0 +1,177 @@
+//! What an idle waiter costs the server. With its WebSocket up, a waiter asks
+//! only as a slow safety net (a deletion is pushed to it); with the WebSocket
+//! refused, or once its link drops, it falls back to polling about every
+//! second. Requests are counted by the server itself (`/metrics`).
+
+use std::time::{Duration, Instant};
+
+use relukko::server::TestServer;
+use relukko::{AcquireOptions, Client, Lock};
+use relukko_e2e::proxy::{Mode, Proxy};
+use relukko_e2e::raw::{Api, unique};
+use reqwest::Method;
+use tokio::task::JoinHandle;
+
+const BOUND: Duration = Duration::from_secs(30);
+/// The window over which requests are counted. Polling about every second
+/// (the fallback) asks about 5 to 10 times in it; the safety net (every 10
+/// to 15 s) at most once.
+const WINDOW: Duration = Duration::from_secs(5);
+
+/// Requests the server answered so far, `/metrics` itself left out.
+async fn requests(api: &Api) -> u64 {
+    let text = api
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("relukko_http_requests_total{") && !l.contains("route=\"/metrics\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The requests the server answers over [`WINDOW`].
+async fn requests_over_window(api: &Api) -> u64 {
+    let before = requests(api).await;
+    tokio::time::sleep(WINDOW).await;
+    requests(api).await - before
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + BOUND;
+    while !cond() {
+        assert!(Instant::now() < until, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn spawn_acquire(client: &Client, name: &str) -> JoinHandle<relukko::Result<Lock>> {
+    let (client, name) = (client.clone(), name.to_owned());
+    tokio::spawn(async move {
+        client
+            .acquire(&name, AcquireOptions::new().timeout(BOUND * 2))
+            .await
+    })
+}
+
+/// A holder (on the server directly, without a WebSocket) of a new name.
+async fn held(server: &TestServer, prefix: &str) -> (Client, Lock) {
+    let holder = Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .websocket(false)
+        .build()
+        .unwrap();
+    let lock = holder
+        .create(&unique(prefix), None)
+        .await
+        .unwrap()
+        .lock()
+        .unwrap();
+    (holder, lock)
+}
+
+/// Releases `lock`; the waiter then gets it.
+async fn hand_over(holder: &Client, lock: &Lock, waiter: JoinHandle<relukko::Result<Lock>>) {
+    holder.delete(lock.id).await.unwrap();
+    let got = tokio::time::timeout(BOUND, waiter)
+        .await
+        .expect("the waiter gets the lock")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.lock_name, lock.lock_name);
+}
+
+#[tokio::test]
+async fn an_idle_waiter_with_its_websocket_up_asks_only_as_a_safety_net() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let (holder, lock) = held(&server, "idle-ws").await;
+    let waiter = Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap();
+    let task = spawn_acquire(&waiter, &lock.lock_name);
+    eventually("the waiter's WebSocket connects", || {
+        waiter.__watch_stats().connects >= 1
+    })
+    .await;
+    // The one poll right after the link came up (a push may have been
+    // missed before it) is behind us once the count stands still.
+    let mut last = requests(&api).await;
+    let until = Instant::now() + BOUND;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = requests(&api).await;
+        if now == last {
+            break;
+        }
+        assert!(Instant::now() < until, "the waiter never stops asking");
+        last = now;
+    }
+    let asked = requests_over_window(&api).await;
+    assert!(
+        asked <= 1,
+        "an idle waiter with its WebSocket up asked {asked} times in {WINDOW:?}; \
+         its safety net asks every 10 to 15 s"
+    );
+    // The push still hands the lock over.
+    hand_over(&holder, &lock, task).await;
+}
+
+#[tokio::test]
+async fn a_waiter_whose_websocket_is_refused_polls_about_every_second() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    proxy.block_websocket(true);
+    let (holder, lock) = held(&server, "idle-refused").await;
+    let waiter = Client::builder(proxy.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap();
+    let task = spawn_acquire(&waiter, &lock.lock_name);
+    eventually("the upgrade is refused", || proxy.replied() >= 1).await;
+    let asked = requests_over_window(&api).await;
+    assert!(
+        asked >= 3,
+        "a waiter without a WebSocket asked only {asked} times in {WINDOW:?}: \
+         it must fall back to polling about every second"
+    );
+    assert_eq!(waiter.__watch_stats().connects, 0);
+    hand_over(&holder, &lock, task).await;
+}
+
+#[tokio::test]
+async fn a_waiter_whose_websocket_drops_falls_back_to_polling() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    let (holder, lock) = held(&server, "idle-dropped").await;
+    let waiter = Client::builder(proxy.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap();
+    let task = spawn_acquire(&waiter, &lock.lock_name);
+    eventually("the waiter's WebSocket connects", || {
+        waiter.__watch_stats().connects >= 1
+    })
+    .await;
+    // From now on every upgrade is refused, and the link is cut.
+    proxy.block_websocket(true);
+    proxy.cut();
+    eventually("a new upgrade is refused", || proxy.replied() >= 1).await;
+    let asked = requests_over_window(&api).await;
+    assert!(
+        asked >= 3,
+        "a waiter whose WebSocket dropped asked only {asked} times in {WINDOW:?}: \
+         it must poll about every second until the link is back"
+    );
+    assert_eq!(waiter.__watch_stats().connects, 1);
+    hand_over(&holder, &lock, task).await;
+}
