@@ -71,6 +71,11 @@ fn with<T>(f: impl FnOnce(&mut Table) -> T) -> T {
     f(t)
 }
 
+/// The key of the lock `name` of the server at `url`.
+pub(crate) fn key(url: &str, name: &str) -> String {
+    format!("{url}\n{name}")
+}
+
 /// A wait for `key` (a backend's name for a lock: server URL and name, or
 /// a lock file's path) met a holder.
 pub(crate) fn contended(key: &str) {

@@ -144,11 +144,6 @@ const YOUNGER_PAUSE_US: std::ops::RangeInclusive<u64> = 2_000..=20_000;
 /// came. About 0.08 requests per second per waiter.
 const SAFETY_POLL_MS: std::ops::RangeInclusive<u64> = 10_000..=15_000;
 
-/// The key of a lock name of a server in [`crate::courtesy`].
-pub(crate) fn courtesy_key(url: &str, name: &str) -> String {
-    format!("{url}\n{name}")
-}
-
 /// A waiter's place among the waiters of its name in this process: the
 /// oldest one retries at once after a push, the others after a short jitter.
 struct Queued {
@@ -215,7 +210,7 @@ impl Waiter {
         let pending = Pending::new(&inner, &self.name, &self.token);
         // On every way out: deletes a lock a late create of ours made.
         let mut tidy = Tidy::new(&inner, &self.name, &self.token);
-        let key = courtesy_key(&inner.url, &self.name);
+        let key = crate::courtesy::key(&inner.url, &self.name);
         // Released here a moment ago and contended: let the waiters that
         // were woken by that release go first (see `courtesy`).
         let courtesy = crate::courtesy::pause(&key);

@@ -341,7 +341,7 @@ impl Client {
             })
             .await;
         if let Ok(lock) = &deleted {
-            crate::courtesy::released(&super::courtesy_key(&self.inner.url, &lock.lock_name));
+            crate::courtesy::released(&crate::courtesy::key(&self.inner.url, &lock.lock_name));
         }
         deleted
     }

@@ -77,7 +77,6 @@ mod tls;
 mod token;
 mod watcher;
 
-pub(crate) use acquire::courtesy_key;
 pub use acquire::{AcquireOptions, WaitProgress};
 pub use answers::Create;
 pub(crate) use answers::Deleted;
