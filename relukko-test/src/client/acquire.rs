@@ -198,6 +198,31 @@ impl Waiter {
             .ok()?
     }
 
+    /// Reports progress if asked to; with a healthy link, no push means
+    /// the holder is the same, so an idle waiter does not ask who it is.
+    async fn progress(
+        &self,
+        inner: &Shared,
+        healthy: bool,
+        known_holder: &mut Option<Option<Lock>>,
+        next_progress: &mut Instant,
+    ) {
+        let Some(report) = &self.opts.on_progress else {
+            return;
+        };
+        let holder = match known_holder.take() {
+            Some(h) if healthy => h,
+            _ => self.holder(inner).await,
+        };
+        *known_holder = Some(holder.clone());
+        report(&WaitProgress {
+            resource: self.name.clone(),
+            waited: self.started.elapsed(),
+            holder,
+        });
+        *next_progress = Instant::now() + self.opts.progress_every;
+    }
+
     async fn run(self, inner: Arc<Shared>, mut gone: Gone) -> Result<Option<Lock>> {
         let deadline = self.started + self.opts.timeout;
         let reg = inner
@@ -267,22 +292,9 @@ impl Waiter {
                 });
             }
             let healthy = reg.as_ref().is_some_and(Registration::link_healthy);
-            if let Some(report) = &self.opts.on_progress
-                && now >= next_progress
-            {
-                // With a healthy link, no push means the holder is the same:
-                // an idle waiter does not ask the server who it is each time.
-                let holder = match known_holder.take() {
-                    Some(h) if healthy => h,
-                    _ => self.holder(&inner).await,
-                };
-                known_holder = Some(holder.clone());
-                report(&WaitProgress {
-                    resource: self.name.clone(),
-                    waited: self.started.elapsed(),
-                    holder,
-                });
-                next_progress = Instant::now() + self.opts.progress_every;
+            if now >= next_progress {
+                self.progress(&inner, healthy, &mut known_holder, &mut next_progress)
+                    .await;
             }
             // With the WebSocket healthy a deletion is pushed: poll only as a
             // safety net. While it is down, reconnecting or late, poll fast.
@@ -291,12 +303,31 @@ impl Waiter {
             } else {
                 poll.next()
             };
-            let nap = nap.min(deadline.saturating_duration_since(Instant::now()));
+            let nap_end =
+                Instant::now() + nap.min(deadline.saturating_duration_since(Instant::now()));
             woken = None;
             let deletions = reg.as_ref().map_or(0, Registration::deletions);
-            tokio::select! {
-                _ = tokio::time::sleep(nap) => {}
-                _ = pushed(&reg) => {
+            // A progress report due during a long nap is made without
+            // asking the server for the lock.
+            let mut nap_over = false;
+            while !nap_over {
+                let until = if self.opts.on_progress.is_some() {
+                    nap_end.min(next_progress)
+                } else {
+                    nap_end
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {
+                        if Instant::now() >= nap_end {
+                            nap_over = true;
+                        } else {
+                            let healthy = reg.as_ref().is_some_and(Registration::link_healthy);
+                            self.progress(&inner, healthy, &mut known_holder, &mut next_progress)
+                                .await;
+                        }
+                    }
+                    _ = pushed(&reg) => {
+                        nap_over = true;
                     known_holder = None;
                     // After a deletion the oldest waiter of this name in this
                     // process asks again at once: a handoff is then a round
@@ -321,8 +352,9 @@ impl Waiter {
                     if reg.as_ref().is_some_and(|r| r.deletions() > deletions) {
                         woken = Some(Instant::now());
                     }
+                    }
+                    _ = gone.wait() => return Ok(None),
                 }
-                _ = gone.wait() => return Ok(None),
             }
         }
     }
