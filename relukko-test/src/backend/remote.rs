@@ -265,7 +265,7 @@ impl RemoteHeld {
         let what = format!("release of {}", self.lock.lock_name);
         let url = client.base_url().to_owned();
         let overdue = self.overdue();
-        let key = crate::courtesy::key(&client.inner.url, &self.lock.lock_name);
+        let key = client.courtesy_key(&self.lock.lock_name);
         let released = block_bounded(delete(client, id, bound, overdue), bound).unwrap_or(Err(
             Error::Timeout {
                 what,
@@ -284,7 +284,7 @@ impl RemoteHeld {
         let overdue = self.overdue();
         let released =
             crate::background::run(delete(self.client.clone(), self.lock.id, bound, overdue)).await;
-        let key = crate::courtesy::key(&self.client.inner.url, &self.lock.lock_name);
+        let key = self.client.courtesy_key(&self.lock.lock_name);
         note_release(&key, &released);
         released
     }

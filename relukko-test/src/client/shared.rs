@@ -68,6 +68,12 @@ impl Client {
         self.inner.skip
     }
 
+    /// The key of the lock `name` of this client's server in
+    /// [`crate::courtesy`].
+    pub(crate) fn courtesy_key(&self, name: &str) -> String {
+        crate::courtesy::key(&self.inner.url, name)
+    }
+
     /// The longest one request may take.
     pub(crate) fn request_timeout(&self) -> Duration {
         self.inner.request_timeout
