@@ -33,6 +33,9 @@ pub(crate) static SUPPORT: LazyLock<Runtime> = LazyLock::new(|| {
 pub enum Mode {
     /// Pass bytes both ways.
     Forward,
+    /// Pass bytes both ways without reading a request head first (for a
+    /// client that does not speak plain HTTP, such as a TLS handshake).
+    Raw,
     /// Accept, read, never answer.
     Stall,
     /// Accept and close at once.
@@ -351,6 +354,11 @@ async fn handle(mut sock: TcpStream, upstream: SocketAddr, mode: Mode, ctl: Arc<
             fault,
         } => pick(sock, upstream, method, count, fault, ctl).await,
         Mode::Drop => drop(sock),
+        Mode::Raw => {
+            if let Ok(mut up) = TcpStream::connect(upstream).await {
+                let _ = tokio::io::copy_bidirectional(&mut sock, &mut up).await;
+            }
+        }
         Mode::Stall => {
             let mut sink = [0u8; 4096];
             while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}

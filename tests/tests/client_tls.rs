@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use relukko::server::TestServer;
-use relukko::{AcquireOptions, Client, ClientSettings, Error};
+use relukko::{AcquireOptions, Client, ClientSettings, Error, LockOptions, Locker};
+use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
 use relukko_e2e::setup::{BOUND, bounded};
 use relukko_e2e::temp::TempDir;
@@ -164,4 +165,40 @@ async fn https_to_a_plain_http_server_says_to_use_http() {
         ),
         "{e}"
     );
+}
+
+/// The same through the whole locking path, as a user meets it: settings
+/// from the environment (`RELUKKO_URL=https://...`, the default retry
+/// policy), a blocking lock with a long timeout. It fails on the first
+/// connection, long before the retry budget (about 11 s) or the wait's
+/// timeout, and says to use `http://`.
+#[test]
+fn https_to_a_plain_http_server_fails_at_once_when_locking() {
+    let server = TestServer::start();
+    // Counts the connections: a retry would be a second one.
+    let proxy = Proxy::start(server.addr(), Mode::Raw);
+    let env = HashMap::from([
+        (
+            "RELUKKO_URL",
+            proxy.base_url().replacen("http://", "https://", 1),
+        ),
+        ("RELUKKO_API_KEY", server.api_key().to_owned()),
+        // The watcher would connect on its own: only the lock's calls count.
+        ("RELUKKO_WEBSOCKET", "off".to_owned()),
+    ]);
+    let settings = ClientSettings::from_lookup(|n| env.get(n).cloned()).unwrap();
+    let locker = Locker::relukko(settings.into_builder().build().unwrap());
+    let started = std::time::Instant::now();
+    let e = locker
+        .lock_blocking(LockOptions::new(unique("plain")).timeout(Duration::from_secs(60)))
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(e, Error::NotTls { .. }), "{e}");
+    assert!(
+        e.to_string().contains("use http:// instead of https://"),
+        "{e}"
+    );
+    assert_eq!(proxy.accepted(), 1, "not retried: {e}");
+    // The retries alone would take about 11 s; generous for a loaded machine.
+    assert!(took < Duration::from_secs(6), "failed fast: {took:?}");
 }

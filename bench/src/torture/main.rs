@@ -260,4 +260,19 @@ mod tests {
         assert!(a.len() > 30, "{}", a.len());
         assert!(a.iter().all(|f| f.at < d));
     }
+
+    #[test]
+    fn every_kind_is_planned_about_equally_often() {
+        for backend in [Backend::Local, Backend::Relukko] {
+            let plan = run::schedule(439_180, backend, Duration::from_secs(120));
+            let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+            for f in &plan {
+                *counts.entry(f.kind).or_default() += 1;
+            }
+            let kinds = if backend == Backend::Local { 6 } else { 14 };
+            assert_eq!(counts.len(), kinds, "{counts:?}");
+            let (min, max) = (counts.values().min(), counts.values().max());
+            assert!(max.unwrap() - min.unwrap() <= 1, "{counts:?}");
+        }
+    }
 }

@@ -40,11 +40,9 @@ const MAX_STOP: Duration = Duration::from_millis(4_500);
 const RELEASE_BOUND: Duration = Duration::from_secs(10);
 /// What a busy 2-core machine may add to any bound.
 const SLACK: Duration = Duration::from_millis(1500);
-/// After SIGTERM/SIGINT, the library releases held locks within this (once it
-/// handles those signals; until then a signalled holder frees like a killed one).
+/// After SIGTERM/SIGINT, the library releases held locks (and cleans up its
+/// creates in flight) within this, then ends by the signal.
 const SIGNAL_RELEASE: Duration = Duration::from_secs(2);
-/// Whether this build of the library releases held locks on SIGTERM/SIGINT.
-const SIGNALS_RELEASE_LOCKS: bool = false;
 
 /// How long a fault on a process waits for a target (a holder, a waiter).
 const RETARGET: Duration = Duration::from_secs(3);
@@ -108,12 +106,19 @@ pub fn schedule(seed: u64, backend: Backend, run: Duration) -> Vec<Planned> {
         Backend::Relukko => PROCESS_KINDS.iter().chain(&SERVER_KINDS).copied().collect(),
     };
     // About one fault a second (so each kind fires a few times a minute),
-    // leaving the workers time to make progress in between.
+    // leaving the workers time to make progress in between. Kinds come in
+    // shuffled rounds (each kind once per round), not drawn independently: a
+    // short run still has every kind about equally often.
     let mean_gap = 1.2;
     let mut at = Duration::from_millis(1500);
     let mut plan = Vec::new();
+    let mut deck: Vec<&'static str> = Vec::new();
     while at + Duration::from_secs(1) < run {
-        let kind = kinds[rng.usize(..kinds.len())];
+        if deck.is_empty() {
+            deck = kinds.clone();
+            rng.shuffle(&mut deck);
+        }
+        let kind = deck.pop().expect("refilled above");
         let lasts = if kind == "sigstop" {
             LEASE + Duration::from_millis(rng.u64(500..=(MAX_STOP - LEASE).as_millis() as u64))
         } else {
@@ -139,11 +144,9 @@ pub fn bounds(backend: Backend) -> BTreeMap<String, Duration> {
         Backend::Local => (SLACK, SLACK, stopped),
         Backend::Relukko => (
             expiry,
-            if SIGNALS_RELEASE_LOCKS {
-                SIGNAL_RELEASE + POLL_MAX + SLACK
-            } else {
-                expiry
-            },
+            // The release within its bound, then a waiter's next look (a
+            // poll, or sooner by the WebSocket) and its create.
+            SIGNAL_RELEASE + POLL_MAX + SLACK,
             // Expired while stopped, or resumed, renewed and released.
             expiry.max(stopped + POLL_MAX),
         ),
@@ -464,8 +467,16 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
         let mut due: Vec<Planned> = std::mem::take(&mut postponed);
         due.extend(std::iter::from_fn(|| plan.next_if(|f| start + f.at <= now)));
         for f in due {
-            // A fault on a process waits (a little) for a process in the right state.
-            let later = |f: Planned| (now < start + f.at + RETARGET).then_some(f);
+            // A fault on a process waits (a little) for a process in the right
+            // state; one that finds none is written down as skipped.
+            let history = &run.history;
+            let later = |f: Planned| {
+                let keep = now < start + f.at + RETARGET;
+                if !keep {
+                    history.line(0, "skipped", f.kind);
+                }
+                keep.then_some(f)
+            };
             let victim = |holders: bool| {
                 run.target(
                     if holders {
