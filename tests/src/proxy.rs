@@ -85,6 +85,8 @@ struct Ctl {
     cut: tokio::sync::watch::Sender<u64>,
     /// Requests picked for a fault so far ([`Mode::Pick`]).
     picked: AtomicUsize,
+    /// Picked requests the server has answered (it applied them).
+    picked_applied: AtomicUsize,
     /// Opened by [`Proxy::release_held`].
     gate: tokio::sync::watch::Sender<bool>,
 }
@@ -115,6 +117,7 @@ impl Proxy {
             open: AtomicUsize::new(0),
             cut: tokio::sync::watch::channel(0).0,
             picked: AtomicUsize::new(0),
+            picked_applied: AtomicUsize::new(0),
             gate: tokio::sync::watch::channel(false).0,
         });
         let task_ctl = Arc::clone(&ctl);
@@ -202,6 +205,12 @@ impl Proxy {
     /// Requests that got the fault of [`Mode::Pick`] so far.
     pub fn picked(&self) -> usize {
         self.ctl.picked.load(Ordering::Relaxed)
+    }
+
+    /// Picked requests that reached the server and were answered by it
+    /// (whether or not the client still listened): applied.
+    pub fn picked_applied(&self) -> usize {
+        self.ctl.picked_applied.load(Ordering::SeqCst)
     }
 
     /// Answers thrown away so far (`LoseAnswers` mode): connections whose
@@ -336,6 +345,9 @@ async fn pick(
     let mut answer = Vec::new();
     // The server closes after its answer (`connection: close`).
     let _ = up.read_to_end(&mut answer).await;
+    if picked && !answer.is_empty() {
+        ctl.picked_applied.fetch_add(1, Ordering::SeqCst);
+    }
     if !(picked && fault == Fault::LoseAnswer) {
         let _ = sock.write_all(&answer).await;
         let _ = sock.shutdown().await;

@@ -191,6 +191,75 @@ fn an_interrupted_waiter_leaves_no_lock_behind() {
     assert_eq!(holder.unwrap(), None, "a lock was left behind: {text}");
 }
 
+/// A waiter's create that went unanswered (it timed out, and the retry was
+/// answered 409) is applied only after SIGINT, stuck in the network until
+/// then: the clean-up keeps looking for such a create within its bound and
+/// deletes what it made, instead of leaving a lock nobody holds for the
+/// server's 10 minutes. Found by the torture (seed 808647, relukko backend).
+#[test]
+fn a_create_applied_after_the_signal_is_cleaned_up_too() {
+    let server = TestServer::start();
+    let c = client(&server);
+    let name = "e2e-signal-waiter";
+    // Someone else holds the name: the waiter's creates are answered 409.
+    let other = rt()
+        .block_on(c.create(name, Some("other")))
+        .unwrap()
+        .lock()
+        .expect("free at first");
+    let proxy = Proxy::start(
+        server.addr(),
+        Mode::Pick {
+            method: "POST",
+            count: 1,
+            fault: Fault::Hold,
+        },
+    );
+    let history = History::create("signal-late-create");
+    let mut env = server_env(&proxy.base_url(), &server);
+    env.push(("RELUKKO_WEBSOCKET", "off".to_owned()));
+    // The first create times out soon and is retried.
+    env.push(("RELUKKO_REQUEST_TIMEOUT", "300ms".to_owned()));
+    env.push((WORKER_VAR, history.path().display().to_string()));
+    let mut child = worker("signal_waiter_worker", true, 1, &env)
+        .spawn()
+        .expect("spawn worker");
+    // Its first create is held; a later request went through (a retry,
+    // answered 409, and the check whether the first made a lock after all).
+    let until = Instant::now() + Duration::from_secs(120);
+    while proxy.picked() < 1 || proxy.accepted() < 3 {
+        assert!(
+            Instant::now() < until,
+            "the waiter never retried its create"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    send(&child, libc::SIGINT);
+    // Without the fix the clean-up stops at once and the process ends; with
+    // it the process lives up to 2 s, looking for the late create. Either
+    // way, go on once it ended or after a moment.
+    let moment = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < moment && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The name is free, and the stuck create arrives and makes a lock.
+    rt().block_on(c.delete(other.id)).unwrap();
+    proxy.release_held();
+    while proxy.picked_applied() < 1 {
+        assert!(
+            Instant::now() < until,
+            "the held create never reached the server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{text}");
+    assert_eq!(history.summary().entries, 0, "never held: {text}");
+    let holder = rt().block_on(c.holder(name)).unwrap();
+    assert_eq!(holder, None, "a lock was left behind: {text}");
+}
+
 /// A SIGTERM handler the program installed before taking a lock keeps being
 /// called, and the program decides: here it exits, which releases.
 #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
 use relukko::{Error, LeaseState, LockOptions, Locker};
-use relukko_e2e::history::fresh_dir;
+use relukko_e2e::history::{WORKER_VAR, fresh_dir, output_text, worker};
 use relukko_e2e::setup::{client, rt};
 use relukko_e2e::temp::TempDir;
 
@@ -18,6 +18,22 @@ fn secs(n: u64) -> Duration {
 fn local() -> (Locker, TempDir) {
     let dir = fresh_dir("lease-api");
     (Locker::local(dir.path()), dir)
+}
+
+/// Runs the worker test `name` of this binary in a child process with its
+/// stderr captured: it must pass and print each of `lines` (warnings meant
+/// for users, expected in these tests).
+fn in_child(name: &str, lines: &[&str]) {
+    let out = worker(name, true, 1, &[(WORKER_VAR, "1".to_owned())])
+        .output()
+        .expect("run the worker");
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the worker ran: {text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in lines {
+        assert!(stderr.contains(line), "{line:?} on stderr: {text}");
+    }
 }
 
 #[test]
@@ -214,7 +230,11 @@ fn async_lock_works_on_any_runtime_and_a_dropped_wait_leaves_nothing() {
 }
 
 #[test]
-fn skip_locker_never_waits() {
+#[ignore = "a worker: its driver runs it"]
+fn skip_locker_never_waits_worker() {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return;
+    }
     let locker = Locker::skip();
     let a = locker.lock_blocking("s").unwrap();
     let b = locker
@@ -265,7 +285,11 @@ fn relukko_heartbeat_keeps_a_short_lease_alive() {
 }
 
 #[test]
-fn relukko_deleted_lock_is_lost_and_release_says_so() {
+#[ignore = "a worker: its driver runs it"]
+fn relukko_deleted_lock_is_lost_and_release_says_so_worker() {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return;
+    }
     let server = TestServer::start();
     let c = client(&server);
     let lease = Locker::relukko(c.clone())
@@ -287,7 +311,11 @@ fn relukko_deleted_lock_is_lost_and_release_says_so() {
 }
 
 #[test]
-fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
+#[ignore = "a worker: its driver runs it"]
+fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost_worker() {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return;
+    }
     let server = TestServer::start();
     let c = client(&server);
     let lease = Locker::relukko(c.clone())
@@ -324,4 +352,37 @@ fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
     assert!(seen.contains(&LeaseState::Uncertain), "{seen:?}");
     let reason = lease.lost_reason().unwrap();
     assert!(reason.contains("not kept alive"), "{reason}");
+}
+
+/// Its worker prints what users must see on stderr; here it is captured and
+/// checked instead of cluttering a green run.
+#[test]
+fn skip_locker_never_waits() {
+    in_child(
+        "skip_locker_never_waits_worker",
+        &["relukko: locking is skipped"],
+    );
+}
+
+/// Its worker prints what users must see on stderr; here it is captured and
+/// checked instead of cluttering a green run.
+#[test]
+fn relukko_deleted_lock_is_lost_and_release_says_so() {
+    in_child(
+        "relukko_deleted_lock_is_lost_and_release_says_so_worker",
+        &["relukko: lost gone: deleted by someone else"],
+    );
+}
+
+/// Its worker prints what users must see on stderr; here it is captured and
+/// checked instead of cluttering a green run.
+#[test]
+fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
+    in_child(
+        "relukko_unreachable_server_makes_the_lease_uncertain_then_lost_worker",
+        &[
+            "relukko: lost cut: not kept alive",
+            "relukko: could not release cut",
+        ],
+    );
 }

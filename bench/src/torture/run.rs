@@ -500,16 +500,18 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
                         k if k.starts_with("sigterm") => libc::SIGTERM,
                         _ => libc::SIGINT,
                     };
-                    signal(pid, sig);
+                    // Written before it is sent: the release it triggers
+                    // (and the next holder's entry) come after this line.
                     run.history.line(pid, "fault", f.kind);
+                    signal(pid, sig);
                 }
                 "sigstop" => {
                     let Some(pid) = victim(true) else {
                         postponed.extend(later(f));
                         continue;
                     };
-                    signal(pid, libc::SIGSTOP);
                     run.history.line(pid, "fault", "sigstop");
+                    signal(pid, libc::SIGSTOP);
                     run.stopped.insert(pid, now + f.lasts);
                 }
                 _ => {

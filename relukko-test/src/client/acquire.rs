@@ -257,7 +257,10 @@ impl Waiter {
             if gone.is_gone() {
                 return Ok(None);
             }
-            pending.sending(true);
+            if !pending.start_create() {
+                // A signal is ending the process: wait for the end.
+                return std::future::pending().await;
+            }
             let created = inner
                 .try_create(
                     &self.name,
@@ -267,7 +270,7 @@ impl Waiter {
                     &mut tidy.maybe_applied,
                 )
                 .await;
-            pending.sending(false);
+            pending.answered(tidy.maybe_applied);
             let created = created?;
             if let Create::Acquired(lock) = created {
                 tidy.keep = Some(lock.id);

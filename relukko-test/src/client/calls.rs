@@ -253,11 +253,14 @@ impl Client {
             super::guard::run_guarded(Arc::clone(&self.inner), move |inner, _gone| async move {
                 let pending = super::pending::Pending::new(&inner, &name, &token);
                 let mut tidy = Tidy::new(&inner, &name, &token);
-                pending.sending(true);
+                if !pending.start_create() {
+                    // A signal is ending the process: wait for the end.
+                    return std::future::pending().await;
+                }
                 let created = inner
                     .try_create(&name, &creator, &token, deadline, &mut tidy.maybe_applied)
                     .await;
-                pending.sending(false);
+                pending.answered(tidy.maybe_applied);
                 let got = created?.lock();
                 tidy.keep = got.as_ref().map(|l| l.id);
                 Ok(got)

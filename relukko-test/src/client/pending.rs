@@ -21,6 +21,9 @@ struct Entry {
     token: String,
     /// A POST with this token is on its way and may still be applied.
     sending: AtomicBool,
+    /// A POST with this token went unanswered (timed out, connection lost):
+    /// it may be applied any time later, stuck in a slow network.
+    unsure: AtomicBool,
 }
 
 static PENDING: Mutex<Vec<Arc<Entry>>> = Mutex::new(Vec::new());
@@ -41,6 +44,7 @@ impl Pending {
             name: name.to_owned(),
             token: token.to_owned(),
             sending: AtomicBool::new(false),
+            unsure: AtomicBool::new(false),
         });
         pending().push(Arc::clone(&entry));
         Pending(entry)
@@ -60,6 +64,30 @@ impl Pending {
     pub(crate) fn sending(&self, on: bool) {
         self.0.sending.store(on, Ordering::SeqCst);
     }
+
+    /// Ends a create: answered (`sending(false)`), and whether one of its
+    /// attempts went unanswered and may still be applied later. Marked
+    /// before the end, so a clean-up never sees neither.
+    pub(crate) fn answered(&self, maybe_applied: bool) {
+        if maybe_applied {
+            self.0.unsure.store(true, Ordering::SeqCst);
+        }
+        self.sending(false);
+    }
+
+    /// Starts a create, unless a signal is ending the process: its clean-up
+    /// may have looked already, and would miss what a new create made.
+    /// Answers whether the create may go ahead.
+    pub(crate) fn start_create(&self) -> bool {
+        // Marked before asking: a clean-up that begins after the signal
+        // then sees this create on its way, or the create is not sent.
+        self.sending(true);
+        if crate::lease::signals::stopping() {
+            self.sending(false);
+            return false;
+        }
+        true
+    }
 }
 
 impl std::fmt::Debug for Pending {
@@ -78,8 +106,9 @@ impl Drop for Pending {
 }
 
 /// Deletes every lock of ours that a registered token may have made, one
-/// list per server; looks again while a POST is still on its way, until
-/// `until`. Answers how many locks it deleted.
+/// list per server; looks again while a POST is still on its way or one
+/// went unanswered (it may be applied late), until `until`. Answers how
+/// many locks it deleted.
 pub(crate) async fn clean_up_all(until: Instant) -> usize {
     let entries: Vec<Arc<Entry>> = pending().clone();
     let mut servers: Vec<Vec<Arc<Entry>>> = Vec::new();
@@ -106,6 +135,10 @@ async fn clean_up(entries: Vec<Arc<Entry>>, until: Instant) -> usize {
     let mut deleted = 0;
     let mut pause = Duration::from_millis(50);
     loop {
+        // Read before the list: a create answered after this read was
+        // applied before the list, and shows in it.
+        let busy = entries.iter().any(|e| e.sending.load(Ordering::SeqCst))
+            || entries.iter().any(|e| e.unsure.load(Ordering::SeqCst));
         let left = until.saturating_duration_since(Instant::now());
         if let Ok(Ok(locks)) = tokio::time::timeout(left, inner.list_locks()).await {
             let ours = locks.into_iter().filter(|l| {
@@ -127,9 +160,8 @@ async fn clean_up(entries: Vec<Arc<Entry>>, until: Instant) -> usize {
                 .filter(|r| matches!(r, Ok(Ok(super::answers::Deleted::Now))))
                 .count();
         }
-        // A POST still on its way may yet make a lock: look again.
-        let sending = entries.iter().any(|e| e.sending.load(Ordering::SeqCst));
-        if !sending || Instant::now() + pause >= until {
+        // A POST still on its way, or unanswered, may yet make a lock: look again.
+        if !busy || Instant::now() + pause >= until {
             return deleted;
         }
         tokio::time::sleep(pause).await;
