@@ -43,6 +43,27 @@ fn signal_waiter_worker() {
 
 #[test]
 #[ignore = "a worker: its driver runs it"]
+fn signal_watching_worker() {
+    if let Some(h) = History::from_env() {
+        let lease = relukko::lock_blocking("e2e-signal-watching").expect("lock");
+        h.enter("e2e-signal-watching", "signal_watching_worker");
+        // The body goes on while the signal's release runs: it must hear
+        // that its lock is no longer held.
+        let until = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < until {
+            if lease.state() == relukko::LeaseState::Lost {
+                h.note("told-lost");
+                eprintln!("told: {}", lease.lost_reason().unwrap_or_default());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+#[test]
+#[ignore = "a worker: its driver runs it"]
 fn signal_chained_worker() {
     if let Some(h) = History::from_env() {
         // The program's own handler, installed before any lock is taken.
@@ -258,6 +279,41 @@ fn a_create_applied_after_the_signal_is_cleaned_up_too() {
     assert_eq!(history.summary().entries, 0, "never held: {text}");
     let holder = rt().block_on(c.holder(name)).unwrap();
     assert_eq!(holder, None, "a lock was left behind: {text}");
+}
+
+/// The holder's body may run on while the signal's release runs (here the
+/// DELETE is held, so the process lives the whole 2 s bound), and the next
+/// holder may start meanwhile: the lease says at once that it is lost, not
+/// held. Found by the torture (seed 808647, relukko backend): a holder
+/// SIGTERMed and then stopped wrote "released, ok" after another had held
+/// its name.
+#[test]
+fn a_body_running_on_after_a_signal_is_told_its_lock_is_gone() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(
+        server.addr(),
+        Mode::Pick {
+            method: "DELETE",
+            count: 1,
+            fault: Fault::Hold,
+        },
+    );
+    let history = History::create("signal-told");
+    let child = holding(
+        "signal_watching_worker",
+        &server_env(&proxy.base_url(), &server),
+        &history,
+    );
+    send(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    proxy.release_held();
+    let text = output_text(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{text}");
+    assert_eq!(history.notes().len(), 1, "the body was told: {text}");
+    assert!(
+        text.contains("because SIGTERM is ending the process"),
+        "{text}"
+    );
 }
 
 /// A SIGTERM handler the program installed before taking a lock keeps being

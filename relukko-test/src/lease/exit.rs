@@ -18,8 +18,10 @@ pub(super) trait Live: Send + Sync {
     /// Releases them one after another in reverse order, blocking this
     /// thread at most `bound` for each (at exit).
     fn release_at_exit(&self, bound: Duration);
-    /// Releases them all at once, waiting at most `bound` (on a signal).
-    fn release_now(&self, bound: Duration) -> BoxFuture<'_, ()>;
+    /// Releases them all at once because `signal` is ending the process,
+    /// waiting at most `bound`; each is marked lost at once (see
+    /// `Part::release_on_signal`).
+    fn release_now(&self, bound: Duration, signal: &'static str) -> BoxFuture<'_, ()>;
 }
 
 /// The longest the exit handler waits for one release.

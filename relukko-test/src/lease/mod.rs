@@ -115,6 +115,22 @@ impl Part {
         r.map(drop)
     }
 
+    /// Releases (once) because `signal` is ending the process, waiting at
+    /// most `bound`. The holder's body may still run until the process
+    /// ends, and the next holder may start before that: its lease says at
+    /// once that it is no longer held (lost, not released by it), so nothing
+    /// reports it as held to the end.
+    pub(crate) async fn release_on_signal(&self, bound: Duration, signal: &str) -> Result<()> {
+        let Some(held) = self.take() else {
+            return Ok(());
+        };
+        self.status.lost_quietly(format!(
+            "released at {} because {signal} is ending the process",
+            human::now()
+        ));
+        held.release(bound).await.map(drop)
+    }
+
     /// Releases (once), waiting at most `bound`.
     pub(crate) async fn release(&self, bound: Duration) -> Result<()> {
         let Some(held) = self.take() else {
@@ -156,9 +172,18 @@ impl exit::Live for Hold {
         }
     }
 
-    fn release_now(&self, bound: Duration) -> futures_util::future::BoxFuture<'_, ()> {
+    fn release_now(
+        &self,
+        bound: Duration,
+        signal: &'static str,
+    ) -> futures_util::future::BoxFuture<'_, ()> {
         Box::pin(async move {
-            futures_util::future::join_all(self.parts.iter().map(|p| p.release(bound))).await;
+            futures_util::future::join_all(
+                self.parts
+                    .iter()
+                    .map(|p| p.release_on_signal(bound, signal)),
+            )
+            .await;
         })
     }
 }

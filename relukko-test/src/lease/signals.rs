@@ -70,12 +70,12 @@ fn enabled() -> bool {
 #[cfg_attr(not(unix), allow(dead_code))]
 /// Releases every lease and cleans up every create in flight, in parallel,
 /// waiting at most [`BOUND`]. Runs on a normal thread.
-fn release_everything() -> (usize, bool) {
+fn release_everything(signal: &'static str) -> (usize, bool) {
     let started = tokio::time::Instant::now();
     let leases = super::exit::live();
     let parts: usize = leases.iter().map(|l| l.parts()).sum();
     let work = async move {
-        let releases = leases.iter().map(|l| l.release_now(BOUND));
+        let releases = leases.iter().map(|l| l.release_now(BOUND, signal));
         let until = started + BOUND;
         #[cfg(feature = "relukko")]
         let (_, _) = futures_util::future::join(
@@ -190,8 +190,8 @@ mod imp {
     /// On the release thread: release, then end as the signal would have.
     fn on_signal(sig: i32) {
         let started = std::time::Instant::now();
-        let (parts, done) = super::release_everything();
         let name = signal_name(sig).unwrap_or("a signal");
+        let (parts, done) = super::release_everything(name);
         crate::stderr::line(&format!(
             "{name}: {} {parts} lock(s) in {}{}",
             if done { "released" } else { "tried to release" },
