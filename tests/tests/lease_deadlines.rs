@@ -97,12 +97,15 @@ async fn a_create_applied_after_the_wait_ended_is_deleted() {
     assert_eq!(proxy.picked(), 1);
     bounded(holder.delete(held.id)).await.unwrap();
     proxy.release_held();
-    // The phantom appears (the late POST), then the clean-up deletes it.
-    let mut seen = false;
+    // The late POST makes the phantom (the proxy saw the server answer it;
+    // polling for the lock itself could miss one deleted between two looks),
+    // then the clean-up deletes it.
+    eventually("the late create is applied", POLL, async || {
+        proxy.picked_applied() == 1
+    })
+    .await;
     eventually("the late lock is deleted", POLL, async || {
-        let now = holder.holder(&x).await.unwrap();
-        seen |= now.is_some();
-        seen && now.is_none()
+        holder.holder(&x).await.unwrap().is_none()
     })
     .await;
 }
