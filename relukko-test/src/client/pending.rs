@@ -27,6 +27,15 @@ struct Entry {
 }
 
 static PENDING: Mutex<Vec<Arc<Entry>>> = Mutex::new(Vec::new());
+/// Set (by the signal handling) when a signal is ending the process: no new
+/// create starts after that.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// From now on no create starts: a signal is ending the process, and its
+/// clean-up is about to look at what creates made.
+pub(crate) fn stop_creates() {
+    STOPPING.store(true, Ordering::SeqCst);
+}
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 fn pending() -> MutexGuard<'static, Vec<Arc<Entry>>> {
@@ -82,7 +91,7 @@ impl Pending {
         // Marked before asking: a clean-up that begins after the signal
         // then sees this create on its way, or the create is not sent.
         self.sending(true);
-        if crate::lease::signals::stopping() {
+        if STOPPING.load(Ordering::SeqCst) {
             self.sending(false);
             return false;
         }
