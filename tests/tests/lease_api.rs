@@ -385,4 +385,35 @@ fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
             "relukko: could not release cut",
         ],
     );
+/// Several names share one deadline: a request that waited for its first
+/// name has only what is left of its timeout for the next, not the whole
+/// timeout again.
+#[test]
+fn several_names_share_one_deadline() {
+    let (locker, _dir) = local();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder_locker = locker.clone();
+    let holder = std::thread::spawn(move || {
+        let a = holder_locker.lock_blocking(LockOptions::new("dl-a")).unwrap();
+        let b = holder_locker.lock_blocking(LockOptions::new("dl-b")).unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(secs(3));
+        drop(a); // dl-a frees after 3 s, dl-b stays held
+        let _ = done_rx.recv_timeout(secs(30));
+        drop(b);
+    });
+    held_rx.recv_timeout(secs(30)).unwrap();
+    let start = Instant::now();
+    let err = locker
+        .lock_blocking(LockOptions::all_of(["dl-a", "dl-b"]).timeout(secs(4)))
+        .unwrap_err();
+    let waited = start.elapsed();
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    // 4 s in all (3 s for dl-a, 1 s left for dl-b); 3 s + 4 s = 7 s if each
+    // name got the whole timeout.
+    assert!(waited >= Duration::from_millis(3900), "gave up early: {waited:?}");
+    assert!(waited < secs(6), "the deadline was not shared: {waited:?}");
 }
