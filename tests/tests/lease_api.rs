@@ -385,6 +385,8 @@ fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
             "relukko: could not release cut",
         ],
     );
+}
+
 /// Several names share one deadline: a request that waited for its first
 /// name has only what is left of its timeout for the next, not the whole
 /// timeout again.
@@ -395,8 +397,12 @@ fn several_names_share_one_deadline() {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let holder_locker = locker.clone();
     let holder = std::thread::spawn(move || {
-        let a = holder_locker.lock_blocking(LockOptions::new("dl-a")).unwrap();
-        let b = holder_locker.lock_blocking(LockOptions::new("dl-b")).unwrap();
+        let a = holder_locker
+            .lock_blocking(LockOptions::new("dl-a"))
+            .unwrap();
+        let b = holder_locker
+            .lock_blocking(LockOptions::new("dl-b"))
+            .unwrap();
         held_tx.send(()).unwrap();
         std::thread::sleep(secs(3));
         drop(a); // dl-a frees after 3 s, dl-b stays held
@@ -414,6 +420,9 @@ fn several_names_share_one_deadline() {
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
     // 4 s in all (3 s for dl-a, 1 s left for dl-b); 3 s + 4 s = 7 s if each
     // name got the whole timeout.
-    assert!(waited >= Duration::from_millis(3900), "gave up early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(3900),
+        "gave up early: {waited:?}"
+    );
     assert!(waited < secs(6), "the deadline was not shared: {waited:?}");
 }
