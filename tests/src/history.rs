@@ -228,6 +228,25 @@ pub fn worker(filter: &str, exact: bool, threads: usize, env: &[(&str, String)])
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // A worker starts with SIGHUP, SIGINT and SIGTERM at their defaults, as
+    // a test process under a terminal or CI does. A runner started under
+    // `nohup` (or as a background job of a script) passes SIG_IGN on, and a
+    // process that ignores a signal is rightly not ended by it, so the
+    // signal tests would wait for a release that never comes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: `signal` is async-signal-safe, so it may run between fork
+        // and exec; nothing else runs there.
+        unsafe {
+            cmd.pre_exec(|| {
+                for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+    }
     cmd
 }
 
