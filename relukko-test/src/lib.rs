@@ -109,6 +109,7 @@ pub mod __private {
 }
 mod backend;
 mod config;
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
 mod courtesy;
 mod creator;
 mod held;
