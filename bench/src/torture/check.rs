@@ -3,8 +3,13 @@
 //! - **Holds.** A hold runs from a worker's `enter` to its `exit`. A holder
 //!   that never writes `exit` ends its hold when a termination signal is sent
 //!   to it (its test is interrupted, so it cannot go green), else at its
-//!   `dead` line, else at the run's `end`. A holder that writes `exit` after a
-//!   termination signal (its body went on) holds until that `exit`.
+//!   `dead` line, else at the end of the history. A holder that writes `exit`
+//!   after a termination signal (its body went on) holds until that `exit`.
+//! - **The drain.** After the run's `end` line no hold starts, but holds still
+//!   open finish: their `exit`, `verdict`, `dead` and `cont` lines count (a
+//!   holder stopped at the end is resumed and must say whether it kept its
+//!   lock), and a holder that did not finish in time (`overdue`) is a deadline
+//!   overrun.
 //! - **Safety.** Two holds of one name that overlap (in file order) are
 //!   *detected* if either holder was told the lock was lost (`verdict lost`)
 //!   or died without a verdict; otherwise *undetected*: a test that would go
@@ -152,9 +157,19 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
     let mut open_windows: HashMap<String, u64> = HashMap::new();
     let mut restarts: Vec<(u64, u64)> = Vec::new();
     let mut end_at = lines.len();
-    let mut end_t = lines.last().map_or(0, |l| l.t);
+    let last_t = lines.last().map_or(0, |l| l.t);
+    let mut end_t = last_t;
+    let mut ended = false;
 
     for (i, l) in lines.iter().enumerate() {
+        if ended
+            && !matches!(
+                l.event.as_str(),
+                "exit" | "verdict" | "dead" | "cont" | "overdue"
+            )
+        {
+            continue;
+        }
         match l.event.as_str() {
             "wait" => {
                 waiting.insert(l.pid, l.arg(0).to_owned());
@@ -274,10 +289,18 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
                     ));
                 }
             }
+            "overdue" => {
+                f.deadline_overruns += 1;
+                f.evidence.push(format!(
+                    "deadline: {} still held its lock {:.3} s after the end (it did not finish in the drain)",
+                    l.pid,
+                    secs(l.t.saturating_sub(end_t))
+                ));
+            }
             "end" => {
                 end_at = i;
                 end_t = l.t;
-                break;
+                ended = true;
             }
             _ => {}
         }
@@ -288,7 +311,7 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
         }
     }
     for (pid, from) in stopped {
-        stops.push((pid, from, end_t));
+        stops.push((pid, from, last_t));
     }
     f.holds = holds.len();
 
@@ -299,7 +322,7 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
     }
     for list in by_name.values() {
         for (a_i, a) in list.iter().enumerate() {
-            let a_end = a.end.unwrap_or(end_at);
+            let a_end = a.end.unwrap_or(lines.len());
             for b in &list[a_i + 1..] {
                 if b.start >= a_end {
                     continue;
@@ -334,9 +357,9 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
             .iter()
             .any(|&(p, s, e)| p == pid && s < to && e > from)
     };
-    for l in &lines[..end_at] {
+    for (i, l) in lines.iter().enumerate() {
         let (took, bound) = match l.event.as_str() {
-            "enter" | "giveup" => (l.num(1), p.wait_timeout),
+            "enter" | "giveup" if i < end_at => (l.num(1), p.wait_timeout),
             "verdict" => (l.num(2), p.release_bound),
             _ => continue,
         };
@@ -554,6 +577,51 @@ mod tests {
         let f = check(&h, &params());
         assert_eq!((f.undetected_overlaps, f.detected_overlaps), (0, 1));
         assert!(!f.broken());
+    }
+
+    #[test]
+    fn a_holder_stopped_at_the_end_is_judged_by_what_it_says_in_the_drain() {
+        // Stopped holding `a`; its lease ran out and 2 entered; the run ended.
+        let run = [
+            (0, 1, "enter a 0"),
+            (1, 1, "fault sigstop"),
+            (40, 2, "enter a 3900"),
+            (50, 0, "end"),
+        ];
+        let told = |rows: &[(u64, u32, &str)]| {
+            let mut h = run.to_vec();
+            h.extend_from_slice(rows);
+            let f = check(&history(&h), &params());
+            (
+                f.undetected_overlaps,
+                f.detected_overlaps,
+                f.deadline_overruns,
+            )
+        };
+        // Resumed, it says it lost the lock: the overlap is detected.
+        let lost = [
+            (51, 1, "cont"),
+            (55, 1, "exit a"),
+            (56, 1, "verdict a lost 5"),
+        ];
+        assert_eq!(told(&lost), (0, 1, 0));
+        // Resumed, it says it kept the lock: two holders at once.
+        let kept = [
+            (51, 1, "cont"),
+            (55, 1, "exit a"),
+            (56, 1, "verdict a ok 5"),
+        ];
+        assert_eq!(told(&kept), (1, 0, 0));
+        // Never finished: an overrun, and nothing it said clears the overlap.
+        let stuck = [(51, 1, "cont"), (200, 1, "overdue")];
+        assert_eq!(told(&stuck), (1, 0, 1));
+        // What happens after the end otherwise does not count: a new hold.
+        let late = [
+            (55, 1, "exit a"),
+            (56, 1, "verdict a lost 5"),
+            (57, 3, "enter a 0"),
+        ];
+        assert_eq!(told(&late), (0, 1, 0));
     }
 
     #[test]

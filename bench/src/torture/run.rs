@@ -1,7 +1,7 @@
 //! One torture run on one backend: the server and proxy (Relukko backend),
 //! the workers, the seeded fault schedule, the prober, and the history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
@@ -38,6 +38,8 @@ const MAX_HOLD: Duration = Duration::from_secs(3);
 const MAX_STOP: Duration = Duration::from_millis(4_500);
 /// The library's bound on a release.
 const RELEASE_BOUND: Duration = Duration::from_secs(10);
+/// How long the holders of the end get to finish their hold and release.
+const DRAIN: Duration = MAX_HOLD.saturating_add(RELEASE_BOUND).saturating_add(SLACK);
 /// What a busy 2-core machine may add to any bound.
 const SLACK: Duration = Duration::from_millis(1500);
 /// After SIGTERM/SIGINT, the library releases held locks (and cleans up its
@@ -229,6 +231,8 @@ struct Model {
     partial: String,
     waiting: HashMap<u32, String>,
     holding: HashMap<u32, String>,
+    /// Out of the body, releasing (from `exit` to `verdict`).
+    releasing: HashSet<u32>,
 }
 
 impl Model {
@@ -256,6 +260,10 @@ impl Model {
                 }
                 "exit" => {
                     self.holding.remove(&l.pid);
+                    self.releasing.insert(l.pid);
+                }
+                "verdict" => {
+                    self.releasing.remove(&l.pid);
                 }
                 "giveup" => {
                     self.waiting.remove(&l.pid);
@@ -268,6 +276,7 @@ impl Model {
     fn forget(&mut self, pid: u32) {
         self.waiting.remove(&pid);
         self.holding.remove(&pid);
+        self.releasing.remove(&pid);
     }
 }
 
@@ -352,6 +361,39 @@ impl Run<'_> {
             .collect();
         pids.sort_unstable();
         (!pids.is_empty()).then(|| pids[(pick % pids.len() as u64) as usize])
+    }
+}
+
+/// Lets the holders of the end finish: a holder stopped then is resumed and
+/// must tell whether it kept its lock (killing it would hide a paused holder
+/// that never noticed its lease ran out). Waiters go at once; a holder still
+/// holding after [`DRAIN`] is written down as `overdue`.
+fn drain(run: &mut Run<'_>, model: &mut Model, tail: &mut File) {
+    model.update(tail);
+    let holders: HashSet<u32> = model
+        .holding
+        .keys()
+        .chain(&model.releasing)
+        .copied()
+        .collect();
+    let stopped: Vec<u32> = run.stopped.drain().map(|(pid, _)| pid).collect();
+    for pid in stopped {
+        signal(pid, libc::SIGCONT);
+        run.history.line(pid, "cont", "");
+    }
+    for (pid, child) in &mut run.children {
+        if !holders.contains(pid) {
+            let _ = child.kill();
+        }
+    }
+    let until = Instant::now() + DRAIN;
+    while Instant::now() < until && run.children.keys().any(|p| holders.contains(p)) {
+        std::thread::sleep(Duration::from_millis(20));
+        model.update(tail);
+        run.reap(model);
+    }
+    for pid in run.children.keys().filter(|p| holders.contains(p)) {
+        run.history.line(*pid, "overdue", "");
     }
 }
 
@@ -567,13 +609,13 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // The end: everything after this line is ignored by the checker.
+    // The end: no hold starts after this line (the checker ignores them).
     run.history.line(0, "end", "");
     stop_probe.store(true, Ordering::Relaxed);
-    for (pid, child) in &mut run.children {
-        if run.stopped.contains_key(pid) {
-            signal(*pid, libc::SIGCONT);
-        }
+    if result.is_ok() {
+        drain(&mut run, &mut model, &mut tail);
+    }
+    for child in run.children.values_mut() {
         let _ = child.kill();
     }
     for child in run.children.values_mut() {
