@@ -68,7 +68,7 @@ fn all_options() {
     let krate = c.krate.as_ref().map(|p| quote::quote!(#p).to_string());
     assert_eq!(krate.as_deref(), Some(":: my :: relukko"));
     // Options alone (derived name), any order, `crate = crate` inside relukko itself.
-    let c = ok(r#"crate = crate, lease = "3s", timeout = "1h 30m""#);
+    let c = ok(r#"crate = crate, lease = "2s", timeout = "1h 30m""#);
     assert!(c.names.is_empty());
     assert_eq!(c.lease, Some(MIN_LEASE));
     assert_eq!(c.timeout, Some(Duration::from_secs(5400)));
@@ -261,13 +261,13 @@ fn bad_durations() {
         "{msg}"
     );
     assert_eq!(at, r#""0s""#);
-    let (msg, at) = err(r#"lease = "2s""#);
+    let (msg, at) = err(r#"lease = "1999ms""#);
     assert!(
-        msg.starts_with("`lease = \"2s\"` is too short: heartbeats go out every third"),
+        msg.starts_with("`lease = \"1999ms\"` is too short: heartbeats go out every third"),
         "{msg}"
     );
-    assert!(msg.contains("at least 3s"), "{msg}");
-    assert_eq!(at, r#""2s""#);
+    assert!(msg.contains("at least 2s"), "{msg}");
+    assert_eq!(at, r#""1999ms""#);
     let (msg, at) = err("timeout = 90");
     assert_eq!(
         msg,

@@ -36,7 +36,7 @@ mod signature;
 /// one canonical order); `#[locked]` (one name derived from the test's
 /// module path and name); `#[locked(any_of("rig-1", "rig-2"))]` (whichever
 /// is free first, at least two). Options after the names: `timeout = "10m"`
-/// (longest wait), `lease = "60s"` (at least 3s: heartbeats go out every
+/// (longest wait), `lease = "60s"` (at least 2s: heartbeats go out every
 /// third of it), `creator = "..."`, `crate = path` (a renamed dependency:
 /// with `my_relukko = { package = "relukko-test", .. }` write
 /// `#[my_relukko::locked("rig", crate = my_relukko)]`; without it the

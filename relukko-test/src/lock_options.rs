@@ -65,7 +65,7 @@ impl LockOptions {
     }
 
     /// How long the server keeps the lock without a heartbeat (default: the
-    /// locker's, 60 seconds unless `RELUKKO_LEASE` says otherwise); at least 1s.
+    /// locker's, 60 seconds unless `RELUKKO_LEASE` says otherwise); at least 2s.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = Some(lease);

@@ -183,7 +183,7 @@ impl Locker {
         self.set(|s| s.timeout = timeout)
     }
 
-    /// The default lease (60 seconds if not set); at least 1 second.
+    /// The default lease (60 seconds if not set); at least 2 seconds.
     #[must_use]
     pub fn lease(self, lease: Duration) -> Self {
         self.set(|s| s.lease = lease)

@@ -1,4 +1,4 @@
-#[relukko::locked("ui-rig", lease = "2s")]
+#[relukko::locked("ui-rig", lease = "1s")]
 fn short() {}
 
 fn main() {}

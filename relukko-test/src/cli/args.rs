@@ -141,7 +141,7 @@ pub(crate) struct RunArgs {
     /// The longest wait, like "90s", "10m" or "1h 30m" [default: RELUKKO_TIMEOUT, else 10m].
     #[arg(long, value_name = "D", value_parser = duration)]
     pub(crate) timeout: Option<Duration>,
-    /// How long the server keeps the lock without a heartbeat, at least 1s [default: RELUKKO_LEASE, else 60s].
+    /// How long the server keeps the lock without a heartbeat, at least 2s [default: RELUKKO_LEASE, else 60s].
     #[arg(long, value_name = "D", value_parser = duration)]
     pub(crate) lease: Option<Duration>,
     /// The holder text recorded with the lock [default: RELUKKO_CREATOR, else user@host cmd=<CMD> pid=<pid>].
