@@ -1,4 +1,7 @@
-//! The locking settings read from the environment on first use.
+//! The locking settings read from the environment on first use, in one
+//! pass: with a server URL set, the client's settings are read in the same
+//! pass ([`BackendKind::Relukko`]), so the locker, the command line and the
+//! client all take what they need from one [`Settings`] value.
 //!
 //! The parsing is a pure function over a lookup closure, so it is tested
 //! without touching the process environment (which is shared by every test
@@ -8,6 +11,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "relukko")]
+use crate::client::ClientSettings;
 use crate::error::{Error, Result};
 use crate::vars::{CREATOR, LEASE, LOCAL_DIR, PREFIX, SKIP, URL_VARS, Vars, WAIT_TIMEOUT};
 
@@ -22,26 +27,17 @@ pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// at compile time (`relukko-test-macros/src/config.rs`) in the same words;
 /// the e2e suite `locked_ui` fails when the two disagree.
 pub(crate) const MIN_LEASE: Duration = Duration::from_secs(2);
-/// "Practically forever": longer waits and leases are cut to this (about a
-/// century), so `Instant + d` and the server's `now + d` cannot overflow.
-pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// `d`, at most [`FOREVER`]: a wait or lease of `u64::MAX` seconds means
-/// "practically forever", never a panic.
-pub(crate) fn capped(d: Duration) -> Duration {
-    d.min(FOREVER)
-}
-
 /// Which backend the environment asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum BackendKind {
     /// `RELUKKO_TRUST_ME_IT_IS_LOCKED`: no locking at all.
     Skip,
-    /// A Relukko server; the client reads its own settings (URL, key, TLS).
+    /// A Relukko server, and the client's settings (URL, key, TLS, ...),
+    /// read in the same pass.
     #[cfg(feature = "relukko")]
     Relukko {
-        /// The variable the URL was found under.
-        url_var: &'static str,
+        /// The client's settings; its `url` is always set.
+        client: ClientSettings,
     },
     /// Lock files in one folder of this machine.
     Local {
@@ -96,7 +92,7 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
     let kind = if skip(&vars)? {
         BackendKind::Skip
     } else if let Some((url_var, _)) = vars.first(&URL_VARS)? {
-        relukko_kind(url_var)?
+        relukko_kind(url_var, &vars)?
     } else {
         // Raw: a folder name need not be UTF-8.
         let dir = match vars.raw(LOCAL_DIR) {
@@ -149,17 +145,26 @@ fn skip<F: Fn(&str) -> Option<OsString>>(vars: &Vars<F>) -> Result<bool> {
     Ok(true)
 }
 
-/// The backend for a server URL given in `url_var`.
+/// The backend for a server URL given in `url_var`, with the client's
+/// settings read from the same `vars`.
 #[cfg(feature = "relukko")]
-fn relukko_kind(url_var: &'static str) -> Result<BackendKind> {
-    Ok(BackendKind::Relukko { url_var })
+fn relukko_kind<F: Fn(&str) -> Option<OsString>>(
+    _url_var: &'static str,
+    vars: &Vars<F>,
+) -> Result<BackendKind> {
+    Ok(BackendKind::Relukko {
+        client: ClientSettings::from_vars(vars)?,
+    })
 }
 
 /// Without the Relukko backend a server URL is an error: falling back to
 /// lock files would lock only this machine and turn tests green that other
 /// machines' tests hold the resource for.
 #[cfg(not(feature = "relukko"))]
-fn relukko_kind(url_var: &'static str) -> Result<BackendKind> {
+fn relukko_kind<F: Fn(&str) -> Option<OsString>>(
+    url_var: &'static str,
+    _vars: &Vars<F>,
+) -> Result<BackendKind> {
     Err(Error::config(url_var, NO_RELUKKO_FEATURE))
 }
 
@@ -230,11 +235,11 @@ mod tests {
         let s = parse_with(&[(SKIP, "1"), ("RELUKKO_URL", "http://x")]).unwrap();
         assert_eq!(s.kind, BackendKind::Skip);
         let s = parse_with(&[(SKIP, ""), ("RELUKKO_BASE_URL", "http://x")]).unwrap();
-        assert_eq!(
-            s.kind,
-            BackendKind::Relukko {
-                url_var: "RELUKKO_BASE_URL"
-            }
+        assert!(
+            matches!(&s.kind, BackendKind::Relukko { client }
+                if client.url.as_ref().map(|(var, _)| *var) == Some("RELUKKO_BASE_URL")),
+            "{:?}",
+            s.kind
         );
     }
 

@@ -112,6 +112,7 @@ mod config;
 #[cfg_attr(not(feature = "relukko"), allow(dead_code))]
 mod courtesy;
 mod creator;
+mod forever;
 mod held;
 mod human;
 mod lease;

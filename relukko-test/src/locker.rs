@@ -108,12 +108,18 @@ pub async fn lock(what: impl Into<LockOptions>) -> Result<Lease> {
 impl Locker {
     /// The locker the environment asks for; see [`locker`] for the variables.
     pub fn from_env() -> Result<Locker> {
-        let s = config::from_env()?;
+        Locker::from_settings(config::from_env()?)
+    }
+
+    /// The locker `s` (the environment, read once) asks for.
+    pub(crate) fn from_settings(s: config::Settings) -> Result<Locker> {
         let backend = match s.kind {
             BackendKind::Skip => Backend::Skip,
             BackendKind::Local { dir } => Backend::Local(Arc::new(Local::new(dir))),
             #[cfg(feature = "relukko")]
-            BackendKind::Relukko { .. } => Backend::Remote(Remote::from_env()?),
+            BackendKind::Relukko { client } => {
+                Backend::Remote(Remote::new(client.into_builder().build()?))
+            }
         };
         Ok(Locker {
             inner: Arc::new(LockerConfig {
@@ -283,7 +289,7 @@ impl Locker {
         if opts.names.iter().any(|n| n.trim().is_empty()) {
             return Err(Error::config("lock names", "a resource name is empty"));
         }
-        let lease = config::capped(opts.lease.unwrap_or(s.lease));
+        let lease = crate::forever::capped(opts.lease.unwrap_or(s.lease));
         config::check_lease("lease", lease)?;
         let mut wanted: Vec<Wanted> = opts
             .names
@@ -328,7 +334,7 @@ impl Locker {
             groups,
             test: test.clone(),
             wait: Request {
-                timeout: config::capped(opts.timeout.unwrap_or(s.timeout)),
+                timeout: crate::forever::capped(opts.timeout.unwrap_or(s.timeout)),
                 creator,
                 lease,
                 test,

@@ -26,6 +26,17 @@ pub(crate) const PREFIX: &str = "RELUKKO_LOCK_PREFIX";
 /// Overrides the derived creator text.
 pub(crate) const CREATOR: &str = "RELUKKO_CREATOR";
 
+/// The API key, sent as `X-API-Key`.
+pub(crate) const API_KEY: &str = "RELUKKO_API_KEY";
+/// The client's per-attempt request timeout.
+pub(crate) const REQUEST_TIMEOUT: &str = "RELUKKO_REQUEST_TIMEOUT";
+/// The client's connect timeout.
+pub(crate) const CONNECT_TIMEOUT: &str = "RELUKKO_CONNECT_TIMEOUT";
+/// Whether waiters watch the server's WebSocket.
+pub(crate) const WEBSOCKET: &str = "RELUKKO_WEBSOCKET";
+/// Turns off releasing every lease on SIGINT, SIGTERM and SIGHUP.
+pub(crate) const SIGNALS: &str = "RELUKKO_SIGNALS";
+
 /// Extra CA bundles (a PEM file or a folder); the first that is set wins.
 pub(crate) const CA_BUNDLE_VARS: [&str; 3] =
     ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];

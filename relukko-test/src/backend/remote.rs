@@ -67,10 +67,6 @@ impl Remote {
         self.client.base_url()
     }
 
-    pub(crate) fn from_env() -> Result<Remote> {
-        Ok(Remote::new(Client::from_env()?))
-    }
-
     /// Waits until one of `names` is ours; answers its index. Runs on the
     /// background runtime. Fails at once for a while after the server was
     /// found unreachable ([`unreachable`](super::unreachable)).

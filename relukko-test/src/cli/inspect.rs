@@ -96,7 +96,7 @@ fn target() -> Result<(Settings, Target)> {
             });
         }
         BackendKind::Local { dir } => Target::Local(Local::new(dir.clone())),
-        BackendKind::Relukko { .. } => Target::Relukko(Client::from_env()?),
+        BackendKind::Relukko { client } => Target::Relukko(client.clone().into_builder().build()?),
     };
     Ok((settings, target))
 }
@@ -296,8 +296,12 @@ pub(crate) async fn health() -> u8 {
             0
         }
         BackendKind::Local { dir } => local_health(&dir),
-        BackendKind::Relukko { url_var } => {
-            let client = match Client::from_env() {
+        BackendKind::Relukko { client } => {
+            let url_var = client
+                .url
+                .as_ref()
+                .map_or(vars::URL_VARS[0], |(var, _)| *var);
+            let client = match client.into_builder().build() {
                 Ok(c) => c,
                 Err(e) => return failed(&e),
             };

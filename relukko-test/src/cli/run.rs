@@ -95,13 +95,14 @@ pub(crate) async fn run(a: RunArgs) -> u8 {
 /// The locker from the environment, and what to lock with the flags applied.
 fn plan(a: &RunArgs) -> crate::Result<(Locker, LockOptions)> {
     let settings = crate::config::from_env()?;
-    let locker = Locker::from_env()?;
+    let creator = settings.creator.clone();
+    let locker = Locker::from_settings(settings)?;
     let mut opts = if a.any_of {
         LockOptions::any_of(a.names.iter().cloned())
     } else {
         LockOptions::all_of(a.names.iter().cloned())
     };
-    let creator = a.creator.clone().or(settings.creator).unwrap_or_else(|| {
+    let creator = a.creator.clone().or(creator).unwrap_or_else(|| {
         let program = Path::new(&a.command[0]);
         let program = program.file_name().unwrap_or(program.as_os_str());
         crate::creator::for_command(&format!("cmd={}", program.to_string_lossy()))

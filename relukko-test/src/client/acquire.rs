@@ -90,7 +90,7 @@ impl AcquireOptions {
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {
         // `Duration::MAX` means "practically forever", not an overflow.
-        self.timeout = crate::config::capped(d);
+        self.timeout = crate::forever::capped(d);
         self
     }
 
@@ -113,7 +113,7 @@ impl AcquireOptions {
     /// When the first progress report comes (default 2 s).
     #[must_use]
     pub fn progress_after(mut self, d: Duration) -> Self {
-        self.progress_after = crate::config::capped(d);
+        self.progress_after = crate::forever::capped(d);
         self
     }
 

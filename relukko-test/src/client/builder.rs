@@ -111,14 +111,14 @@ impl ClientBuilder {
     /// (default 5 s). A call with a deadline gives each attempt at most the time left.
     #[must_use]
     pub fn request_timeout(mut self, d: Duration) -> Self {
-        self.request_timeout = crate::config::capped(d);
+        self.request_timeout = crate::forever::capped(d);
         self
     }
 
     /// The longest a TCP (and TLS) connection may take to open (default 3 s).
     #[must_use]
     pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.connect_timeout = crate::config::capped(d);
+        self.connect_timeout = crate::forever::capped(d);
         self
     }
 

@@ -11,7 +11,10 @@ use super::builder::ClientBuilder;
 use super::http::strip_userinfo;
 use super::tls::{Bundle, check_bundle_path};
 use crate::error::{Error, Result};
-use crate::vars::{CA_BUNDLE_VARS, SKIP, URL_VARS, Vars};
+use crate::vars::{
+    API_KEY, CA_BUNDLE_VARS, CONNECT_TIMEOUT, CREATOR, REQUEST_TIMEOUT, SKIP, URL_VARS, Vars,
+    WEBSOCKET,
+};
 
 /// The client's settings from the environment.
 ///
@@ -88,7 +91,9 @@ impl ClientSettings {
         Self::from_vars(&Vars::new(|name: &str| lookup(name).map(OsString::from)))
     }
 
-    fn from_vars(vars: &Vars<impl Fn(&str) -> Option<OsString>>) -> Result<Self> {
+    /// Reads the settings from `vars`; the locking settings read the
+    /// client's through this, in the same pass over the environment.
+    pub(crate) fn from_vars(vars: &Vars<impl Fn(&str) -> Option<OsString>>) -> Result<Self> {
         // Set but empty (or blank) is an error: it is a half-done configuration.
         let get = |name: &str| vars.text(name);
         let first = |names: &[&'static str]| vars.first(names);
@@ -107,29 +112,26 @@ impl ClientSettings {
             b.check_url(u.trim_end_matches('/'))?;
         } else if !trust_me_it_is_locked {
             return Err(Error::config(
-                "RELUKKO_URL",
+                URL_VARS[0],
                 "is not set: give the Relukko server's URL, e.g. https://relukko.example.com",
             ));
         }
-        let api_key = get("RELUKKO_API_KEY")?;
+        let api_key = get(API_KEY)?;
         if let Some(k) = &api_key
             && reqwest::header::HeaderValue::from_str(k).is_err()
         {
             return Err(Error::config(
-                "RELUKKO_API_KEY",
+                API_KEY,
                 "is not a valid header value (control characters or non-ASCII)",
             ));
         }
-        let websocket = match get("RELUKKO_WEBSOCKET")? {
+        let websocket = match get(WEBSOCKET)? {
             None => None,
             Some(v) => Some(match v.to_ascii_lowercase().as_str() {
                 "on" | "true" | "yes" | "1" => true,
                 "off" | "false" | "no" | "0" => false,
                 _ => {
-                    return Err(Error::config(
-                        "RELUKKO_WEBSOCKET",
-                        format!("{v:?} is not on or off"),
-                    ));
+                    return Err(Error::config(WEBSOCKET, format!("{v:?} is not on or off")));
                 }
             }),
         };
@@ -156,9 +158,9 @@ impl ClientSettings {
         Ok(ClientSettings {
             url,
             api_key,
-            creator: get("RELUKKO_CREATOR")?,
-            request_timeout: duration("RELUKKO_REQUEST_TIMEOUT")?,
-            connect_timeout: duration("RELUKKO_CONNECT_TIMEOUT")?,
+            creator: get(CREATOR)?,
+            request_timeout: duration(REQUEST_TIMEOUT)?,
+            connect_timeout: duration(CONNECT_TIMEOUT)?,
             websocket,
             ca_bundle,
             trust_me_it_is_locked,
@@ -167,7 +169,7 @@ impl ClientSettings {
 
     /// A builder with these settings; errors of `build` name the variables.
     pub fn into_builder(self) -> ClientBuilder {
-        let (origin, url) = self.url.unwrap_or(("RELUKKO_URL", String::new()));
+        let (origin, url) = self.url.unwrap_or((URL_VARS[0], String::new()));
         let mut b = ClientBuilder::new(url).origin(origin);
         if let Some(k) = self.api_key {
             b = b.api_key(k);

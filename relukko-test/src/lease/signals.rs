@@ -27,9 +27,6 @@ use std::time::Duration;
 /// The longest the release after a signal may take, all leases together.
 pub(crate) const BOUND: Duration = Duration::from_secs(2);
 
-/// The variable that turns signal handling off.
-pub(crate) const SIGNALS_VAR: &str = "RELUKKO_SIGNALS";
-
 /// Leases alive or being acquired.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
@@ -60,7 +57,12 @@ impl Drop for Guard {
 #[cfg_attr(not(unix), allow(dead_code))]
 /// Whether `RELUKKO_SIGNALS` leaves signal handling on (unset, `on`, ...).
 fn enabled() -> bool {
-    let v = std::env::var(SIGNALS_VAR).unwrap_or_default();
+    // Read here, not with the locking settings: every lease installs the
+    // handlers, also one of a locker built without the environment.
+    let v = crate::vars::process()
+        .raw(crate::vars::SIGNALS)
+        .unwrap_or_default();
+    let v = v.to_string_lossy();
     !matches!(
         v.trim().to_ascii_lowercase().as_str(),
         "off" | "0" | "false" | "no"
