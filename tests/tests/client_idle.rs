@@ -14,8 +14,8 @@ use tokio::task::JoinHandle;
 
 const BOUND: Duration = Duration::from_secs(30);
 /// The window over which requests are counted. Polling about every second
-/// (the fallback) asks about 5 to 10 times in it; the safety net (every 10
-/// to 15 s) at most once.
+/// (the fallback) asks about 5 to 10 times in it; the safety net (every 12
+/// to 18 s) at most once.
 const WINDOW: Duration = Duration::from_secs(5);
 
 /// Requests the server answered so far, `/metrics` itself left out.
@@ -118,7 +118,7 @@ async fn an_idle_waiter_with_its_websocket_up_asks_only_as_a_safety_net() {
     assert!(
         asked <= 1,
         "an idle waiter with its WebSocket up asked {asked} times in {WINDOW:?}; \
-         its safety net asks every 10 to 15 s"
+         its safety net asks every 12 to 18 s"
     );
     // The push still hands the lock over.
     hand_over(&holder, &lock, task).await;

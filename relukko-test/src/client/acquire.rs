@@ -141,8 +141,9 @@ static NEXT_TICKET: AtomicU64 = AtomicU64::new(0);
 const YOUNGER_PAUSE_US: std::ops::RangeInclusive<u64> = 2_000..=20_000;
 /// How often a waiter whose WebSocket is healthy asks anyway, in
 /// milliseconds (random in this range): a safety net for a push that never
-/// came. About 0.08 requests per second per waiter.
-const SAFETY_POLL_MS: std::ops::RangeInclusive<u64> = 10_000..=15_000;
+/// came. About 0.07 requests per second per waiter (1 in 15 s), which
+/// leaves room under 0.1 for the first progress report's holder lookup.
+const SAFETY_POLL_MS: std::ops::RangeInclusive<u64> = 12_000..=18_000;
 
 /// A waiter's place among the waiters of its name in this process: the
 /// oldest one retries at once after a push, the others after a short jitter.
