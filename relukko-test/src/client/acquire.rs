@@ -192,7 +192,7 @@ struct Waiter {
 impl Waiter {
     /// The holder, asked with a short bound (it only decorates a message).
     async fn holder(&self, inner: &Shared) -> Option<Lock> {
-        let bound = inner.request_timeout.min(Duration::from_secs(2));
+        let bound = inner.options.request_timeout.min(Duration::from_secs(2));
         tokio::time::timeout(bound, inner.holder_of(&self.name))
             .await
             .ok()?
@@ -227,16 +227,19 @@ impl Waiter {
     async fn run(self, inner: Arc<Shared>, mut gone: Gone) -> Result<Option<Lock>> {
         let deadline = self.started + self.opts.timeout;
         let reg = inner
+            .options
             .websocket
             .then(|| inner.watcher().register(&self.name));
-        let queue = reg.as_ref().map(|_| Queued::join(&inner.url, &self.name));
-        let mut poll = PollTimer::new(inner.poll_max);
+        let queue = reg
+            .as_ref()
+            .map(|_| Queued::join(&inner.options.url, &self.name));
+        let mut poll = PollTimer::new(inner.options.poll_max);
         let mut next_progress = self.started + self.opts.progress_after;
         // A signal that stops the process deletes what this wait made.
         let pending = Pending::new(&inner, &self.name, &self.token);
         // On every way out: deletes a lock a late create of ours made.
         let mut tidy = Tidy::new(&inner, &self.name, &self.token);
-        let key = crate::courtesy::key(&inner.url, &self.name);
+        let key = crate::courtesy::key(&inner.options.url, &self.name);
         // Released here a moment ago and contended: let the waiters that
         // were woken by that release go first (see `courtesy`).
         let courtesy = crate::courtesy::pause(&key);

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 
 use super::http::strip_userinfo;
-use super::key::API_KEY_HEADER;
+use super::key::{API_KEY_HEADER, ApiKey, NOT_A_HEADER};
+use super::options::ClientOptions;
 use super::shared::Shared;
 use super::tls::Bundle;
 use super::{Client, RetryPolicy};
@@ -31,38 +32,21 @@ use crate::error::{Error, Result};
 /// ```
 #[derive(Clone)]
 pub struct ClientBuilder {
-    url: String,
-    /// What to name in an error about the URL: the builder, or the variable it came from.
-    url_origin: &'static str,
-    api_key: Option<String>,
-    creator: Option<String>,
-    request_timeout: Duration,
-    connect_timeout: Duration,
-    retry: RetryPolicy,
-    poll_max: Duration,
-    websocket: bool,
-    ca_pems: Vec<Vec<u8>>,
-    ca_bundles: Vec<Bundle>,
-    skip: bool,
+    options: ClientOptions,
 }
 
 impl std::fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("url", &strip_userinfo(&self.url))
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("creator", &self.creator)
-            .field("request_timeout", &self.request_timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("retry", &self.retry)
-            .field("poll_max", &self.poll_max)
-            .field("websocket", &self.websocket)
-            .field("extra_ca_pems", &self.ca_pems.len())
+        let c = &self.options;
+        let mut d = f.debug_struct("ClientBuilder");
+        d.field("url", &strip_userinfo(&c.url));
+        c.shown(&mut d)
+            .field("extra_ca_pems", &c.ca_pems.len())
             .field(
                 "ca_bundles",
-                &self.ca_bundles.iter().map(|b| &b.path).collect::<Vec<_>>(),
+                &c.ca_bundles.iter().map(|b| &b.path).collect::<Vec<_>>(),
             )
-            .field("trust_me_it_is_locked", &self.skip)
+            .field("trust_me_it_is_locked", &c.skip)
             .finish()
     }
 }
@@ -78,142 +62,132 @@ impl Client {
 impl ClientBuilder {
     pub(crate) fn new(url: impl AsRef<str>) -> Self {
         ClientBuilder {
-            url: url.as_ref().trim().to_owned(),
-            url_origin: "url",
-            api_key: None,
-            creator: None,
-            request_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(3),
-            retry: RetryPolicy::default(),
-            poll_max: Duration::from_secs(1),
-            websocket: true,
-            ca_pems: Vec::new(),
-            ca_bundles: Vec::new(),
-            skip: false,
+            options: ClientOptions::new(url.as_ref().trim().to_owned()),
         }
+    }
+
+    fn set(mut self, f: impl FnOnce(&mut ClientOptions)) -> Self {
+        f(&mut self.options);
+        self
     }
 
     /// The API key, sent in `X-API-Key` with every request and the WebSocket upgrade.
     #[must_use]
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
-        self
+    pub fn api_key(self, key: impl Into<String>) -> Self {
+        let key = ApiKey::new(&key.into());
+        self.set(|c| c.api_key = Some(key))
     }
 
     /// The creator text recorded on locks when a call gives none.
     #[must_use]
-    pub fn creator(mut self, creator: impl Into<String>) -> Self {
-        self.creator = Some(creator.into());
-        self
+    pub fn creator(self, creator: impl Into<String>) -> Self {
+        let creator = creator.into();
+        self.set(|c| c.creator = Some(creator))
     }
 
     /// The longest one attempt of a request may take, connecting included
     /// (default 5 s). A call with a deadline gives each attempt at most the time left.
     #[must_use]
-    pub fn request_timeout(mut self, d: Duration) -> Self {
-        self.request_timeout = crate::forever::capped(d);
-        self
+    pub fn request_timeout(self, d: Duration) -> Self {
+        self.set(|c| c.request_timeout = crate::forever::capped(d))
     }
 
     /// The longest a TCP (and TLS) connection may take to open (default 3 s).
     #[must_use]
-    pub fn connect_timeout(mut self, d: Duration) -> Self {
-        self.connect_timeout = crate::forever::capped(d);
-        self
+    pub fn connect_timeout(self, d: Duration) -> Self {
+        self.set(|c| c.connect_timeout = crate::forever::capped(d))
     }
 
     /// How transport errors, timeouts and 5xx answers are retried.
     #[must_use]
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
+    pub fn retry(self, policy: RetryPolicy) -> Self {
+        self.set(|c| c.retry = policy)
     }
 
     /// The cap of a waiter's jittered poll timer (default 1 s). The cap starts
     /// at a twentieth of this and doubles up to it; each nap is drawn between
     /// a twentieth of the current cap and the cap.
     #[must_use]
-    pub fn poll_max(mut self, d: Duration) -> Self {
-        self.poll_max = d;
-        self
+    pub fn poll_max(self, d: Duration) -> Self {
+        self.set(|c| c.poll_max = d)
     }
 
     /// Whether waiters listen on `/ws/broadcast` for deletions (default on).
     #[must_use]
-    pub fn websocket(mut self, on: bool) -> Self {
-        self.websocket = on;
-        self
+    pub fn websocket(self, on: bool) -> Self {
+        self.set(|c| c.websocket = on)
     }
 
     /// Trusts the CA certificates in `pem` (one or more PEM blocks) too, for
     /// HTTPS and WSS.
     #[must_use]
-    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        self.ca_pems.push(pem.to_vec());
-        self
+    pub fn add_root_certificate_pem(self, pem: &[u8]) -> Self {
+        self.set(|c| c.ca_pems.push(pem.to_vec()))
     }
 
     /// Trusts the CA certificates in a PEM file, or in every `*.pem`, `*.crt`
     /// and `*.cer` file of a folder.
     #[must_use]
-    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_bundles.push(Bundle {
+    pub fn ca_bundle(self, path: impl Into<PathBuf>) -> Self {
+        let bundle = Bundle {
             origin: None,
             path: path.into(),
-        });
-        self
+        };
+        self.set(|c| c.ca_bundles.push(bundle))
     }
 
     /// The skip switch: make no request at all, answer [`Lock::dummy`](crate::Lock::dummy).
     #[must_use]
-    pub fn trust_me_it_is_locked(mut self, on: bool) -> Self {
-        self.skip = on;
-        self
+    pub fn trust_me_it_is_locked(self, on: bool) -> Self {
+        self.set(|c| c.skip = on)
     }
 
-    /// Names `origin` (an environment variable) in errors about the URL.
-    pub(super) fn origin(mut self, origin: &'static str) -> Self {
-        self.url_origin = origin;
-        self
+    /// Names `url` (an environment variable) in errors about the URL.
+    pub(super) fn origin(self, url: &'static str) -> Self {
+        self.set(|c| c.origin.url = url)
+    }
+
+    /// The key read from the variable `name`, named in errors about it.
+    pub(super) fn api_key_from_env(self, name: &'static str, key: &str) -> Self {
+        let key = ApiKey::new(key);
+        self.set(|c| {
+            c.origin.api_key = name;
+            c.api_key = Some(key);
+        })
     }
 
     /// Adds a CA bundle read from the environment.
-    pub(super) fn ca_bundle_from_env(mut self, bundle: Bundle) -> Self {
-        self.ca_bundles.push(bundle);
-        self
+    pub(super) fn ca_bundle_from_env(self, bundle: Bundle) -> Self {
+        self.set(|c| c.ca_bundles.push(bundle))
     }
 
     /// Checks the settings and builds the client. Fails with
     /// [`Error::Config`] for a bad URL, key or timeout, and [`Error::Tls`] for
     /// an unusable CA bundle.
     pub fn build(self) -> Result<Client> {
-        let url = self.url.trim_end_matches('/').to_owned();
-        let https = self.check_url(&url)?;
+        let mut options = self.options;
+        options.url = options.url.trim_end_matches('/').to_owned();
+        let https = check_url(&options.url, options.origin.url, options.skip)?;
         for (name, d) in [
-            ("request_timeout", self.request_timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("poll_max", self.poll_max),
+            ("request_timeout", options.request_timeout),
+            ("connect_timeout", options.connect_timeout),
+            ("poll_max", options.poll_max),
         ] {
             if d.is_zero() {
                 return Err(Error::config(name, "must be more than zero"));
             }
         }
         let mut headers = HeaderMap::new();
-        if let Some(key) = &self.api_key {
-            let mut value = HeaderValue::from_str(key).map_err(|_| {
-                Error::config(
-                    "api_key",
-                    "is not a valid header value (control characters or non-ASCII)",
-                )
-            })?;
-            // Keeps it out of any Debug output of the HTTP stack.
-            value.set_sensitive(true);
-            headers.insert(API_KEY_HEADER, value);
+        if let Some(key) = &options.api_key {
+            let value = key
+                .header()
+                .ok_or_else(|| Error::config(options.origin.api_key, NOT_A_HEADER))?;
+            headers.insert(API_KEY_HEADER, value.clone());
         }
         let http = reqwest::Client::builder()
             .default_headers(headers)
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.request_timeout)
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("relukko-test/", env!("CARGO_PKG_VERSION")));
 
@@ -222,13 +196,13 @@ impl ClientBuilder {
             // Always a preconfigured config: reqwest (built without a default
             // crypto provider) would panic without one, even for plain HTTP.
             let _ = https;
-            let cfg = super::tls::client_config(&self.ca_pems, &self.ca_bundles)?;
+            let cfg = super::tls::client_config(&options.ca_pems, &options.ca_bundles)?;
             (http.use_preconfigured_tls((*cfg).clone()), Some(cfg))
         };
         #[cfg(not(feature = "tls"))]
         {
             let _ = https;
-            if !self.ca_pems.is_empty() || !self.ca_bundles.is_empty() {
+            if !options.ca_pems.is_empty() || !options.ca_bundles.is_empty() {
                 return Err(Error::config(
                     "ca_bundle",
                     "extra CA certificates need the `tls` feature of relukko-test",
@@ -240,86 +214,79 @@ impl ClientBuilder {
             name: "client".to_owned(),
             reason: format!("cannot build the HTTP client: {}", crate::error::chain(&e)),
         })?;
+        // What the client keeps: the certificates are in `tls` now.
+        options.ca_pems = Vec::new();
         Ok(Client {
             inner: Arc::new(Shared {
-                shown_url: strip_userinfo(&url),
-                url,
-                api_key: self.api_key,
-                creator: self.creator,
+                shown_url: strip_userinfo(&options.url),
+                options,
                 http,
-                request_timeout: self.request_timeout,
-                connect_timeout: self.connect_timeout,
-                retry: self.retry,
-                poll_max: self.poll_max,
-                websocket: self.websocket,
-                skip: self.skip,
                 #[cfg(feature = "tls")]
                 tls,
                 watcher: OnceLock::new(),
             }),
         })
     }
+}
 
-    /// Validates the URL; answers whether it is HTTPS.
-    pub(crate) fn check_url(&self, url: &str) -> Result<bool> {
-        if self.skip && url.is_empty() {
-            return Ok(false);
-        }
-        let name = self.url_origin;
-        let shown = strip_userinfo(url);
-        if !url.is_empty() && !url.contains("://") {
-            return Err(Error::config(
-                name,
-                format!(
-                    "{shown:?} has no scheme: write \"http://{shown}\" (or \"https://{shown}\" for TLS)"
-                ),
-            ));
-        }
-        let parsed = reqwest::Url::parse(url).map_err(|e| {
-            Error::config(
-                name,
-                format!(
-                    "{shown:?} is not a URL ({e}); write it like \"https://relukko.example.com\""
-                ),
-            )
-        })?;
-        if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(Error::config(name, format!("{shown:?} has no host")));
-        }
-        if let Some(base) = parsed
-            .path()
-            .trim_end_matches('/')
-            .strip_suffix("/v1/locks")
-        {
-            let base = format!("{}{base}", parsed.origin().ascii_serialization());
-            return Err(Error::config(
-                name,
-                format!(
-                    "{shown:?} ends in the API's own path /v1/locks: give the server's base URL, \
-                     {base:?} (the client adds /v1/locks/ itself)"
-                ),
-            ));
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(Error::config(
-                name,
-                format!("{shown:?}: give the base URL, without ?query or #fragment"),
-            ));
-        }
-        match parsed.scheme() {
-            "http" => Ok(false),
-            "https" if cfg!(feature = "tls") => Ok(true),
-            "https" => Err(Error::config(
-                name,
-                format!(
-                    "{shown:?} is HTTPS, which needs the `tls` feature of relukko-test (on by default)"
-                ),
-            )),
-            other => Err(Error::config(
-                name,
-                format!("{shown:?}: scheme {other:?} is not http or https"),
-            )),
-        }
+/// Validates the base `url`, naming `name` in errors (a builder option or
+/// the variable it came from); answers whether it is HTTPS. An empty URL is
+/// fine for a client with the skip switch on.
+pub(super) fn check_url(url: &str, name: &str, skip: bool) -> Result<bool> {
+    if skip && url.is_empty() {
+        return Ok(false);
+    }
+    let shown = strip_userinfo(url);
+    if !url.is_empty() && !url.contains("://") {
+        return Err(Error::config(
+            name,
+            format!(
+                "{shown:?} has no scheme: write \"http://{shown}\" (or \"https://{shown}\" for TLS)"
+            ),
+        ));
+    }
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        Error::config(
+            name,
+            format!("{shown:?} is not a URL ({e}); write it like \"https://relukko.example.com\""),
+        )
+    })?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(Error::config(name, format!("{shown:?} has no host")));
+    }
+    if let Some(base) = parsed
+        .path()
+        .trim_end_matches('/')
+        .strip_suffix("/v1/locks")
+    {
+        let base = format!("{}{base}", parsed.origin().ascii_serialization());
+        return Err(Error::config(
+            name,
+            format!(
+                "{shown:?} ends in the API's own path /v1/locks: give the server's base URL, \
+                 {base:?} (the client adds /v1/locks/ itself)"
+            ),
+        ));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(Error::config(
+            name,
+            format!("{shown:?}: give the base URL, without ?query or #fragment"),
+        ));
+    }
+    match parsed.scheme() {
+        "http" => Ok(false),
+        "https" if cfg!(feature = "tls") => Ok(true),
+        "https" => Err(Error::config(
+            name,
+            format!(
+                "{shown:?} is HTTPS, which needs the `tls` feature of relukko-test (on by default)"
+            ),
+        )),
+        other => Err(Error::config(
+            name,
+            format!("{shown:?}: scheme {other:?} is not http or https"),
+        )),
     }
 }
 

@@ -344,7 +344,10 @@ impl Client {
             })
             .await;
         if let Ok(lock) = &deleted {
-            crate::courtesy::released(&crate::courtesy::key(&self.inner.url, &lock.lock_name));
+            crate::courtesy::released(&crate::courtesy::key(
+                &self.inner.options.url,
+                &lock.lock_name,
+            ));
         }
         deleted
     }

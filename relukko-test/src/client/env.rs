@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Client;
-use super::builder::ClientBuilder;
+use super::builder::{ClientBuilder, check_url};
 use super::http::strip_userinfo;
+use super::key::{ApiKey, NOT_A_HEADER};
 use super::tls::{Bundle, check_bundle_path};
 use crate::error::{Error, Result};
 use crate::vars::{
@@ -108,8 +109,7 @@ impl ClientSettings {
         let url = first(&URL_VARS)?;
         if let Some((name, u)) = &url {
             // Checked now, so the error names the variable rather than a builder option.
-            let b = ClientBuilder::new(u).origin(name);
-            b.check_url(u.trim_end_matches('/'))?;
+            check_url(u.trim_end_matches('/'), name, false)?;
         } else if !trust_me_it_is_locked {
             return Err(Error::config(
                 URL_VARS[0],
@@ -118,12 +118,9 @@ impl ClientSettings {
         }
         let api_key = get(API_KEY)?;
         if let Some(k) = &api_key
-            && reqwest::header::HeaderValue::from_str(k).is_err()
+            && ApiKey::new(k).header().is_none()
         {
-            return Err(Error::config(
-                API_KEY,
-                "is not a valid header value (control characters or non-ASCII)",
-            ));
+            return Err(Error::config(API_KEY, NOT_A_HEADER));
         }
         let websocket = match get(WEBSOCKET)? {
             None => None,
@@ -172,7 +169,7 @@ impl ClientSettings {
         let (origin, url) = self.url.unwrap_or((URL_VARS[0], String::new()));
         let mut b = ClientBuilder::new(url).origin(origin);
         if let Some(k) = self.api_key {
-            b = b.api_key(k);
+            b = b.api_key_from_env(API_KEY, &k);
         }
         if let Some(c) = self.creator {
             b = b.creator(c);

@@ -127,7 +127,7 @@ impl Shared {
     /// The URL to send to, and the one to show.
     fn endpoint(&self, path: &str) -> (String, String) {
         (
-            format!("{}{path}", self.url),
+            format!("{}{path}", self.options.url),
             format!("{}{path}", self.shown_url),
         )
     }
@@ -191,10 +191,10 @@ impl Shared {
     ) -> Result<Answer> {
         let mut attempt = 0u32;
         loop {
-            let left = deadline.map_or(self.request_timeout, |d| {
+            let left = deadline.map_or(self.options.request_timeout, |d| {
                 d.saturating_duration_since(Instant::now())
             });
-            let timeout = self.request_timeout.min(left).max(MIN_ATTEMPT);
+            let timeout = self.options.request_timeout.min(left).max(MIN_ATTEMPT);
             let result = match self.send(method.clone(), path, body, timeout).await {
                 Ok(a) if a.status >= 500 => check(a),
                 other => other,
@@ -206,10 +206,10 @@ impl Shared {
             };
             *ambiguous = true;
             attempt += 1;
-            if attempt >= self.retry.tries() {
+            if attempt >= self.options.retry.tries() {
                 return Err(err);
             }
-            let delay = self.retry.delay(attempt - 1);
+            let delay = self.options.retry.delay(attempt - 1);
             if deadline.is_some_and(|d| Instant::now() + delay >= d) {
                 return Err(err);
             }

@@ -70,6 +70,7 @@ mod env;
 mod guard;
 pub(crate) mod http;
 mod key;
+mod options;
 pub(crate) mod pending;
 mod retry;
 mod shared;

@@ -138,7 +138,7 @@ pub(crate) async fn clean_up_all(until: Instant) -> usize {
 
 async fn clean_up(entries: Vec<Arc<Entry>>, until: Instant) -> usize {
     let inner = Arc::clone(&entries[0].inner);
-    if inner.skip {
+    if inner.options.skip {
         return 0;
     }
     let mut deleted = 0;

@@ -160,7 +160,8 @@ pub(crate) struct Target {
     pub(crate) url: String,
     /// The base URL without userinfo, for logs.
     pub(crate) shown: String,
-    pub(crate) api_key: Option<String>,
+    /// The API key's header value, sensitive.
+    pub(crate) api_key: Option<HeaderValue>,
     pub(crate) connect_timeout: Duration,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
@@ -227,10 +228,7 @@ async fn connect(t: &Target) -> Result<Ws, String> {
         .into_client_request()
         .map_err(|e| chain(&e))?;
     if let Some(key) = &t.api_key {
-        let mut v = HeaderValue::from_str(key)
-            .map_err(|_| "the API key is not a valid header value".to_owned())?;
-        v.set_sensitive(true);
-        req.headers_mut().insert(API_KEY_HEADER, v);
+        req.headers_mut().insert(API_KEY_HEADER, key.clone());
     }
     #[cfg(feature = "tls")]
     let fut = {
