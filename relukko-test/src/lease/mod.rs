@@ -306,29 +306,46 @@ impl Lease {
     /// says which release failed, or that the lease had been lost
     /// ([`Error::LockLost`]) while it was held.
     pub async fn release(self) -> Result<()> {
-        let mut first_err = None;
-        for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release(RELEASE_BOUND).await {
-                first_err.get_or_insert(e);
-            }
-        }
-        self.check(first_err)
+        let failed = self.release_parts().await;
+        self.check(failed)
     }
 
     /// The blocking form of [`release`](Lease::release): blocks this thread
     /// for at most about 10 seconds per resource.
     pub fn release_blocking(self) -> Result<()> {
-        let mut first_err = None;
-        for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
-                first_err.get_or_insert(e);
-            }
-        }
-        self.check(first_err)
+        let failed = self.release_parts_blocking();
+        self.check(failed)
     }
 
-    fn check(&self, err: Option<Error>) -> Result<()> {
-        if let Some(e) = err {
+    /// Releases every part, in reverse order of acquisition, each within
+    /// [`RELEASE_BOUND`]; answers the releases that failed, with their
+    /// resources. The one loop under `release` and `finish`.
+    async fn release_parts(&self) -> Vec<(&str, Error)> {
+        let mut failed = Vec::new();
+        for part in self.inner.parts.iter().rev() {
+            if let Err(e) = part.release(RELEASE_BOUND).await {
+                failed.push((part.resource.as_str(), e));
+            }
+        }
+        failed
+    }
+
+    /// The blocking form of [`release_parts`](Lease::release_parts), under
+    /// `release_blocking` and `finish_blocking`.
+    fn release_parts_blocking(&self) -> Vec<(&str, Error)> {
+        let mut failed = Vec::new();
+        for part in self.inner.parts.iter().rev() {
+            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
+                failed.push((part.resource.as_str(), e));
+            }
+        }
+        failed
+    }
+
+    /// The first failed release, else [`Error::LockLost`] if the lease was
+    /// lost while it was held.
+    fn check(&self, failed: Vec<(&str, Error)>) -> Result<()> {
+        if let Some((_, e)) = failed.into_iter().next() {
             return Err(e);
         }
         match self
@@ -347,26 +364,24 @@ impl Lease {
 
     /// Releases after a locked test's body, reporting instead of failing.
     pub(crate) fn finish_blocking(&self) -> Finish {
-        let mut finish = Finish::default();
-        for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
-                finish.errors.push(format!("{}: {e}", part.resource));
-            }
-        }
-        finish.lost = self.lost_reason();
-        finish
+        let failed = self.release_parts_blocking();
+        self.finished(failed)
     }
 
     /// The async form of [`finish_blocking`](Lease::finish_blocking).
     pub(crate) async fn finish(&self) -> Finish {
-        let mut finish = Finish::default();
-        for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release(RELEASE_BOUND).await {
-                finish.errors.push(format!("{}: {e}", part.resource));
-            }
+        let failed = self.release_parts().await;
+        self.finished(failed)
+    }
+
+    fn finished(&self, failed: Vec<(&str, Error)>) -> Finish {
+        Finish {
+            errors: failed
+                .into_iter()
+                .map(|(resource, e)| format!("{resource}: {e}"))
+                .collect(),
+            lost: self.lost_reason(),
         }
-        finish.lost = self.lost_reason();
-        finish
     }
 }
 
