@@ -416,7 +416,29 @@ mod tests {
     use std::time::Duration;
 
     use super::{LockOptions, Locker};
+    use crate::Error;
     use crate::test_support::TempDir;
+
+    /// A test asking again for a resource it holds is told so by the name it
+    /// asked for, not by the lock name with the configured prefix.
+    #[test]
+    fn held_by_this_test_names_the_resource_as_asked() {
+        let dir = TempDir::new("self-prefix");
+        let locker = Locker::local(dir.path()).prefix("team-");
+        let lease = locker
+            .lock_blocking(LockOptions::all_of(["a", "b"]).test("m::t"))
+            .unwrap();
+        assert_eq!(lease.resources(), ["team-a", "team-b"]);
+        let held = crate::held::enter_thread(locker.holding("m::t", &lease));
+        let again = LockOptions::new("b").timeout(Duration::from_secs(60));
+        let err = locker.lock_blocking(again).unwrap_err();
+        assert!(
+            matches!(&err, Error::HeldByThisTest { resource, test } if resource == "b" && test == "m::t"),
+            "{err:?}"
+        );
+        drop(held);
+        lease.release_blocking().unwrap();
+    }
 
     /// `RELUKKO_TIMEOUT=18446744073709551615` or `timeout = "100000000h"`
     /// mean "practically forever": the deadline must not overflow `Instant`.

@@ -256,3 +256,57 @@ where
     let finish = lease.finish().await;
     spec.after(finish, result, Some(at), should_panic)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Spec;
+    use crate::Error;
+
+    fn spec(names: &'static [&'static str], any_of: bool) -> Spec {
+        Spec {
+            names,
+            any_of,
+            timeout: None,
+            lease: None,
+            creator: None,
+            test: "m::t",
+        }
+    }
+
+    fn timed_out(resource: &str) -> Error {
+        Error::WaitTimeout {
+            resource: resource.into(),
+            waited: Duration::from_secs(4),
+            holder: Some("ci".into()),
+        }
+    }
+
+    /// The message names each resource once: where the test's own list names
+    /// it already (one name, a pool, a derived name) the timeout does not
+    /// repeat it; of several names it says which one timed out.
+    #[test]
+    fn a_timeout_names_the_resource_it_waited_for_once() {
+        let cases: [(&[&str], bool, &str, &str); 4] = [
+            (&["a"], false, "a", "a: timed out after 4.0s, held by ci"),
+            (
+                &["a", "b"],
+                false,
+                "b",
+                "a, b: timed out after 4.0s waiting for b, held by ci",
+            ),
+            (
+                &["a", "b"],
+                true,
+                "b",
+                "any of a, b: timed out after 4.0s, held by ci",
+            ),
+            (&[], false, "m::t", "m::t: timed out after 4.0s, held by ci"),
+        ];
+        for (names, any_of, resource, want) in cases {
+            let f = spec(names, any_of).cannot_lock(timed_out(resource), None);
+            assert_eq!(f.0, format!("relukko: test m::t could not lock {want}"));
+        }
+    }
+}

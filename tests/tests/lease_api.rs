@@ -229,6 +229,55 @@ fn async_lock_works_on_any_runtime_and_a_dropped_wait_leaves_nothing() {
     });
 }
 
+/// Locks the server has created (`POST /v1/locks` answered 201), from its metrics.
+async fn locks_created(api: &relukko_e2e::raw::Api) -> u64 {
+    let text = api
+        .req(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("relukko_http_requests_total{route=\"/v1/locks"))
+        .filter(|l| l.contains("method=\"POST\",status=\"201\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Dropping a waiting `lock` future ends the wait itself, not only the
+/// caller's interest in it: the abandoned waiter never takes the lock once it
+/// is free (behind the back of everybody who waits for it then).
+#[test]
+fn relukko_dropped_wait_never_takes_the_freed_lock() {
+    let server = TestServer::start();
+    let api = relukko_e2e::raw::Api::new(&server);
+    let locker = Locker::relukko(client(&server));
+    rt().block_on(async {
+        let held = locker.lock("dropped-wait").await.unwrap();
+        let waiting = locker.lock(LockOptions::new("dropped-wait").timeout(secs(120)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), waiting)
+                .await
+                .is_err()
+        );
+        held.release().await.unwrap();
+        assert_eq!(locks_created(&api).await, 1);
+        // The proof is an absence, so it takes a window: a waiter left running
+        // is woken by the release (WebSocket) or re-polls within 1 s, and
+        // creates the lock. A slow machine can only make this miss, not fail.
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(
+                locks_created(&api).await,
+                1,
+                "the dropped wait took the lock after its release"
+            );
+        }
+    });
+}
+
 #[test]
 #[ignore = "a worker: its driver runs it"]
 fn skip_locker_never_waits_worker() {
