@@ -261,8 +261,11 @@ where
 mod tests {
     use std::time::Duration;
 
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
     use super::Spec;
     use crate::Error;
+    use crate::lease::Finish;
 
     fn spec(names: &'static [&'static str], any_of: bool) -> Spec {
         Spec {
@@ -307,6 +310,35 @@ mod tests {
         for (names, any_of, resource, want) in cases {
             let f = spec(names, any_of).cannot_lock(timed_out(resource), None);
             assert_eq!(f.0, format!("relukko: test m::t could not lock {want}"));
+        }
+    }
+
+    /// A test whose body panicked and whose lock was lost: an ordinary test
+    /// fails with its own panic (the lost lock is a line on stderr); only a
+    /// `#[should_panic]` test gets the lost-lock failure instead, because its
+    /// panic must not count as the expected one.
+    #[test]
+    fn a_panic_with_a_lost_lock_goes_on_unless_it_was_expected() {
+        let lost = || Finish {
+            lost: Some("deleted".into()),
+            errors: Vec::new(),
+        };
+        let panicked = || -> std::thread::Result<()> { Err(Box::new("boom")) };
+        let s = spec(&["a"], false);
+        match catch_unwind(AssertUnwindSafe(|| {
+            s.after(lost(), panicked(), None, false)
+        })) {
+            Err(payload) => assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom")),
+            Ok(Ok(())) => panic!("the body's panic was swallowed"),
+            Ok(Err(f)) => panic!("the body's panic became: {}", f.0),
+        }
+        match s.after(lost(), panicked(), None, true) {
+            Err(f) => assert!(
+                f.0.contains("lost its lock while it ran: deleted; its panic does not count"),
+                "{}",
+                f.0
+            ),
+            Ok(()) => panic!("a should_panic test whose lock was lost passed"),
         }
     }
 }

@@ -209,4 +209,22 @@ mod tests {
             "a long cap means long naps from the start"
         );
     }
+
+    /// The setters reach the caps, and the random draws are not all zero:
+    /// retries and polls really pause (a zero delay would hammer the server).
+    #[test]
+    fn setters_and_random_draws_shape_the_delays() {
+        let p = RetryPolicy::default()
+            .first_delay(MS(50))
+            .factor(3.0)
+            .max_delay(MS(1000))
+            .max_tries(4);
+        let caps: Vec<_> = (0..4).map(|n| p.cap(n)).collect();
+        assert_eq!(caps, [MS(50), MS(150), MS(450), MS(1000)]);
+        assert_eq!(p.tries(), 4);
+        // A draw is 0 with probability 2^-53: 100 zeros mean no draw at all.
+        assert!((0..100).any(|_| p.delay(1) > Duration::ZERO));
+        let mut t = PollTimer::new(Duration::from_secs(1));
+        assert!(t.next() >= MS(2), "never below a twentieth of the 50 ms cap");
+    }
 }
