@@ -225,6 +225,9 @@ mod tests {
         // A draw is 0 with probability 2^-53: 100 zeros mean no draw at all.
         assert!((0..100).any(|_| p.delay(1) > Duration::ZERO));
         let mut t = PollTimer::new(Duration::from_secs(1));
-        assert!(t.next() >= MS(2), "never below a twentieth of the 50 ms cap");
+        assert!(
+            t.next() >= MS(2),
+            "never below a twentieth of the 50 ms cap"
+        );
     }
 }
