@@ -190,6 +190,8 @@ mod tests {
         assert_eq!(p.cap(5), MS(100), "factor below 1 is taken as 1");
         assert_eq!(RetryPolicy::default().factor(f64::NAN).cap(3), MS(100));
         assert_eq!(RetryPolicy::never().tries(), 1);
+        // Finite, but past what a Duration holds: the cap is the max.
+        assert_eq!(RetryPolicy::default().factor(1e6).cap(10), MS(2000));
     }
 
     #[test]

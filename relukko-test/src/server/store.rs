@@ -145,6 +145,7 @@ mod tests {
         {
             let (store, loaded) = Store::open(&path).unwrap();
             assert!(loaded.is_empty());
+            assert!(format!("{store:?}").contains("locks.redb"), "{store:?}");
             store.put(&a).unwrap();
             store.put(&b).unwrap();
             let mut b2 = b.clone();
