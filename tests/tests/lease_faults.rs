@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
 use relukko::{Client, LeaseState, Locker, RetryPolicy};
-use relukko_e2e::proxy::{Mode, Proxy};
+use relukko_e2e::proxy::{Fault, Mode, Proxy};
 use relukko_e2e::setup::rt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -21,59 +21,101 @@ fn direct(server: &TestServer) -> Client {
         .unwrap()
 }
 
-/// The release's DELETE reaches the server but its answer is lost; the retry
-/// then gets 404. That 404 is our own deletion, not a loss: the release
-/// succeeds and the lease ends Released (it used to end Lost, failing a test
-/// that had held its lock all along).
-#[test]
-fn release_whose_answer_is_lost_is_not_a_loss() {
-    let server = TestServer::start();
-    let proxy = Proxy::start(server.addr(), Mode::Forward);
-    let client = Client::builder(proxy.base_url())
+/// A client through `proxy` with quick retries and no WebSocket.
+fn through(proxy: &Proxy, server: &TestServer) -> Client {
+    Client::builder(proxy.base_url())
         .api_key(server.api_key())
         .websocket(false)
         .request_timeout(Duration::from_secs(1))
         .retry(RetryPolicy::default().first_delay(Duration::from_millis(50)))
         .build()
-        .unwrap();
-    let lease = Locker::relukko(client)
+        .unwrap()
+}
+
+/// From now on the first DELETE through `proxy` reaches the server and its
+/// answer is thrown away; every other request goes through.
+fn lose_the_delete_answer(proxy: &Proxy) {
+    proxy.set_mode(Mode::Pick {
+        method: "DELETE",
+        count: 1,
+        fault: Fault::LoseAnswer,
+    });
+    // Pooled connections would carry the DELETE past the new mode.
+    proxy.cut();
+}
+
+/// The release's DELETE reaches the server but its answer is lost; the retry
+/// then gets 404. The lock was read back after the body ended, so that 404
+/// is our own deletion, not a loss: the release succeeds and the lease ends
+/// Released (it used to end Lost, failing a test that had held its lock all
+/// along).
+#[test]
+fn release_whose_answer_is_lost_is_not_a_loss() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    let name = "faults-lost-delete-answer";
+    let lease = Locker::relukko(through(&proxy, &server))
         .lease(Duration::from_secs(30))
-        .lock_blocking("faults-lost-delete-answer")
+        .lock_blocking(name)
         .unwrap();
     let watch = direct(&server);
-    assert!(
-        rt().block_on(watch.holder("faults-lost-delete-answer"))
-            .unwrap()
-            .is_some()
-    );
+    assert!(rt().block_on(watch.holder(name)).unwrap().is_some());
 
-    // From now on new connections lose their answers; end the pooled ones.
-    proxy.set_mode(Mode::LoseAnswers);
-    proxy.cut();
+    lose_the_delete_answer(&proxy);
     let probe = lease.clone();
-    let releasing = std::thread::spawn(move || lease.release_blocking());
-
-    // Once the DELETE has done its work, let the retry through.
-    let start = Instant::now();
-    let mut gone = false;
-    while start.elapsed() < Duration::from_secs(20) {
-        if rt()
-            .block_on(watch.holder("faults-lost-delete-answer"))
-            .unwrap()
-            .is_none()
-        {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    proxy.set_mode(Mode::Forward);
-    assert!(gone, "the DELETE never reached the server");
-    assert!(proxy.lost() >= 1, "no answer was lost");
-
-    let released = releasing.join().unwrap();
+    let released = lease.release_blocking();
+    assert_eq!(
+        proxy.picked_applied(),
+        1,
+        "the DELETE never reached the server"
+    );
     assert!(released.is_ok(), "{released:?}");
     assert_eq!(probe.state(), LeaseState::Released);
+    assert!(rt().block_on(watch.holder(name)).unwrap().is_none());
+}
+
+/// The lock vanished while held (a server that restarted with its locks in
+/// memory forgets them all; here it is deleted by id behind the holder's
+/// back, before a heartbeat could notice) and someone else took the name.
+/// The holder's release then loses its DELETE's answer, and the retry's 404
+/// alone cannot tell its own deletion from a lock gone long before: the
+/// holder must hear that its lock was lost, or its test goes green while
+/// another held the resource. Found by `cargo relukko-torture` (seed 436005:
+/// a restart during a hold, then the release's answer lost).
+#[test]
+fn a_lock_gone_before_a_release_whose_answer_is_lost_is_a_loss() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    let name = "faults-gone-then-lost-delete-answer";
+    // A long lease: no heartbeat (every 10 s) notices the deletion first.
+    let lease = Locker::relukko(through(&proxy, &server))
+        .lease(Duration::from_secs(30))
+        .lock_blocking(name)
+        .unwrap();
+    let watch = direct(&server);
+    let ours = rt().block_on(watch.holder(name)).unwrap().expect("held");
+    rt().block_on(watch.delete(ours.id)).unwrap();
+    let other = Locker::relukko(direct(&server))
+        .lease(Duration::from_secs(30))
+        .timeout(Duration::ZERO)
+        .lock_blocking(name)
+        .expect("the name is free for someone else");
+
+    lose_the_delete_answer(&proxy);
+    let probe = lease.clone();
+    let released = lease.release_blocking();
+    assert!(
+        matches!(released, Err(relukko::Error::LockLost { .. })),
+        "{released:?}"
+    );
+    assert_eq!(probe.state(), LeaseState::Lost);
+    // Deleted by id: the other holder's lock is untouched.
+    let now = rt()
+        .block_on(watch.holder(name))
+        .unwrap()
+        .expect("still held");
+    assert_ne!(now.id, ours.id);
+    other.release_blocking().unwrap();
 }
 
 type Script = dyn Fn(&str, &str, &str) -> Option<(u16, String)> + Send + Sync;

@@ -9,7 +9,7 @@
 //! expired. Either way the lease is lost.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -45,8 +45,6 @@ pub(crate) struct RemoteHeld {
     lock: Lock,
     /// Past this instant the lock may have expired on the server.
     deadline: Instant,
-    /// The same, kept up to date by the heartbeat.
-    confirmed: Arc<Mutex<Instant>>,
     heartbeat: Option<JoinHandle<()>>,
     /// Its token stays registered: a signal that stops the process deletes it
     /// even before it is part of a lease.
@@ -89,7 +87,7 @@ impl Remote {
         let deadline = start + wait.timeout;
         if let [name] = names {
             // The client reports every PROGRESS_EVERY; this says when a line is due.
-            let gate = std::sync::Mutex::new(Progress::new(
+            let gate = Mutex::new(Progress::new(
                 start.into_std(),
                 deadline.into_std(),
                 wait.test.clone(),
@@ -177,7 +175,6 @@ impl Remote {
             // An unanswered keep-alive may still have reached the server and
             // cut the lock's life to the lease: count on the shorter of both.
             deadline: sent + margin_off(life.min(lease), lease),
-            confirmed: Arc::new(Mutex::new(sent + margin_off(life.min(lease), lease))),
             _pending: Pending::for_lock(&self.client, &lock),
             lock,
             heartbeat: None,
@@ -189,7 +186,6 @@ impl Remote {
         {
             held.lock = extended;
             held.deadline = sent + margin_off(lease, lease);
-            *unpoisoned(&held.confirmed) = held.deadline;
         }
         held
     }
@@ -242,7 +238,6 @@ impl RemoteHeld {
             lease,
             status,
             deadline: self.deadline,
-            confirmed: Arc::clone(&self.confirmed),
         };
         self.heartbeat = Some(crate::background::spawn(beat.run()));
     }
@@ -260,15 +255,13 @@ impl RemoteHeld {
         let (client, id) = (self.client.clone(), self.lock.id);
         let what = format!("release of {}", self.lock.lock_name);
         let url = client.base_url().to_owned();
-        let overdue = self.overdue();
         let key = client.courtesy_key(&self.lock.lock_name);
-        let released = block_bounded(delete(client, id, bound, overdue), bound).unwrap_or(Err(
-            Error::Timeout {
+        let released =
+            block_bounded(release(client, id, bound), bound).unwrap_or(Err(Error::Timeout {
                 what,
                 url,
                 after: bound,
-            },
-        ));
+            }));
         note_release(&key, &released);
         released
     }
@@ -277,19 +270,11 @@ impl RemoteHeld {
     pub(crate) async fn release(mut self, bound: Duration) -> Result<Released> {
         self.stop();
         self.armed = false;
-        let overdue = self.overdue();
         let released =
-            crate::background::run(delete(self.client.clone(), self.lock.id, bound, overdue)).await;
+            crate::background::run(release(self.client.clone(), self.lock.id, bound)).await;
         let key = self.client.courtesy_key(&self.lock.lock_name);
         note_release(&key, &released);
         released
-    }
-
-    /// Whether the lock's last confirmed expiry (minus the margin) has passed:
-    /// the process was paused (or the heartbeat starved) past its lease, so
-    /// the server may have let the lock go and someone else may have held it.
-    fn overdue(&self) -> bool {
-        Instant::now() >= *unpoisoned(&self.confirmed)
     }
 }
 
@@ -306,7 +291,7 @@ impl Drop for RemoteHeld {
         if self.armed {
             let (client, lock) = (self.client.clone(), self.lock.clone());
             crate::background::spawn_cleanup(async move {
-                if let Err(e) = delete(client, lock.id, ABANDONED_BOUND, false).await {
+                if let Err(e) = delete(client, lock.id, ABANDONED_BOUND).await {
                     stderr::line(&format!(
                         "could not release {} (abandoned before use): {e}",
                         lock.lock_name
@@ -317,40 +302,67 @@ impl Drop for RemoteHeld {
     }
 }
 
-/// Deletes the lock `id`. A 404 after an attempt whose answer was lost
-/// counts as our own deletion (a holder must not be told its lock was taken
-/// because its DELETE was answered late), unless the lock was `overdue`: then
-/// it may have expired and been taken by someone else while this process was
-/// paused, and the holder must hear that its lease was lost.
-async fn delete(
-    client: Client,
-    id: uuid::Uuid,
-    bound: Duration,
-    overdue: bool,
-) -> Result<Released> {
+/// Releases the lock `id` when its holder is done with it, within `bound`.
+///
+/// It first reads the lock back (a `GET`, retried like any call): an answer
+/// proves the lock was still ours after the holder's body ended (while a lock
+/// exists, the server answers 409 to anyone else who asks for its name), so
+/// the holder held it to the end whatever the `DELETE` then meets. Without
+/// that proof, a `DELETE` whose answer was lost and whose retry met a 404
+/// cannot tell our own deletion from a lock that was already gone (a server
+/// restart, an administrator's delete, an expiry while this process was
+/// paused) and that someone else may hold now: the holder must hear its lock
+/// was lost. Found by `cargo relukko-torture` (a server restart during a
+/// hold, then the release's answer lost): two holders both reported a clean
+/// hold.
+async fn release(client: Client, id: uuid::Uuid, bound: Duration) -> Result<Released> {
     if client.is_skip() {
         return Ok(Released::Freed);
     }
-    // Deleted by id, never by name: a lock of the same name made by someone
-    // else after ours expired is not touched.
-    match tokio::time::timeout(bound, client.release_lock(id)).await {
-        Ok(Ok(deleted)) => Ok(released(deleted, overdue)),
-        Ok(Err(e)) => Err(e),
+    let work = async {
+        let proven = match client.get(id).await {
+            Ok(_) => true,
+            Err(Error::NotFound { .. }) => return Ok(Released::AlreadyGone),
+            // Not answered: the DELETE's own answer decides.
+            Err(_) => false,
+        };
+        Ok(released(client.release_lock(id).await?, proven))
+    };
+    match tokio::time::timeout(bound, work).await {
+        Ok(r) => r,
         Err(_) => Err(Error::Timeout {
-            what: format!("DELETE /v1/locks/{id}"),
+            what: format!("release of lock {id}"),
             url: client.base_url().to_owned(),
             after: bound,
         }),
     }
 }
 
-/// What a release found, from the DELETE's answer and whether the lock was
-/// overdue (see [`delete`]).
-fn released(deleted: Deleted, overdue: bool) -> Released {
+/// What a release found: the lock was ours to the end if the DELETE deleted
+/// it, or if it was `proven` ours after the body ended (see [`release`]).
+fn released(deleted: Deleted, proven: bool) -> Released {
     match deleted {
         Deleted::Now => Released::Freed,
-        Deleted::Unsure if !overdue => Released::Freed,
+        Deleted::Before | Deleted::Unsure if proven => Released::Freed,
         Deleted::Before | Deleted::Unsure => Released::AlreadyGone,
+    }
+}
+
+/// Deletes the lock `id` nobody will use (its holder went away before using
+/// it), within `bound`.
+async fn delete(client: Client, id: uuid::Uuid, bound: Duration) -> Result<()> {
+    if client.is_skip() {
+        return Ok(());
+    }
+    // Deleted by id, never by name: a lock of the same name made by someone
+    // else after ours expired is not touched.
+    match tokio::time::timeout(bound, client.release_lock(id)).await {
+        Ok(r) => r.map(drop),
+        Err(_) => Err(Error::Timeout {
+            what: format!("DELETE /v1/locks/{id}"),
+            url: client.base_url().to_owned(),
+            after: bound,
+        }),
     }
 }
 
@@ -387,8 +399,6 @@ struct Heartbeat {
     status: StatusTx,
     /// Past this instant the lock may have expired on the server.
     deadline: Instant,
-    /// Where the lease reads `deadline` at release.
-    confirmed: Arc<Mutex<Instant>>,
 }
 
 impl Heartbeat {
@@ -432,7 +442,6 @@ impl Heartbeat {
             {
                 Ok(Ok(_)) => {
                     self.deadline = sent + margin_off(self.lease, self.lease);
-                    *unpoisoned(&self.confirmed) = self.deadline;
                     self.status.held();
                     return true;
                 }
@@ -481,16 +490,15 @@ mod tests {
     /// lease) gets no answer, it may still have reached the server: the local
     /// deadline must follow the lease, not the 10 minutes, or the lease would
     /// claim the lock long after the server let it go.
-    /// A process paused past its lease (SIGSTOP, a debugger) whose DELETE then
-    /// meets a 404 after a lost answer must hear the lease was lost: the lock
-    /// may have expired and been held by someone else meanwhile. Found by
-    /// `cargo relukko-torture` (a holder stopped, the server restarted, the
-    /// DELETE cut and retried): the holder reported a clean release.
+    /// A DELETE that meets a 404 after a lost answer is a clean release only
+    /// if the lock was read back after the body ended: otherwise it may have
+    /// been gone (and someone else's) already.
     #[test]
-    fn an_unsure_delete_of_an_overdue_lock_is_a_loss() {
-        assert_eq!(released(Deleted::Now, true), Released::Freed);
-        assert_eq!(released(Deleted::Unsure, false), Released::Freed);
-        assert_eq!(released(Deleted::Unsure, true), Released::AlreadyGone);
+    fn an_unsure_delete_is_a_loss_unless_the_lock_was_proven_ours() {
+        assert_eq!(released(Deleted::Now, false), Released::Freed);
+        assert_eq!(released(Deleted::Unsure, true), Released::Freed);
+        assert_eq!(released(Deleted::Before, true), Released::Freed);
+        assert_eq!(released(Deleted::Unsure, false), Released::AlreadyGone);
         assert_eq!(released(Deleted::Before, false), Released::AlreadyGone);
     }
 
