@@ -169,8 +169,10 @@ async fn drive(
         }
     }
     // Every waiter has tried its WebSocket (up: connected; blocked: refused)
-    // before the window opens; then a second more so the first quick polls
-    // of a new wait are behind them.
+    // before the window opens; then three seconds more so what starts every
+    // wait is behind them: the first quick polls, and the holder lookup of
+    // the first progress report (2 s into a wait). The window counts what a
+    // long wait costs per second.
     let settle = Instant::now() + Duration::from_secs(30).min(budget.left());
     loop {
         let tried = match proxy {
@@ -182,7 +184,7 @@ async fn drive(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(3));
     let idle = match window {
         Some(w) => {
             let (r0, u0) = (requests(server)?, proxy.map_or(0, Proxy::replied));

@@ -320,7 +320,7 @@ async fn release(client: Client, id: uuid::Uuid, bound: Duration) -> Result<Rele
         return Ok(Released::Freed);
     }
     let work = async {
-        let proven = match client.get(id).await {
+        let proven = match client.read_back(id).await {
             Ok(_) => true,
             Err(Error::NotFound { .. }) => return Ok(Released::AlreadyGone),
             // Not answered: the DELETE's own answer decides.

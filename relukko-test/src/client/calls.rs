@@ -206,6 +206,14 @@ impl Client {
         self.inner.release_lock(id).await
     }
 
+    /// The lock `id` as the server has it now, with retries; runs on the
+    /// caller's executor (a release is already on the background runtime).
+    pub(crate) async fn read_back(&self, id: Uuid) -> Result<Lock> {
+        self.inner
+            .call(Method::GET, &format!("{LOCKS}{id}"), None)
+            .await
+    }
+
     /// Runs `f` on the background runtime.
     async fn bg<T, F, Fut>(&self, f: F) -> Result<T>
     where
