@@ -32,6 +32,17 @@ fn signal_holder_worker() {
 }
 
 #[test]
+#[locked("e2e-signal-pair-b", "e2e-signal-pair-a")]
+#[ignore = "a worker: its driver runs it"]
+fn signal_pair_worker() {
+    if let Some(h) = History::from_env() {
+        h.enter("e2e-signal-pair", "signal_pair_worker");
+        // Stopped by a signal long before this ends.
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+#[test]
 #[locked("e2e-signal-waiter")]
 #[ignore = "a worker: its driver runs it"]
 fn signal_waiter_worker() {
@@ -113,17 +124,24 @@ fn holding(worker_name: &str, env: &[(&str, String)], history: &History) -> Chil
 /// Stops a holder with `sig`: the lock is free for the next client long
 /// before the lease could end, and the holder ended by that very signal.
 fn stop_a_holder_with(sig: i32) -> Duration {
+    stop_with(sig, "signal_holder_worker", &["e2e-signal-holder"])
+}
+
+/// Stops `worker_name`, holding the locks `names`, with `sig`: they are all
+/// free for the next client long before the lease could end, the worker says
+/// how many it released, and it ended by that very signal.
+fn stop_with(sig: i32, worker_name: &str, names: &[&str]) -> Duration {
     let server = TestServer::start();
     let history = History::create("signal");
     let child = holding(
-        "signal_holder_worker",
+        worker_name,
         &server_env(server.base_url(), &server),
         &history,
     );
     send(&child, sig);
     let sent = Instant::now();
     let lease = Locker::relukko(client(&server))
-        .lock_blocking(LockOptions::new("e2e-signal-holder").timeout(BOUND))
+        .lock_blocking(LockOptions::all_of(names.iter().copied()).timeout(BOUND))
         .expect("free soon after the signal");
     let free_after = sent.elapsed();
     lease.release_blocking().unwrap();
@@ -134,7 +152,8 @@ fn stop_a_holder_with(sig: i32) -> Duration {
         Some(sig),
         "ended by the signal: {text}"
     );
-    assert!(text.contains("released 1 lock(s)"), "{text}");
+    let count = format!("released {} lock(s)", names.len());
+    assert!(text.contains(&count), "{count:?} in {text}");
     eprintln!("signal {sig}: the lock was free {free_after:?} after the signal");
     free_after
 }
@@ -155,6 +174,18 @@ fn sigint_frees_the_lock_at_once_and_ends_by_sigint() {
 #[test]
 fn sighup_frees_the_lock_too() {
     let free_after = stop_a_holder_with(libc::SIGHUP);
+    assert!(free_after < Duration::from_secs(10), "{free_after:?}");
+}
+
+/// A lease of several names: the signal releases every one of them, and the
+/// message counts them all (it said 1 for any lease and no test noticed).
+#[test]
+fn a_signal_frees_every_lock_of_a_lease() {
+    let free_after = stop_with(
+        libc::SIGTERM,
+        "signal_pair_worker",
+        &["e2e-signal-pair-a", "e2e-signal-pair-b"],
+    );
     assert!(free_after < Duration::from_secs(10), "{free_after:?}");
 }
 

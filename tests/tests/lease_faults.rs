@@ -118,6 +118,31 @@ fn a_lock_gone_before_a_release_whose_answer_is_lost_is_a_loss() {
     other.release_blocking().unwrap();
 }
 
+/// The server is gone when the holder releases through the blocking path:
+/// the release cannot be done and must say so, with the failure itself (not
+/// a clean release, and not a loss: the lock may still be there until it
+/// expires). Throwing the failed release's error away left every suite green.
+#[test]
+fn a_blocking_release_that_cannot_reach_the_server_fails() {
+    let server = TestServer::start();
+    let name = "faults-release-unreachable";
+    // A long lease: no heartbeat (every 10 s) notices the stop first.
+    let lease = Locker::relukko(direct(&server))
+        .lease(Duration::from_secs(30))
+        .lock_blocking(name)
+        .unwrap();
+    server.stop();
+    let probe = lease.clone();
+    let released = lease.release_blocking();
+    match released {
+        Err(relukko::Error::LockLost { .. }) | Ok(()) => {
+            panic!("the failed release must be reported: {released:?}")
+        }
+        Err(_) => {}
+    }
+    assert_ne!(probe.state(), LeaseState::Released);
+}
+
 type Script = dyn Fn(&str, &str, &str) -> Option<(u16, String)> + Send + Sync;
 
 /// A scripted stand-in for a Relukko server: each request (`method`, `path`,

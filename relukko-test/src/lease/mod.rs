@@ -396,8 +396,10 @@ impl std::fmt::Debug for Lease {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::test_support::TempDir;
-    use crate::{LeaseState, Locker};
+    use crate::{LeaseState, LockOptions, Locker};
 
     #[test]
     fn release_blocking_frees_the_resource_for_the_next_holder() {
@@ -419,6 +421,24 @@ mod tests {
         let lease = locker.lock("unit-lease-async").await.unwrap();
         lease.release().await.unwrap();
         let _again = locker.lock("unit-lease-async").await.unwrap();
+    }
+
+    /// The async release frees the lock itself, not the drop after it: with
+    /// a clone still alive (nothing dropped), the name is free at once.
+    #[tokio::test]
+    async fn release_frees_while_a_clone_lives() {
+        let dir = TempDir::new("lease-async-clone");
+        let locker = Locker::local(dir.path());
+        let lease = locker.lock("unit-lease-clone").await.unwrap();
+        let clone = lease.clone();
+        lease.release().await.unwrap();
+        assert_eq!(clone.state(), LeaseState::Released);
+        let again = locker
+            .lock(LockOptions::new("unit-lease-clone").timeout(Duration::ZERO))
+            .await
+            .expect("free at once, while a clone of the released lease lives");
+        assert_eq!(again.names(), ["unit-lease-clone"]);
+        drop(clone);
     }
 
     #[test]
