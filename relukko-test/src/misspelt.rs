@@ -5,29 +5,9 @@
 
 use std::sync::Once;
 
-/// Every variable this crate reads (client, locking, server binary).
-pub(crate) const KNOWN: [&str; 20] = [
-    "RELUKKO_URL",
-    "RELUKKO_BASE_URL",
-    "RELUKKO_API_KEY",
-    "RELUKKO_LOCAL_DIR",
-    "RELUKKO_TIMEOUT",
-    "RELUKKO_LEASE",
-    "RELUKKO_LOCK_PREFIX",
-    "RELUKKO_CREATOR",
-    "RELUKKO_REQUEST_TIMEOUT",
-    "RELUKKO_CONNECT_TIMEOUT",
-    "RELUKKO_WEBSOCKET",
-    "RELUKKO_CA_BUNDLE",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "RELUKKO_TRUST_ME_IT_IS_LOCKED",
-    "RELUKKO_BIND_ADDR",
-    "RELUKKO_BIND_PORT",
-    "RELUKKO_CLEANUP_GRACE",
-    "RELUKKO_CLEANUP_INTERVAL",
-    "RELUKKO_LOG",
-];
+/// Every variable this crate reads or sets (client, locking, server binary,
+/// command line).
+pub(crate) const KNOWN: [&str; crate::vars::ALL.len()] = crate::vars::ALL;
 
 /// The most edits (insert, delete, substitute, swap two neighbours) between
 /// a misspelling and the name meant.
@@ -123,6 +103,51 @@ mod tests {
                 ("relukko_timeout".to_owned(), "RELUKKO_TIMEOUT"),
             ]
         );
+    }
+
+    #[test]
+    fn every_variable_named_in_the_source_is_known() {
+        // A new setting spelt out in a message or a test but missing from
+        // `vars::ALL` would be called a misspelling of its neighbour.
+        let misspelt = ["RELUKKO_SIGNAL", "RELUKKO_DBS", "RELUKKO_PASWORD"];
+        let mut deliberate = vec![
+            "RELUKKO_",
+            "RELUKKO_ULR",
+            "RELUKKO_API_KEYS",
+            "RELUKKO_E2E_WORKER",
+        ];
+        deliberate.extend(misspelt);
+        let mut stack = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        let mut seen = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for (i, _) in text.match_indices("\"RELUKKO_") {
+                    let name: String = text[i + 1..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    seen += 1;
+                    assert!(
+                        KNOWN.contains(&name.as_str()) || deliberate.contains(&name.as_str()),
+                        "{name} in {} is not in vars::ALL",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(seen > 20, "only {seen} variable names found in the source");
+        for name in misspelt {
+            assert_eq!(check(&[name]).len(), 1, "{name}");
+        }
     }
 
     #[test]

@@ -41,6 +41,57 @@ pub(crate) const SIGNALS: &str = "RELUKKO_SIGNALS";
 pub(crate) const CA_BUNDLE_VARS: [&str; 3] =
     ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
 
+// The server binary's settings (`relukko-server`).
+
+/// The address it binds.
+pub(crate) const BIND_ADDR: &str = "RELUKKO_BIND_ADDR";
+/// The port it binds.
+pub(crate) const BIND_PORT: &str = "RELUKKO_BIND_PORT";
+/// How long an expired lock lingers before the clean-up removes it.
+pub(crate) const CLEANUP_GRACE: &str = "RELUKKO_CLEANUP_GRACE";
+/// How often the clean-up runs.
+pub(crate) const CLEANUP_INTERVAL: &str = "RELUKKO_CLEANUP_INTERVAL";
+/// The log level.
+pub(crate) const LOG: &str = "RELUKKO_LOG";
+/// The database file that keeps locks across restarts.
+pub(crate) const DB: &str = "RELUKKO_DB";
+/// The login of the page at `/`, with [`PASSWORD`].
+pub(crate) const USER: &str = "RELUKKO_USER";
+/// The password of the page at `/`, with [`USER`].
+pub(crate) const PASSWORD: &str = "RELUKKO_PASSWORD";
+
+/// Set by `relukko run` for its command: the names it holds.
+pub(crate) const HELD: &str = "RELUKKO_HELD";
+
+/// Every variable this crate reads or sets, for the misspelling check.
+pub(crate) const ALL: [&str; 25] = [
+    URL_VARS[0],
+    URL_VARS[1],
+    API_KEY,
+    LOCAL_DIR,
+    WAIT_TIMEOUT,
+    LEASE,
+    PREFIX,
+    CREATOR,
+    REQUEST_TIMEOUT,
+    CONNECT_TIMEOUT,
+    WEBSOCKET,
+    SIGNALS,
+    CA_BUNDLE_VARS[0],
+    CA_BUNDLE_VARS[1],
+    CA_BUNDLE_VARS[2],
+    SKIP,
+    BIND_ADDR,
+    BIND_PORT,
+    CLEANUP_GRACE,
+    CLEANUP_INTERVAL,
+    LOG,
+    DB,
+    USER,
+    PASSWORD,
+    HELD,
+];
+
 /// Settings read through `lookup` (variable name to raw value, `None` when unset).
 pub(crate) struct Vars<F> {
     lookup: F,

@@ -252,6 +252,11 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
                     holds[h].end = Some(i);
                     holds[h].died = true;
                 }
+                // Died in its release, before its verdict: the test was
+                // cut short in its runner, so it did not pass either.
+                if let Some(h) = releasing.remove(&l.pid) {
+                    holds[h].died = true;
+                }
                 waiting.remove(&l.pid);
                 if let Some(from) = stopped.remove(&l.pid) {
                     stops.push((l.pid, from, l.t));
@@ -622,6 +627,25 @@ mod tests {
             (57, 3, "enter a 0"),
         ];
         assert_eq!(told(&late), (0, 1, 0));
+    }
+
+    #[test]
+    fn a_holder_that_dies_in_its_release_did_not_pass() {
+        // 1's lock was lost in its body (2 entered); 1 died releasing it.
+        let mut h = vec![
+            (0, 1, "enter a 0"),
+            (20, 2, "enter a 1500"),
+            (30, 1, "exit a"),
+            (31, 1, "dead signal:_9"),
+            (40, 2, "exit a"),
+            (41, 2, "verdict a ok 1"),
+        ];
+        let f = check(&history(&h), &params());
+        assert_eq!((f.undetected_overlaps, f.detected_overlaps), (0, 1));
+        // Had it lived to say "ok", both would have passed: undetected.
+        h[3] = (31, 1, "verdict a ok 1");
+        let f = check(&history(&h), &params());
+        assert_eq!((f.undetected_overlaps, f.detected_overlaps), (1, 0));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::human;
 use crate::{Lease, LockOptions, Locker};
 
 /// The variable CMD finds the held names in.
-pub(crate) const HELD_VAR: &str = "RELUKKO_HELD";
+pub(crate) const HELD_VAR: &str = crate::vars::HELD;
 /// After a signal stopped the wait, the longest relukko waits for abandoned
 /// lock requests to be cleaned up before it exits.
 const SETTLE: Duration = Duration::from_secs(15);

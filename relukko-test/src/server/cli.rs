@@ -205,7 +205,7 @@ where
     let flags = Flags::try_parse_from(args).map_err(Stop::Clap)?;
 
     let setting = |e: crate::Error| Stop::Usage(e.to_string());
-    let Some(api_key) = env.text("RELUKKO_API_KEY").map_err(setting)? else {
+    let Some(api_key) = env.text(vars::API_KEY).map_err(setting)? else {
         return Err(Stop::Usage(
             "RELUKKO_API_KEY is not set: the server refuses to start without an API key \
              (clients send it in the X-API-Key header)"
@@ -215,28 +215,28 @@ where
     let bind = match flags.bind {
         Some(b) => b,
         None => env
-            .text("RELUKKO_BIND_ADDR")
+            .text(vars::BIND_ADDR)
             .map_err(setting)?
             .unwrap_or_else(|| "127.0.0.1".to_owned()),
     };
     let port = match flags.port {
         Some(p) => p,
-        None => match env.text("RELUKKO_BIND_PORT").map_err(setting)? {
-            Some(p) => parse_port("RELUKKO_BIND_PORT", &p)?,
+        None => match env.text(vars::BIND_PORT).map_err(setting)? {
+            Some(p) => parse_port(vars::BIND_PORT, &p)?,
             None => 3000,
         },
     };
     let grace = match flags.grace {
         Some(g) => g,
         None => env
-            .duration("RELUKKO_CLEANUP_GRACE")
+            .duration(vars::CLEANUP_GRACE)
             .map_err(setting)?
             .unwrap_or(DEFAULT_GRACE),
     };
     let interval = match flags.cleanup_interval {
         Some(i) => i,
         None => env
-            .duration("RELUKKO_CLEANUP_INTERVAL")
+            .duration(vars::CLEANUP_INTERVAL)
             .map_err(setting)?
             .unwrap_or(DEFAULT_CLEANUP_INTERVAL),
     };
@@ -245,16 +245,16 @@ where
             "the clean-up interval must be longer than 0".to_owned(),
         ));
     }
-    let log = match env.text("RELUKKO_LOG").map_err(setting)? {
+    let log = match env.text(vars::LOG).map_err(setting)? {
         Some(level) => parse_level(&level)?,
         None => LevelFilter::INFO,
     };
     let db = match flags.db {
         Some(path) => Some(path),
-        None => match env.raw("RELUKKO_DB") {
+        None => match env.raw(vars::DB) {
             Some(path) if path.is_empty() => {
                 return Err(setting(crate::Error::config(
-                    "RELUKKO_DB",
+                    vars::DB,
                     "is set but empty: unset it or give it a path",
                 )));
             }
@@ -265,8 +265,8 @@ where
         return Err(Stop::Usage("--db needs a path".to_owned()));
     }
     let login = match (
-        env.text("RELUKKO_USER").map_err(setting)?,
-        env.text("RELUKKO_PASSWORD").map_err(setting)?,
+        env.text(vars::USER).map_err(setting)?,
+        env.text(vars::PASSWORD).map_err(setting)?,
     ) {
         (Some(user), Some(password)) => Some((user, password)),
         (None, None) => None,
