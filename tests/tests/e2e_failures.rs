@@ -437,13 +437,13 @@ fn a_returned_error_prints_its_message() {
     assert!(!text.contains("Config {"), "{text}");
 }
 
-/// `RELUKO_URL` and `RELUKKO_ULR` are not read (the local backend is used);
-/// stderr names the real variable, once per process.
+/// Misspelt settings (`RELUKKO_LAESE`, `RELUKKO_TIEMOUT`) are not read;
+/// stderr names the real variable, once per process, and the tests run.
 #[test]
 fn misspelt_variables_are_named_once() {
     let (mut env, _dir) = local_env("typo");
-    env.push(("RELUKO_URL", "http://127.0.0.1:9".to_owned()));
-    env.push(("RELUKKO_ULR", "http://127.0.0.1:9".to_owned()));
+    env.push(("RELUKKO_LAESE", "15s".to_owned()));
+    env.push(("RELUKKO_TIEMOUT", "90s".to_owned()));
     let history = History::create("typo");
     env.push((WORKER_VAR, history.path().display().to_string()));
     let out = worker("plain_worker", false, 1, &env)
@@ -454,13 +454,37 @@ fn misspelt_variables_are_named_once() {
     assert_eq!(history.summary().entries, 2, "{text}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (bad, meant) in [
-        ("RELUKO_URL", "RELUKKO_URL"),
-        ("RELUKKO_ULR", "RELUKKO_URL"),
+        ("RELUKKO_LAESE", "RELUKKO_LEASE"),
+        ("RELUKKO_TIEMOUT", "RELUKKO_TIMEOUT"),
     ] {
         let line = format!(
             "relukko: the environment has {bad}, which relukko does not read: did you mean {meant}? (it is ignored)\n"
         );
         assert_eq!(stderr.matches(&line).count(), 1, "{bad}: {text}");
+    }
+}
+
+/// A misspelt server URL (`RELUKO_URL`, `RELUKKO_ULR`) with no real one:
+/// the tests meant to lock on a server, so locking only this machine's files
+/// would let another machine hold the resource too. Every lock fails, naming
+/// the variable and the fix, and no body runs.
+#[test]
+fn a_misspelt_server_url_fails_every_lock() {
+    for bad in ["RELUKO_URL", "RELUKKO_ULR"] {
+        let (mut env, _dir) = local_env("typo-url");
+        env.push((bad, "http://127.0.0.1:9".to_owned()));
+        let history = History::create("typo-url");
+        env.push((WORKER_VAR, history.path().display().to_string()));
+        let out = worker("plain_worker", false, 1, &env)
+            .output()
+            .expect("run workers");
+        let text = output_text(&out);
+        assert!(!out.status.success(), "{bad}: {text}");
+        assert_eq!(history.summary().entries, 0, "{bad}: {text}");
+        let want = format!(
+            "invalid setting {bad}: is set, but relukko reads RELUKKO_URL: without it every test would lock files"
+        );
+        assert!(text.contains(&want), "{bad}: {text}");
     }
 }
 
