@@ -49,6 +49,12 @@ pub(super) fn live() -> Vec<Arc<dyn Live>> {
         .collect()
 }
 
+/// Whether the lease `key` is on the list the exit handler walks.
+#[cfg(test)]
+pub(super) fn registered(key: u64) -> bool {
+    unpoisoned(&LIVE).iter().any(|(k, _)| *k == key)
+}
+
 pub(super) fn unregister(key: u64) {
     unpoisoned(&LIVE).retain(|(k, _)| *k != key);
 }

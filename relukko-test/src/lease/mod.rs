@@ -441,6 +441,38 @@ mod tests {
         drop(clone);
     }
 
+    /// A dropped lease leaves the list the exit handler walks: a long test
+    /// run that takes thousands of leases does not grow it.
+    #[test]
+    fn a_dropped_lease_leaves_the_exit_list() {
+        let dir = TempDir::new("lease-exit-list");
+        let locker = Locker::local(dir.path());
+        let lease = locker.lock_blocking("unit-lease-exit-list").unwrap();
+        let key = lease.inner.key;
+        assert!(super::exit::registered(key));
+        let clone = lease.clone();
+        drop(lease);
+        assert!(super::exit::registered(key), "a clone still holds it");
+        drop(clone);
+        assert!(!super::exit::registered(key));
+    }
+
+    /// Debug output names what is held and how it stands.
+    #[test]
+    fn debug_shows_names_and_state() {
+        let dir = TempDir::new("lease-debug");
+        let locker = Locker::local(dir.path());
+        let lease = locker
+            .lock_blocking(LockOptions::all_of(["unit-dbg-b", "unit-dbg-a"]))
+            .unwrap();
+        let text = format!("{lease:?}");
+        assert!(
+            text.contains(r#"names: ["unit-dbg-a", "unit-dbg-b"]"#),
+            "{text}"
+        );
+        assert!(text.contains("state: Held"), "{text}");
+    }
+
     #[test]
     fn a_temp_dir_is_removed_when_dropped() {
         let dir = TempDir::new("gone");
