@@ -107,6 +107,24 @@ async fn every_call_round_trips() {
     bounded(c.delete(again.id)).await.unwrap();
 }
 
+/// The creator given to one acquire is recorded instead of the client's
+/// (dropping it, and the options with it, left every suite green).
+#[tokio::test]
+async fn acquire_records_its_own_creator() {
+    let server = TestServer::start();
+    let c = client(&server);
+    let name = unique("api-acquire-creator");
+    let opts = AcquireOptions::new()
+        .timeout(Duration::from_secs(5))
+        .creator("nightly fixture");
+    let lock = bounded(c.acquire(&name, opts)).await.unwrap();
+    assert_eq!(
+        relukko::creator_without_token(lock.creator.as_deref().unwrap()),
+        "nightly fixture"
+    );
+    bounded(c.delete(lock.id)).await.unwrap();
+}
+
 #[test]
 fn works_from_many_runtimes_and_sync_code() {
     let server = TestServer::start();

@@ -3,6 +3,8 @@
 //! refused, or once its link drops, it falls back to polling about every
 //! second. Requests are counted by the server itself (`/metrics`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
@@ -48,6 +50,23 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < until, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Returns once the request count stands still: the one poll right after
+/// a waiter's link came up (a push may have been missed before it) and its
+/// first holder lookups are behind us.
+async fn settled(api: &Api) {
+    let mut last = requests(api).await;
+    let until = Instant::now() + BOUND;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = requests(api).await;
+        if now == last {
+            return;
+        }
+        assert!(Instant::now() < until, "the waiter never stops asking");
+        last = now;
     }
 }
 
@@ -101,19 +120,7 @@ async fn an_idle_waiter_with_its_websocket_up_asks_only_as_a_safety_net() {
         waiter.__watch_stats().connects >= 1
     })
     .await;
-    // The one poll right after the link came up (a push may have been
-    // missed before it) is behind us once the count stands still.
-    let mut last = requests(&api).await;
-    let until = Instant::now() + BOUND;
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = requests(&api).await;
-        if now == last {
-            break;
-        }
-        assert!(Instant::now() < until, "the waiter never stops asking");
-        last = now;
-    }
+    settled(&api).await;
     let asked = requests_over_window(&api).await;
     assert!(
         asked <= 1,
@@ -121,6 +128,56 @@ async fn an_idle_waiter_with_its_websocket_up_asks_only_as_a_safety_net() {
          its safety net asks every 12 to 18 s"
     );
     // The push still hands the lock over.
+    hand_over(&holder, &lock, task).await;
+}
+
+/// Progress reports of a waiter whose WebSocket is up name the holder it
+/// last looked up: with no push, the holder is the same, so the reports ask
+/// nothing (asking for each report left every suite green).
+#[tokio::test]
+async fn progress_reports_of_a_waiter_with_its_websocket_up_ask_nothing() {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let (holder, lock) = held(&server, "idle-progress").await;
+    let waiter = Client::builder(server.base_url())
+        .api_key(server.api_key())
+        .build()
+        .unwrap();
+    let reports = Arc::new(AtomicUsize::new(0));
+    let named = Arc::new(AtomicUsize::new(0));
+    let (r, n) = (Arc::clone(&reports), Arc::clone(&named));
+    let opts = AcquireOptions::new()
+        .timeout(BOUND * 2)
+        .progress_after(Duration::from_millis(100))
+        .progress_every(Duration::from_millis(100))
+        .on_progress(move |p| {
+            r.fetch_add(1, Ordering::SeqCst);
+            if p.holder.is_some() {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let task = {
+        let (waiter, name) = (waiter.clone(), lock.lock_name.clone());
+        tokio::spawn(async move { waiter.acquire(&name, opts).await })
+    };
+    eventually("the waiter's WebSocket connects", || {
+        waiter.__watch_stats().connects >= 1
+    })
+    .await;
+    eventually("a report names the holder", || {
+        named.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    settled(&api).await;
+    let before = reports.load(Ordering::SeqCst);
+    let asked = requests_over_window(&api).await;
+    let reported = reports.load(Ordering::SeqCst) - before;
+    assert!(reported >= 10, "only {reported} reports in {WINDOW:?}");
+    assert!(
+        asked <= 1,
+        "a waiter with its WebSocket up asked {asked} times in {WINDOW:?} \
+         for {reported} progress reports; the holder is known"
+    );
     hand_over(&holder, &lock, task).await;
 }
 

@@ -230,6 +230,54 @@ async fn timeout_names_the_holder_and_progress_is_reported() {
     assert!(matches!(e, Error::WaitTimeout { .. }), "{e:?}");
 }
 
+/// Without a healthy WebSocket nothing tells a waiter that its lock changed
+/// hands: each progress report asks who holds it (a report that kept naming
+/// the first holder left every suite green).
+#[tokio::test]
+async fn progress_without_a_websocket_asks_who_holds_each_time() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server)
+        .creator("alice@rig")
+        .build()
+        .unwrap();
+    let waiter = builder(server.base_url(), &server)
+        .websocket(false)
+        .build()
+        .unwrap();
+    let x = unique("wait-holder-changes");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = AcquireOptions::new()
+        .timeout(BOUND)
+        .progress_after(Duration::from_millis(100))
+        .progress_every(Duration::from_millis(100))
+        .on_progress(move |p: &WaitProgress| {
+            let creator = p.holder.as_ref().and_then(|l| l.creator.clone());
+            let _ = tx.send(creator.map(|c| relukko::creator_without_token(&c).to_owned()));
+        });
+    let task = {
+        let (waiter, x) = (waiter.clone(), x.clone());
+        tokio::spawn(async move { waiter.acquire(&x, opts).await })
+    };
+    let mut named = async |who: &str| {
+        while let Some(named) = bounded(rx.recv()).await {
+            if named.as_deref() == Some(who) {
+                return;
+            }
+        }
+        panic!("the wait ended before a report named {who}");
+    };
+    named("alice@rig").await;
+    // The same lock, now someone else's (a handover by hand, say).
+    bounded(holder.update(held.id, Some("bob@rig"), None))
+        .await
+        .unwrap();
+    named("bob@rig").await;
+    bounded(holder.delete(held.id)).await.unwrap();
+    let got = bounded(task).await.unwrap().unwrap();
+    bounded(waiter.delete(got.id)).await.unwrap();
+}
+
 #[tokio::test]
 async fn an_acquire_dropped_mid_wait_leaves_no_lock() {
     let server = TestServer::start();
