@@ -230,6 +230,28 @@ async fn timeout_names_the_holder_and_progress_is_reported() {
     assert!(matches!(e, Error::WaitTimeout { .. }), "{e:?}");
 }
 
+/// No progress report before `progress_after` (a first report due at once
+/// left every suite green).
+#[tokio::test]
+async fn no_progress_report_before_progress_after() {
+    let server = TestServer::start();
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let waiter = builder(server.base_url(), &server).build().unwrap();
+    let x = unique("wait-no-early-report");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let reports: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let sink = Arc::clone(&reports);
+    let opts = AcquireOptions::new()
+        .timeout(Duration::from_millis(1500))
+        .progress_after(Duration::from_secs(3600))
+        .on_progress(move |p: &WaitProgress| sink.lock().unwrap().push(p.waited));
+    let e = bounded(waiter.acquire(&x, opts)).await.unwrap_err();
+    assert!(matches!(e, Error::WaitTimeout { .. }), "{e:?}");
+    let seen = reports.lock().unwrap().clone();
+    assert!(seen.is_empty(), "reports before progress_after: {seen:?}");
+    bounded(holder.delete(held.id)).await.unwrap();
+}
+
 /// Without a healthy WebSocket nothing tells a waiter that its lock changed
 /// hands: each progress report asks who holds it (a report that kept naming
 /// the first holder left every suite green).
