@@ -95,17 +95,23 @@ impl StatusTx {
     /// body ends, which may be long after.
     pub(crate) fn lost(&self, reason: String) {
         let line = lost_line(&self.1.resource, self.1.test.as_deref(), &reason);
-        if self.lost_quietly(reason) {
-            crate::stderr::line(&line);
-        }
+        // The line goes out before anyone can see `Lost`: whoever waits in
+        // `lost()` may release and end the process at once.
+        self.lose(reason, || crate::stderr::line(&line));
     }
 
     /// The lock is gone, found at release (whoever released hears of it
     /// anyway); the first reason sticks. Answers whether this was news.
     pub(crate) fn lost_quietly(&self, reason: String) -> bool {
+        self.lose(reason, || {})
+    }
+
+    /// Marks the lease lost unless it already is, calling `news` first.
+    fn lose(&self, reason: String, news: impl FnOnce()) -> bool {
         self.0.send_if_modified(|s| {
             let change = s.state != LeaseState::Lost;
             if change {
+                news();
                 *s = Status {
                     state: LeaseState::Lost,
                     reason: Some(reason),
@@ -154,6 +160,32 @@ mod tests {
              the test will fail when its body ends"
         );
         assert!(lost_line("rig", None, "x").starts_with("lost rig: x; "));
+    }
+
+    #[test]
+    fn the_news_of_a_loss_goes_out_before_anyone_sees_it() {
+        // Whoever waits for `Lost` may end the process at once: the stderr
+        // line must already be out (it once went missing under nextest).
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let s = StatusTx::new("rig", None);
+        let mut rx = s.subscribe();
+        let told = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let told = told.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                rt.block_on(rx.wait_for(|st| st.state == LeaseState::Lost))
+                    .unwrap();
+                told.load(Ordering::SeqCst)
+            })
+        };
+        assert!(s.lose("gone".into(), || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            told.store(true, Ordering::SeqCst);
+        }));
+        assert!(waiter.join().unwrap(), "Lost was seen before the news");
     }
 
     #[test]
