@@ -74,6 +74,24 @@ impl Api {
             .header("X-api-Key", &self.key)
     }
 
+    /// The requests the server has answered so far, from its `/metrics`:
+    /// the sum of its `relukko_http_requests_total` series whose line
+    /// passes `keep` (say, a route or a method).
+    pub async fn requests_answered(&self, keep: impl Fn(&str) -> bool) -> u64 {
+        let text = self
+            .req(Method::GET, "/metrics")
+            .send()
+            .await
+            .expect("the metrics request reaches the server")
+            .text()
+            .await
+            .expect("the metrics arrive");
+        text.lines()
+            .filter(|l| l.starts_with("relukko_http_requests_total{") && keep(l))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Sends and returns the status and the JSON body (`Value::Null` if the body is empty).
     pub async fn send(rb: RequestBuilder) -> (StatusCode, Value) {
         let response = rb.send().await.expect("the request reaches the server");

@@ -11,7 +11,6 @@ use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Lock};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::{Api, unique};
-use reqwest::Method;
 use tokio::task::JoinHandle;
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -22,20 +21,8 @@ const WINDOW: Duration = Duration::from_secs(5);
 
 /// Requests the server answered so far, `/metrics` itself left out.
 async fn requests(api: &Api) -> u64 {
-    let text = api
-        .req(Method::GET, "/metrics")
-        .send()
+    api.requests_answered(|l| !l.contains("route=\"/metrics\""))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("relukko_http_requests_total{") && !l.contains("route=\"/metrics\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// The requests the server answers over [`WINDOW`].

@@ -232,19 +232,8 @@ fn async_lock_works_on_any_runtime_and_a_dropped_wait_leaves_nothing() {
 /// The create requests (`POST /v1/locks`, taken or not) the server has
 /// answered, from its metrics.
 async fn creates_asked(api: &relukko_e2e::raw::Api) -> u64 {
-    let text = api
-        .req(reqwest::Method::GET, "/metrics")
-        .send()
+    api.requests_answered(|l| l.contains("route=\"/v1/locks") && l.contains("method=\"POST\""))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("relukko_http_requests_total{route=\"/v1/locks"))
-        .filter(|l| l.contains("method=\"POST\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// Dropping a waiting `lock` future ends the wait itself, not only the
