@@ -384,7 +384,11 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
         }
     }
 
-    // Liveness.
+    // Liveness. A name counts as free for others only while some process
+    // waiting for it runs: the runner picks its targets from a model a few
+    // milliseconds old, so a SIGSTOP meant for a holder can hit a process
+    // that has just started to wait, maybe the only one.
+    let waits = Waits::from(&lines[..end_at], end_t);
     let blocked = |from: u64, to: u64| -> u64 {
         let overlap: u64 = windows
             .iter()
@@ -435,7 +439,11 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
         let Some((te, is_censored)) = sample else {
             continue;
         };
-        let free = secs(te.saturating_sub(tf).saturating_sub(blocked(tf, te)));
+        let free = secs(
+            waits
+                .takeable(&v.name, tf, te, &stops)
+                .saturating_sub(blocked(tf, te)),
+        );
         let entry = f.free_after.get_mut(&v.kind).expect("a kind with a bound");
         if is_censored && free <= entry.bound {
             continue; // a lower bound within the bound proves nothing
@@ -458,7 +466,11 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
     // that died, or by a create whose answer was lost).
     let bound = p.bounds.get(NO_HOLDER).map_or(0.0, Duration::as_secs_f64);
     for (name, from, to, is_censored) in idle_stretches(&lines[..end_at], end_t) {
-        let idle = secs(to.saturating_sub(from).saturating_sub(blocked(from, to)));
+        let idle = secs(
+            waits
+                .takeable(&name, from, to, &stops)
+                .saturating_sub(blocked(from, to)),
+        );
         if is_censored && idle <= bound {
             continue;
         }
@@ -474,6 +486,64 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
         }
     }
     f
+}
+
+/// Who waited for which name when: `(pid, name, from, to)`, from the `wait`
+/// line to its `enter`, `giveup`, death or termination signal.
+struct Waits(Vec<(u32, String, u64, u64)>);
+
+/// The step of [`Waits::takeable`].
+const STEP_NS: u64 = 10_000_000;
+
+impl Waits {
+    fn from(lines: &[Line], end_t: u64) -> Waits {
+        let mut open: HashMap<u32, (String, u64)> = HashMap::new();
+        let mut done = Vec::new();
+        for l in lines {
+            let ends = match l.event.as_str() {
+                "wait" => {
+                    if let Some((name, from)) = open.insert(l.pid, (l.arg(0).to_owned(), l.t)) {
+                        done.push((l.pid, name, from, l.t));
+                    }
+                    false
+                }
+                "enter" | "giveup" | "dead" => true,
+                "fault" => TERMINATING.contains(&l.arg(0)),
+                _ => false,
+            };
+            if ends && let Some((name, from)) = open.remove(&l.pid) {
+                done.push((l.pid, name, from, l.t));
+            }
+        }
+        done.extend(
+            open.into_iter()
+                .map(|(pid, (name, from))| (pid, name, from, end_t)),
+        );
+        Waits(done)
+    }
+
+    /// The time in `from..to` during which some process waiting for `name`
+    /// was not stopped by us (to [`STEP_NS`]).
+    fn takeable(&self, name: &str, from: u64, to: u64, stops: &[(u32, u64, u64)]) -> u64 {
+        let mine: Vec<_> = self
+            .0
+            .iter()
+            .filter(|w| w.1 == name && w.2 < to && w.3 > from)
+            .collect();
+        let mut total = 0;
+        let mut t = from;
+        while t < to {
+            let step = STEP_NS.min(to - t);
+            let someone = mine.iter().any(|&&(pid, _, a, b)| {
+                a <= t && t < b && !stops.iter().any(|&(p, s, e)| p == pid && s <= t && t < e)
+            });
+            if someone {
+                total += step;
+            }
+            t += step;
+        }
+        total
+    }
 }
 
 /// The stretches in which a name had waiters but no holder (from `enter` to
@@ -679,6 +749,41 @@ mod tests {
         assert_eq!(s.samples.len(), 1);
         assert!((s.samples[0] - 2.0).abs() < 1e-6, "{:?}", s.samples);
         assert!(!f.broken());
+    }
+
+    #[test]
+    fn a_name_is_not_free_for_others_while_its_only_waiter_is_stopped() {
+        // 2 started to wait just as a SIGSTOP meant for a holder hit it;
+        // 1 was killed; 2, the only waiter, took the name once resumed.
+        let h = history(&[
+            (0, 1, "enter a 0"),
+            (1, 2, "wait a 10000"),
+            (2, 2, "fault sigstop"),
+            (3, 1, "fault sigint_holder"),
+            (42, 2, "cont"),
+            (43, 2, "enter a 4200"),
+        ]);
+        let mut p = params();
+        p.bounds
+            .insert("sigint_holder".to_owned(), Duration::from_secs(1));
+        let f = check(&h, &p);
+        let s = &f.free_after["sigint_holder"];
+        assert_eq!(s.samples.len(), 1);
+        assert!((s.samples[0] - 0.1).abs() < 0.015, "{:?}", s.samples);
+        assert!(!f.broken(), "{:?}", f.evidence);
+        // Had another waiter been running all along, the name was free for it.
+        let mut rows = vec![(1, 3, "wait a 10000")];
+        rows.extend([
+            (0, 1, "enter a 0"),
+            (1, 2, "wait a 10000"),
+            (2, 2, "fault sigstop"),
+            (3, 1, "fault sigint_holder"),
+            (42, 2, "cont"),
+            (43, 2, "enter a 4200"),
+        ]);
+        rows.sort_by_key(|r| r.0);
+        let f = check(&history(&rows), &p);
+        assert!(f.free_after["sigint_holder"].broken(), "{:?}", f.free_after);
     }
 
     #[test]
