@@ -85,8 +85,7 @@ pub(crate) fn from_env() -> Result<Settings> {
     crate::misspelt::warn_once();
     let settings = parse(|name| std::env::var_os(name))?;
     if matches!(settings.kind, BackendKind::Local { .. }) {
-        let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
-        refuse_misspelt_url(names)?;
+        refuse_misspelt_url(crate::misspelt::in_env())?;
     }
     Ok(settings)
 }
@@ -96,15 +95,11 @@ pub(crate) fn from_env() -> Result<Settings> {
 /// to lock on the server, and lock files would let another machine's test
 /// hold the resource at the same time, every test green. False red over
 /// false green; other misspellings only warn.
-pub(crate) fn refuse_misspelt_url(names: impl IntoIterator<Item = String>) -> Result<()> {
-    let found = crate::misspelt::misspellings(names);
-    match found
-        .into_iter()
-        .find(|(_, meant)| URL_VARS.contains(meant))
-    {
+pub(crate) fn refuse_misspelt_url(found: &[(String, &'static str)]) -> Result<()> {
+    match found.iter().find(|(_, meant)| URL_VARS.contains(meant)) {
         None => Ok(()),
         Some((bad, meant)) => Err(Error::config(
-            &bad,
+            bad,
             format!(
                 "is set, but relukko reads {meant}: without it every test would lock \
                  files on this machine only, not on the server; rename it to {meant}, \
@@ -221,14 +216,14 @@ mod tests {
 
     #[test]
     fn a_misspelt_server_url_is_refused_and_other_misspellings_are_not() {
-        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let err = refuse_misspelt_url(names(&["PATH", "RELUKO_URL"])).unwrap_err();
+        let names = |n: &[&str]| crate::misspelt::misspellings(n.iter().map(|s| s.to_string()));
+        let err = refuse_misspelt_url(&names(&["PATH", "RELUKO_URL"])).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("RELUKO_URL"), "{text}");
         assert!(text.contains("rename it to RELUKKO_URL"), "{text}");
-        let err = refuse_misspelt_url(names(&["RELUKKO_BASE_ULR"])).unwrap_err();
+        let err = refuse_misspelt_url(&names(&["RELUKKO_BASE_ULR"])).unwrap_err();
         assert!(err.to_string().contains("RELUKKO_BASE_URL"), "{err}");
-        refuse_misspelt_url(names(&["RELUKKO_LAESE", "RELUKKO_URL", "HOME"])).unwrap();
+        refuse_misspelt_url(&names(&["RELUKKO_LAESE", "RELUKKO_URL", "HOME"])).unwrap();
     }
 
     fn parse_with(vars: &[(&str, &str)]) -> Result<Settings> {

@@ -3,7 +3,7 @@
 //! the environment has a variable that looks like one of ours but is not,
 //! one line on stderr names the nearest real one, once per process.
 
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 /// Every variable this crate reads or sets (client, locking, server binary,
 /// command line).
@@ -18,14 +18,21 @@ const MAX_EDITS: usize = 2;
 pub(crate) fn warn_once() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let names = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok());
-        for (bad, meant) in misspellings(names) {
+        for (bad, meant) in in_env() {
             crate::stderr::line(&format!(
                 "the environment has {bad}, which relukko does not read: \
                  did you mean {meant}? (it is ignored)"
             ));
         }
     });
+}
+
+/// [`misspellings`] of the process environment, found once per process
+/// (every fresh test process pays for it).
+pub(crate) fn in_env() -> &'static [(String, &'static str)] {
+    static FOUND: OnceLock<Vec<(String, &'static str)>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| misspellings(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok())))
 }
 
 /// `(name, nearest known name)` for each name that is not ours but within
@@ -37,22 +44,34 @@ pub(crate) fn misspellings(names: impl IntoIterator<Item = String>) -> Vec<(Stri
         .filter(|n| !KNOWN.contains(&n.as_str()))
         .filter_map(|n| {
             let upper = n.to_ascii_uppercase();
-            let (dist, meant) = KNOWN.iter().map(|k| (distance(&upper, k), *k)).min()?;
-            (dist <= MAX_EDITS).then_some((n, meant))
+            let (_, meant) = KNOWN
+                .iter()
+                .filter_map(|k| Some((within(&upper, k, MAX_EDITS)?, *k)))
+                .min()?;
+            Some((n, meant))
         })
         .collect();
     found.sort();
     found
 }
 
-/// The optimal string alignment distance: edits (insert, delete,
-/// substitute, swap of neighbours) from `a` to `b`, on bytes.
-fn distance(a: &str, b: &str) -> usize {
+/// The optimal string alignment distance (edits: insert, delete,
+/// substitute, swap of neighbours) from `a` to `b`, on bytes, if it is at
+/// most `max`. Gives up as soon as it must be more: most names in an
+/// environment are nothing like ours, and each test process checks them all.
+fn within(a: &str, b: &str, max: usize) -> Option<usize> {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    // Rows i-2, i-1 and i of the table.
-    let mut prev2 = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    // Rows i-2, i-1 and i of the table, on the stack: `b` is one of ours.
+    const WIDTH: usize = 40;
+    if b.len() >= WIDTH {
+        return None;
+    }
+    let mut prev2 = [0; WIDTH];
+    let mut prev: [usize; WIDTH] = std::array::from_fn(|j| j);
+    let mut cur = [0; WIDTH];
     for i in 1..=a.len() {
         cur[0] = i;
         for j in 1..=b.len() {
@@ -62,10 +81,15 @@ fn distance(a: &str, b: &str) -> usize {
                 cur[j] = cur[j].min(prev2[j - 2] + 1);
             }
         }
+        // Every path to the end crosses rows i and i-1 (a swap spans two).
+        let row = b.len() + 1;
+        if cur[..row].iter().chain(&prev[..row]).all(|&d| d > max) {
+            return None;
+        }
         std::mem::swap(&mut prev2, &mut prev);
         std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|&d| d <= max)
 }
 
 #[cfg(test)]
@@ -78,11 +102,18 @@ mod tests {
 
     #[test]
     fn distances() {
-        assert_eq!(distance("RELUKKO_URL", "RELUKKO_URL"), 0);
-        assert_eq!(distance("RELUKO_URL", "RELUKKO_URL"), 1);
-        assert_eq!(distance("RELUKKO_ULR", "RELUKKO_URL"), 1);
-        assert_eq!(distance("", "ABC"), 3);
-        assert_eq!(distance("KITTEN", "SITTING"), 3);
+        assert_eq!(within("RELUKKO_URL", "RELUKKO_URL", 2), Some(0));
+        assert_eq!(within("RELUKO_URL", "RELUKKO_URL", 2), Some(1));
+        assert_eq!(within("RELUKKO_ULR", "RELUKKO_URL", 2), Some(1));
+        assert_eq!(within("", "ABC", 3), Some(3));
+        assert_eq!(within("", "ABC", 2), None);
+        assert_eq!(within("KITTEN", "SITTING", 3), Some(3));
+        assert_eq!(within("KITTEN", "SITTING", 2), None);
+        assert!(KNOWN.iter().all(|k| k.len() < 40));
+        // A swap late in the name, after rows whose minimum is already max.
+        assert_eq!(within("RELUKKO_LAESE", "RELUKKO_LEASE", 1), Some(1));
+        assert_eq!(within("XRELUKKO_LAESE", "RELUKKO_LEASE", 2), Some(2));
+        assert_eq!(within("CARGO_PKG_NAME", "RELUKKO_LEASE", 2), None);
     }
 
     #[test]
@@ -113,6 +144,8 @@ mod tests {
         let mut deliberate = vec![
             "RELUKKO_",
             "RELUKKO_ULR",
+            "RELUKKO_BASE_ULR",
+            "RELUKKO_LAESE",
             "RELUKKO_API_KEYS",
             "RELUKKO_E2E_WORKER",
         ];
