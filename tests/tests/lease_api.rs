@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
-use relukko::{Error, LeaseState, LockOptions, Locker};
+use relukko::{Client, Error, LeaseState, LockOptions, Locker, RetryPolicy};
 use relukko_e2e::history::{WORKER_VAR, fresh_dir, output_text, worker};
 use relukko_e2e::setup::{client, rt};
 use relukko_e2e::temp::TempDir;
@@ -434,6 +434,47 @@ fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
             "relukko: could not release cut",
         ],
     );
+}
+
+/// A server found unreachable fails the next locks of this process at once
+/// for a while, and only its own: a locker of another server still asks that
+/// server (one memory for every server left every suite green). In a child:
+/// the memory is process-wide.
+#[test]
+fn an_unreachable_server_stops_only_its_own_locks() {
+    in_child("an_unreachable_server_stops_only_its_own_locks_worker", &[]);
+}
+
+#[test]
+#[ignore = "a worker: its driver runs it"]
+fn an_unreachable_server_stops_only_its_own_locks_worker() {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return;
+    }
+    let closed = {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", port.local_addr().unwrap())
+    };
+    let dead = Locker::relukko(
+        Client::builder(&closed)
+            .api_key("unused")
+            .websocket(false)
+            .retry(RetryPolicy::never())
+            .build()
+            .unwrap(),
+    )
+    .timeout(secs(30));
+    let err = dead.lock_blocking("unreachable").unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    let err = dead.lock_blocking("unreachable").unwrap_err();
+    assert!(err.to_string().contains("not tried again"), "{err}");
+
+    let server = TestServer::start();
+    let lease = Locker::relukko(client(&server))
+        .timeout(Duration::ZERO)
+        .lock_blocking("reachable")
+        .expect("another server is asked");
+    lease.release_blocking().unwrap();
 }
 
 /// Several names share one deadline: a request that waited for its first
