@@ -400,6 +400,14 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
             overlap + (p.request_timeout + Duration::from_secs(1)).as_nanos() as u64
         }
     };
+    // Time `pid` spent stopped by us within `from..to`.
+    let stopped_for = |pid: u32, from: u64, to: u64| -> u64 {
+        stops
+            .iter()
+            .filter(|&&(p, _, _)| p == pid)
+            .map(|&(_, s, e)| e.min(to).saturating_sub(s.max(from)))
+            .sum()
+    };
     for v in victims {
         let mut waiters = v.waiters;
         if waiters.is_empty() {
@@ -439,10 +447,18 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
         let Some((te, is_censored)) = sample else {
             continue;
         };
+        // A victim we stopped after its signal could not release meanwhile
+        // (for a SIGSTOP, that stop is the fault being measured).
+        let held_up = if v.kind == "sigstop" {
+            0
+        } else {
+            stopped_for(v.pid, tf, te)
+        };
         let free = secs(
             waits
                 .takeable(&v.name, tf, te, &stops)
-                .saturating_sub(blocked(tf, te)),
+                .saturating_sub(blocked(tf, te))
+                .saturating_sub(held_up),
         );
         let entry = f.free_after.get_mut(&v.kind).expect("a kind with a bound");
         if is_censored && free <= entry.bound {
@@ -465,11 +481,14 @@ pub fn check(lines: &[Line], p: &Params) -> Figures {
     // Names nobody held while others waited (a lock left behind by a holder
     // that died, or by a create whose answer was lost).
     let bound = p.bounds.get(NO_HOLDER).map_or(0.0, Duration::as_secs_f64);
-    for (name, from, to, is_censored) in idle_stretches(&lines[..end_at], end_t) {
+    for (name, left, from, to, is_censored) in idle_stretches(&lines[..end_at], end_t) {
+        // Whoever left it by a signal releases it only once it runs again.
+        let held_up = left.map_or(0, |pid| stopped_for(pid, from, to));
         let idle = secs(
             waits
                 .takeable(&name, from, to, &stops)
-                .saturating_sub(blocked(from, to)),
+                .saturating_sub(blocked(from, to))
+                .saturating_sub(held_up),
         );
         if is_censored && idle <= bound {
             continue;
@@ -548,13 +567,16 @@ impl Waits {
 
 /// The stretches in which a name had waiters but no holder (from `enter` to
 /// `verdict`, or to the death or termination signal of the holder): `(name,
-/// from, to, censored)`, censored when the waiters left (or the run ended)
-/// before anyone entered.
-fn idle_stretches(lines: &[Line], end_t: u64) -> Vec<(String, u64, u64, bool)> {
+/// signalled, from, to, censored)`, `signalled` the holder a termination
+/// signal took it from (it releases only while it runs), censored when the
+/// waiters left (or the run ended) before anyone entered.
+fn idle_stretches(lines: &[Line], end_t: u64) -> Vec<(String, Option<u32>, u64, u64, bool)> {
     let mut occupied: HashMap<u32, String> = HashMap::new();
     let mut waiting: HashMap<u32, String> = HashMap::new();
     let mut idle_since: BTreeMap<String, u64> = BTreeMap::new();
     let mut names: HashSet<String> = HashSet::new();
+    // Per name, the process a termination signal took it from last.
+    let mut left: HashMap<String, u32> = HashMap::new();
     let mut out = Vec::new();
     for l in lines {
         match l.event.as_str() {
@@ -570,11 +592,15 @@ fn idle_stretches(lines: &[Line], end_t: u64) -> Vec<(String, u64, u64, bool)> {
                 waiting.remove(&l.pid);
             }
             "verdict" | "dead" => {
-                occupied.remove(&l.pid);
+                if let Some(name) = occupied.remove(&l.pid) {
+                    left.remove(&name);
+                }
                 waiting.remove(&l.pid);
             }
             "fault" if TERMINATING.contains(&l.arg(0)) => {
-                occupied.remove(&l.pid);
+                if let Some(name) = occupied.remove(&l.pid) {
+                    left.insert(name, l.pid);
+                }
                 waiting.remove(&l.pid);
             }
             _ => continue,
@@ -588,14 +614,15 @@ fn idle_stretches(lines: &[Line], end_t: u64) -> Vec<(String, u64, u64, bool)> {
                 }
                 (true, _, Some(from)) | (false, false, Some(from)) => {
                     idle_since.remove(name);
-                    out.push((name.clone(), from, l.t, !busy));
+                    out.push((name.clone(), left.get(name).copied(), from, l.t, !busy));
                 }
                 _ => {}
             }
         }
     }
     for (name, from) in idle_since {
-        out.push((name, from, end_t, true));
+        let by = left.get(&name).copied();
+        out.push((name, by, from, end_t, true));
     }
     out
 }
@@ -784,6 +811,38 @@ mod tests {
         rows.sort_by_key(|r| r.0);
         let f = check(&history(&rows), &p);
         assert!(f.free_after["sigint_holder"].broken(), "{:?}", f.free_after);
+    }
+
+    #[test]
+    fn a_holder_we_stop_after_its_signal_is_not_slow_to_release() {
+        // The runner once stopped a holder right after sending it SIGTERM
+        // (a target picked from a stale model): it released when resumed.
+        let h = history(&[
+            (0, 1, "enter a 0"),
+            (1, 2, "wait a 10000"),
+            (10, 1, "fault sigterm_holder"),
+            (10, 1, "fault sigstop"),
+            (47, 1, "cont"),
+            (47, 2, "enter a 4600"),
+            (48, 1, "dead signal:_15"),
+        ]);
+        let mut p = params();
+        p.bounds
+            .insert("sigterm_holder".to_owned(), Duration::from_secs(1));
+        let f = check(&h, &p);
+        assert!(!f.broken(), "{:?}", f.evidence);
+        assert_eq!(f.free_after["sigterm_holder"].samples, [0.0]);
+        assert_eq!(f.free_after[NO_HOLDER].samples, [0.0]);
+        // Not stopped, the same wait is a liveness failure.
+        let mut h = h;
+        h.retain(|l| l.event != "cont" && l.arg(0) != "sigstop");
+        let f = check(&h, &p);
+        assert!(
+            f.free_after["sigterm_holder"].broken(),
+            "{:?}",
+            f.free_after
+        );
+        assert!((f.free_after[NO_HOLDER].samples[0] - 3.7).abs() < 0.02);
     }
 
     #[test]

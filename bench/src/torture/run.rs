@@ -299,6 +299,10 @@ struct Run<'a> {
     spawned: u64,
     until_ns: u64,
     stopped: HashMap<u32, Instant>,
+    /// Sent SIGKILL, SIGTERM or SIGINT: no longer a target. A stop right
+    /// after a SIGTERM would hold up the release it triggers, and the
+    /// checker would blame the library for our own fault.
+    doomed: HashSet<u32>,
     log: File,
 }
 
@@ -347,6 +351,7 @@ impl Run<'_> {
             self.history
                 .line(pid, "dead", &format!("{status}").replace(' ', "_"));
             self.children.remove(&pid);
+            self.doomed.remove(&pid);
             self.stopped.remove(&pid);
             model.forget(pid);
         }
@@ -357,7 +362,11 @@ impl Run<'_> {
         let mut pids: Vec<u32> = candidates
             .keys()
             .copied()
-            .filter(|p| self.children.contains_key(p) && !self.stopped.contains_key(p))
+            .filter(|p| {
+                self.children.contains_key(p)
+                    && !self.stopped.contains_key(p)
+                    && !self.doomed.contains(p)
+            })
             .collect();
         pids.sort_unstable();
         (!pids.is_empty()).then(|| pids[(pick % pids.len() as u64) as usize])
@@ -433,6 +442,7 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
         spawned: 0,
         until_ns: now_ns() + run_for.as_nanos() as u64,
         stopped: HashMap::new(),
+        doomed: HashSet::new(),
         log,
     };
     run.history.line(
@@ -546,6 +556,7 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
                     // (and the next holder's entry) come after this line.
                     run.history.line(pid, "fault", f.kind);
                     signal(pid, sig);
+                    run.doomed.insert(pid);
                 }
                 "sigstop" => {
                     let Some(pid) = victim(true) else {
