@@ -436,6 +436,34 @@ fn relukko_unreachable_server_makes_the_lease_uncertain_then_lost() {
     );
 }
 
+/// A pool wait on a Relukko server that times out names who holds each of
+/// its names (a message without them left every suite green).
+#[test]
+fn relukko_pool_timeout_names_every_holder() {
+    let server = TestServer::start();
+    let c = client(&server);
+    let keeper = Locker::relukko(c.clone()).creator("pool keeper");
+    let a = keeper.lock_blocking("pool-a").unwrap();
+    let b = keeper.lock_blocking("pool-b").unwrap();
+    let err = Locker::relukko(c)
+        .lock_blocking(LockOptions::any_of(["pool-a", "pool-b"]).timeout(secs(1)))
+        .unwrap_err();
+    match &err {
+        Error::WaitTimeout {
+            holder: Some(h), ..
+        } => {
+            assert!(
+                h.contains("pool-a: pool keeper since ")
+                    && h.contains("pool-b: pool keeper since "),
+                "{h}"
+            );
+        }
+        other => panic!("expected WaitTimeout naming the holders, got {other:?}"),
+    }
+    a.release_blocking().unwrap();
+    b.release_blocking().unwrap();
+}
+
 /// A server found unreachable fails the next locks of this process at once
 /// for a while, and only its own: a locker of another server still asks that
 /// server (one memory for every server left every suite green). In a child:

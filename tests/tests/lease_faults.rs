@@ -118,6 +118,55 @@ fn a_lock_gone_before_a_release_whose_answer_is_lost_is_a_loss() {
     other.release_blocking().unwrap();
 }
 
+/// The first keep-alive (which cuts the server's 10 minutes to the lease)
+/// reaches the server but its answer is lost: the lease counts on the lease
+/// from when it was sent, and its heartbeat goes on and keeps the lock (a
+/// deadline already past at the start lost it at the first beat, and every
+/// suite stayed green).
+#[test]
+fn a_first_keep_alive_whose_answer_is_lost_is_made_up_by_the_heartbeat() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(
+        server.addr(),
+        Mode::Pick {
+            method: "PUT",
+            count: 1,
+            fault: Fault::LoseAnswer,
+        },
+    );
+    let client = Client::builder(proxy.base_url())
+        .api_key(server.api_key())
+        .websocket(false)
+        .request_timeout(Duration::from_secs(1))
+        .retry(RetryPolicy::never())
+        .build()
+        .unwrap();
+    let name = "faults-first-keep-alive-lost";
+    // Beats every 2 s; the lock counts as ours until 5.4 s after the lost
+    // keep-alive was sent.
+    let lease = Locker::relukko(client)
+        .lease(Duration::from_secs(6))
+        .lock_blocking(name)
+        .unwrap();
+    assert_eq!(
+        proxy.picked(),
+        1,
+        "the first keep-alive was not the lost one"
+    );
+    let watch = direct(&server);
+    let first = rt().block_on(watch.holder(name)).unwrap().expect("held");
+    wait_until(
+        "a heartbeat reaching the server",
+        Duration::from_secs(30),
+        || {
+            let now = rt().block_on(watch.holder(name)).unwrap().expect("held");
+            now.updated_at != first.updated_at || lease.state() == LeaseState::Lost
+        },
+    );
+    assert_eq!(lease.state(), LeaseState::Held, "{:?}", lease.lost_reason());
+    lease.release_blocking().unwrap();
+}
+
 /// The server is gone when the holder releases through the blocking path:
 /// the release cannot be done and must say so, with the failure itself (not
 /// a clean release, and not a loss: the lock may still be there until it
