@@ -782,33 +782,25 @@ mod tests {
     fn a_name_is_not_free_for_others_while_its_only_waiter_is_stopped() {
         // 2 started to wait just as a SIGSTOP meant for a holder hit it;
         // 1 was killed; 2, the only waiter, took the name once resumed.
-        let h = history(&[
+        let rows = [
             (0, 1, "enter a 0"),
             (1, 2, "wait a 10000"),
             (2, 2, "fault sigstop"),
             (3, 1, "fault sigint_holder"),
             (42, 2, "cont"),
             (43, 2, "enter a 4200"),
-        ]);
+        ];
         let mut p = params();
         p.bounds
             .insert("sigint_holder".to_owned(), Duration::from_secs(1));
-        let f = check(&h, &p);
+        let f = check(&history(&rows), &p);
         let s = &f.free_after["sigint_holder"];
         assert_eq!(s.samples.len(), 1);
         assert!((s.samples[0] - 0.1).abs() < 0.015, "{:?}", s.samples);
         assert!(!f.broken(), "{:?}", f.evidence);
         // Had another waiter been running all along, the name was free for it.
-        let mut rows = vec![(1, 3, "wait a 10000")];
-        rows.extend([
-            (0, 1, "enter a 0"),
-            (1, 2, "wait a 10000"),
-            (2, 2, "fault sigstop"),
-            (3, 1, "fault sigint_holder"),
-            (42, 2, "cont"),
-            (43, 2, "enter a 4200"),
-        ]);
-        rows.sort_by_key(|r| r.0);
+        let mut rows = rows.to_vec();
+        rows.insert(1, (1, 3, "wait a 10000"));
         let f = check(&history(&rows), &p);
         assert!(f.free_after["sigint_holder"].broken(), "{:?}", f.free_after);
     }
