@@ -174,3 +174,30 @@ fn heartbeats_stop_when_the_lease_stops() {
         "keep-alives went on after the release"
     );
 }
+
+/// After a release, the heartbeat of a healthy lease stops too: a heartbeat
+/// that went on met the deleted lock's 404 and turned the released lease
+/// into a lost one (the test above cannot tell: with every answer lost, its
+/// heartbeat gives up by itself when the lease runs out).
+#[test]
+fn a_released_lease_beats_no_more() {
+    let server = TestServer::start();
+    let client = builder(server.base_url(), &server)
+        .websocket(false)
+        .build()
+        .unwrap();
+    let lease = Locker::relukko(client)
+        .lease(Duration::from_secs(3))
+        .lock_blocking(unique("beats-after-release"))
+        .unwrap();
+    let probe = lease.clone();
+    lease.release_blocking().unwrap();
+    // Three heartbeat periods (one a second): time for a beat that goes on.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        probe.state(),
+        relukko::LeaseState::Released,
+        "{:?}",
+        probe.lost_reason()
+    );
+}
