@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use relukko::server::TestServer;
 use relukko::{AcquireOptions, Error, LockOptions, Locker, RetryPolicy};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
-use relukko_e2e::raw::unique;
-use relukko_e2e::setup::{BOUND, bounded, builder, eventually};
+use relukko_e2e::raw::{Api, unique};
+use relukko_e2e::setup::{BOUND, bounded, builder, eventually, rt};
 
 /// How often `eventually` looks again.
 const POLL: Duration = Duration::from_millis(20);
@@ -200,4 +200,58 @@ fn a_released_lease_beats_no_more() {
         "{:?}",
         probe.lost_reason()
     );
+}
+
+/// The keep-alives the server of `api` answered so far.
+fn keep_alives(api: &Api) -> u64 {
+    let text = rt().block_on(async {
+        let answer = api.req(reqwest::Method::GET, "/metrics").send().await;
+        answer.unwrap().text().await.unwrap()
+    });
+    text.lines()
+        .filter(|l| {
+            l.starts_with(r#"relukko_http_requests_total{route="/v1/locks/{id}/keep_alive","#)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A Relukko lease with heartbeats every `lease / 3`, held `for_` (then
+/// released): the keep-alives the server answered meanwhile.
+fn keep_alives_over(lease: Duration, for_: Duration) -> u64 {
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    let client = builder(server.base_url(), &server)
+        .websocket(false)
+        .build()
+        .unwrap();
+    let held = Locker::relukko(client)
+        .lease(lease)
+        .lock_blocking(unique("beats-pace"))
+        .unwrap();
+    std::thread::sleep(for_);
+    let n = keep_alives(&api);
+    held.release_blocking().unwrap();
+    n
+}
+
+/// The first heartbeat comes a third of the lease after the lock was set
+/// up, not at once: over 3 s of a 30 s lease the server sees only the
+/// keep-alive that cut the lock's life to the lease (a beat at once left
+/// every suite green).
+#[test]
+fn the_first_heartbeat_waits_a_third_of_the_lease() {
+    assert_eq!(
+        keep_alives_over(Duration::from_secs(30), Duration::from_secs(3)),
+        1
+    );
+}
+
+/// Heartbeats keep their pace, one every third of the lease: over 4 s of a
+/// 3 s lease, the setup's keep-alive and about four beats, never a flood
+/// (beats back to back left every suite green).
+#[test]
+fn heartbeats_keep_their_pace() {
+    let n = keep_alives_over(Duration::from_secs(3), Duration::from_secs(4));
+    assert!(n <= 8, "{n} keep-alives in 4 s, one a second");
 }
