@@ -167,6 +167,45 @@ fn a_first_keep_alive_whose_answer_is_lost_is_made_up_by_the_heartbeat() {
     lease.release_blocking().unwrap();
 }
 
+/// Failing heartbeats back off (200 ms, doubling, up to half a beat) until
+/// the lease runs out: a handful of tries, not a flood (a pause that halved
+/// instead left every suite green).
+#[test]
+fn failing_heartbeats_back_off() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    let client = Client::builder(proxy.base_url())
+        .api_key(server.api_key())
+        .websocket(false)
+        .request_timeout(Duration::from_secs(1))
+        .retry(RetryPolicy::never())
+        .build()
+        .unwrap();
+    // Beats every 2 s; counts as held until about 5.4 s after the setup.
+    let lease = Locker::relukko(client)
+        .lease(Duration::from_secs(6))
+        .lock_blocking("faults-heartbeat-backoff")
+        .unwrap();
+    proxy.set_mode(Mode::Reply(
+        500,
+        r#"{"status":500,"message":"down"}"#.to_owned(),
+    ));
+    proxy.cut();
+    wait_until("the lease is lost", Duration::from_secs(30), || {
+        lease.state() == LeaseState::Lost
+    });
+    // About six: at 2 s, then 0.2, 0.4, 0.8 and 1 s apart until 5.4 s.
+    let tries = proxy.replied();
+    assert!((1..=20).contains(&tries), "{tries} keep-alives tried");
+    proxy.set_mode(Mode::Forward);
+    proxy.cut();
+    let released = lease.release_blocking();
+    assert!(
+        matches!(released, Err(relukko::Error::LockLost { .. })),
+        "{released:?}"
+    );
+}
+
 /// The server is gone when the holder releases through the blocking path:
 /// the release cannot be done and must say so, with the failure itself (not
 /// a clean release, and not a loss: the lock may still be there until it
