@@ -78,6 +78,21 @@ fn worker_self_other_thread_waits() {
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err:?}");
 }
 
+/// The same name in another lock folder is another resource: the test
+/// takes it at once rather than being told it holds it (two folders taken
+/// for one place left every suite green).
+#[test]
+#[locked("e2e-self")]
+#[ignore = "a worker: its driver runs it"]
+fn worker_self_other_folder_is_another_resource() {
+    let elsewhere = fresh_dir("self-elsewhere");
+    relukko::Locker::local(elsewhere.path())
+        .lock_blocking(LockOptions::new(RIG).timeout(Duration::ZERO))
+        .expect("another folder's lock is another resource")
+        .release_blocking()
+        .unwrap();
+}
+
 /// After the test, the resource is free again for the same thread.
 #[test]
 #[ignore = "a worker: its driver runs it"]
@@ -98,7 +113,7 @@ fn run(env: &[(&str, String)]) {
         .expect("run workers");
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("4 passed; 0 failed"), "{text}");
+    assert!(text.contains("5 passed; 0 failed"), "{text}");
 }
 
 #[test]
