@@ -354,7 +354,13 @@ fn relukko_deleted_lock_is_lost_and_release_says_so_worker() {
         assert!(err.to_string().contains("deleted by someone else"), "{err}");
     });
     assert_eq!(lease.state(), LeaseState::Lost);
-    assert!(lease.lost_reason().unwrap().contains("404"));
+    let reason = lease.lost_reason().unwrap();
+    assert!(reason.contains("404"), "{reason}");
+    // How long it was held: about a heartbeat period (1 s), never nothing.
+    assert!(
+        reason.contains(" after it was acquired") && !reason.contains(", 0ms after it was"),
+        "{reason}"
+    );
     let err = lease.release_blocking().unwrap_err();
     assert!(matches!(err, Error::LockLost { .. }), "{err}");
 }
