@@ -24,6 +24,16 @@ fn names_map_to_distinct_stable_files() {
         PathBuf::from(format!("/x/Rig_1-{:016x}.lock", fnv1a(b"Rig/1")))
     );
     assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    // Processes built from other versions must find the same file: letters,
+    // digits, '-', '_' and '.' stay as they are, anything else becomes '_'.
+    assert_eq!(
+        local.path_for("hil-rig_3.a b"),
+        PathBuf::from(format!(
+            "/x/hil-rig_3.a_b-{:016x}.lock",
+            fnv1a(b"hil-rig_3.a b")
+        ))
+    );
+    assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
 }
 
 #[test]
