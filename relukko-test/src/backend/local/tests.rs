@@ -495,3 +495,24 @@ mod shared_host {
         assert_eq!(std::fs::metadata(local.path_for("mine")).unwrap().len(), 0);
     }
 }
+
+/// A hold dropped without its release (the first name of a set whose next
+/// name timed out, a wait dropped just as it got the lock) empties its
+/// record as well as its lock: nobody is then named as its holder (keeping
+/// the record left every suite green).
+#[test]
+fn a_hold_dropped_unreleased_empties_its_record() {
+    let dir = TempDir::new("dropped-record");
+    let local = Local::new(dir.path().to_path_buf());
+    let names = vec!["r".to_owned()];
+    let (_, held) = local
+        .acquire_any_blocking(&names, &wait(1000), None)
+        .unwrap();
+    let holder = local.holders(&names);
+    assert!(
+        holder.starts_with("me@here test=t pid=1 since "),
+        "{holder}"
+    );
+    drop(held);
+    assert_eq!(local.holders(&names), "an unknown holder");
+}
