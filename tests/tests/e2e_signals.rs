@@ -43,6 +43,20 @@ fn signal_pair_worker() {
 }
 
 #[test]
+#[ignore = "a worker: its driver runs it"]
+fn signal_after_release_worker() {
+    if let Some(h) = History::from_env() {
+        relukko::lock_blocking("e2e-signal-after")
+            .expect("lock")
+            .release_blocking()
+            .unwrap();
+        h.enter("e2e-signal-after", "signal_after_release_worker");
+        // Stopped by a signal long before this ends.
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+#[test]
 #[locked("e2e-signal-waiter")]
 #[ignore = "a worker: its driver runs it"]
 fn signal_waiter_worker() {
@@ -187,6 +201,25 @@ fn a_signal_frees_every_lock_of_a_lease() {
         &["e2e-signal-pair-a", "e2e-signal-pair-b"],
     );
     assert!(free_after < Duration::from_secs(10), "{free_after:?}");
+}
+
+/// Once every lease has ended, a signal does what it would without us:
+/// nothing is released or said, the process just ends by it (a count of
+/// live leases that never went down left every suite green).
+#[test]
+fn a_signal_after_every_lease_ended_is_left_alone() {
+    let server = TestServer::start();
+    let history = History::create("signal-after");
+    let child = holding(
+        "signal_after_release_worker",
+        &server_env(server.base_url(), &server),
+        &history,
+    );
+    send(&child, libc::SIGTERM);
+    let out = child.wait_with_output().unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{text}");
+    assert!(!text.contains("lock(s) in"), "{text}");
 }
 
 /// With `RELUKKO_SIGNALS=off` nothing is caught: the lock stays until it
