@@ -204,16 +204,7 @@ fn a_released_lease_beats_no_more() {
 
 /// The keep-alives the server of `api` answered so far.
 fn keep_alives(api: &Api) -> u64 {
-    let text = rt().block_on(async {
-        let answer = api.req(reqwest::Method::GET, "/metrics").send().await;
-        answer.unwrap().text().await.unwrap()
-    });
-    text.lines()
-        .filter(|l| {
-            l.starts_with(r#"relukko_http_requests_total{route="/v1/locks/{id}/keep_alive","#)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    rt().block_on(api.requests_answered(|l| l.contains(r#"route="/v1/locks/{id}/keep_alive""#)))
 }
 
 /// A Relukko lease with heartbeats every `lease / 3`, held `for_` (then
