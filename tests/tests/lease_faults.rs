@@ -23,11 +23,20 @@ fn direct(server: &TestServer) -> Client {
 
 /// A client through `proxy` with quick retries and no WebSocket.
 fn through(proxy: &Proxy, server: &TestServer) -> Client {
+    through_with(
+        proxy,
+        server,
+        RetryPolicy::default().first_delay(Duration::from_millis(50)),
+    )
+}
+
+/// A client through `proxy` with `retry` and no WebSocket.
+fn through_with(proxy: &Proxy, server: &TestServer, retry: RetryPolicy) -> Client {
     Client::builder(proxy.base_url())
         .api_key(server.api_key())
         .websocket(false)
         .request_timeout(Duration::from_secs(1))
-        .retry(RetryPolicy::default().first_delay(Duration::from_millis(50)))
+        .retry(retry)
         .build()
         .unwrap()
 }
@@ -134,13 +143,7 @@ fn a_first_keep_alive_whose_answer_is_lost_is_made_up_by_the_heartbeat() {
             fault: Fault::LoseAnswer,
         },
     );
-    let client = Client::builder(proxy.base_url())
-        .api_key(server.api_key())
-        .websocket(false)
-        .request_timeout(Duration::from_secs(1))
-        .retry(RetryPolicy::never())
-        .build()
-        .unwrap();
+    let client = through_with(&proxy, &server, RetryPolicy::never());
     let name = "faults-first-keep-alive-lost";
     // Beats every 2 s; the lock counts as ours until 5.4 s after the lost
     // keep-alive was sent.
@@ -174,13 +177,7 @@ fn a_first_keep_alive_whose_answer_is_lost_is_made_up_by_the_heartbeat() {
 fn failing_heartbeats_back_off() {
     let server = TestServer::start();
     let proxy = Proxy::start(server.addr(), Mode::Forward);
-    let client = Client::builder(proxy.base_url())
-        .api_key(server.api_key())
-        .websocket(false)
-        .request_timeout(Duration::from_secs(1))
-        .retry(RetryPolicy::never())
-        .build()
-        .unwrap();
+    let client = through_with(&proxy, &server, RetryPolicy::never());
     // Beats every 2 s; counts as held until about 5.4 s after the setup.
     let lease = Locker::relukko(client)
         .lease(Duration::from_secs(6))
