@@ -516,3 +516,46 @@ fn a_hold_dropped_unreleased_empties_its_record() {
     drop(held);
     assert_eq!(local.holders(&names), "an unknown holder");
 }
+
+/// The lock file replaced between this process's open and its `try_lock` (a
+/// temp cleaner or `relukko unlock` deleted it, another process made a new
+/// one): a lock taken through the old handle is no lock at all, since
+/// everyone else locks the new file. The new file is taken instead, or the
+/// wait goes on while another process holds it (counting the old handle's
+/// lock as taken would make two holders).
+#[cfg(unix)]
+#[test]
+fn a_lock_taken_through_a_handle_replaced_meanwhile_does_not_count() {
+    let dir = TempDir::new("replaced-before-lock");
+    let local = Local::new(dir.path().to_path_buf());
+    let folder = Folder::open(dir.path(), "n").unwrap();
+    let file = file_name("n");
+    let path = local.path_for("n");
+    let opened_then_replaced = || {
+        let turn = turns::try_take(folder.key(&file)).expect("nobody here holds n");
+        let stale = turn.file(|| folder.open_lock_file("n", &file)).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let new = File::create_new(&path).unwrap();
+        assert!(!folder::is_current(&stale.file, &path));
+        (turn, new)
+    };
+
+    let (turn, other) = opened_then_replaced();
+    other.lock().unwrap();
+    let got = local.try_take(&folder, "n", &file, turn).unwrap();
+    assert!(
+        got.is_none(),
+        "took the lock of a deleted file while another process holds the name"
+    );
+    other.unlock().unwrap();
+
+    let (turn, _free) = opened_then_replaced();
+    let taken = local
+        .try_take(&folder, "n", &file, turn)
+        .unwrap()
+        .expect("the name's new file is free");
+    assert!(
+        folder::is_current(&taken.file.file, &path),
+        "locked the deleted file, not the one the name leads to"
+    );
+}
