@@ -550,3 +550,46 @@ fn several_names_share_one_deadline() {
     );
     assert!(waited < secs(6), "the deadline was not shared: {waited:?}");
 }
+
+/// Courtesy: a process that lets a contended name go and at once asks for
+/// it again pauses a few milliseconds (5 at least) before its first try, so
+/// that the waiters of other processes woken by the release can take it; a
+/// process asking at once would beat them every time. Only the lower bound
+/// is checked: load makes the second take slower, never faster.
+fn takes_a_contended_name_again_only_after_a_pause(
+    locker: &Locker,
+    name: &str,
+    asynchronous: bool,
+) {
+    let lease = locker.lock_blocking(name).unwrap();
+    // A wait here meets the holder: the name is contended.
+    let err = locker
+        .lock_blocking(LockOptions::new(name).timeout(Duration::ZERO))
+        .unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    if asynchronous {
+        rt().block_on(lease.release()).unwrap();
+    } else {
+        lease.release_blocking().unwrap();
+    }
+    let started = Instant::now();
+    let again = locker
+        .lock_blocking(LockOptions::new(name).timeout(secs(10)))
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(3),
+        "{name}: taken again at once ({took:?}), before a waiter woken by the release could take it"
+    );
+    again.release_blocking().unwrap();
+}
+
+#[test]
+fn a_contended_name_released_here_is_taken_again_only_after_a_pause() {
+    let (locker, _dir) = local();
+    takes_a_contended_name_again_only_after_a_pause(&locker, "courtesy", false);
+    let server = TestServer::start();
+    let locker = Locker::relukko(client(&server));
+    takes_a_contended_name_again_only_after_a_pause(&locker, "courtesy-blocking", false);
+    takes_a_contended_name_again_only_after_a_pause(&locker, "courtesy-async", true);
+}
