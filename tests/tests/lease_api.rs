@@ -593,3 +593,65 @@ fn a_contended_name_released_here_is_taken_again_only_after_a_pause() {
     takes_a_contended_name_again_only_after_a_pause(&locker, "courtesy-blocking", false);
     takes_a_contended_name_again_only_after_a_pause(&locker, "courtesy-async", true);
 }
+
+/// The threads of this process waiting for a local lock file.
+#[cfg(target_os = "linux")]
+fn lock_waiting_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("list this process's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "relukko-flock")
+        .count()
+}
+
+/// Waits (bounded) until no thread of this process waits for a lock file.
+#[cfg(target_os = "linux")]
+fn no_lock_waiting_thread_within(bound: Duration, what: &str) {
+    let until = Instant::now() + bound;
+    while lock_waiting_threads() > 0 {
+        assert!(
+            Instant::now() < until,
+            "{what}: a thread still waits for the lock, to take it once it is free"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A local wait that ended, by its timeout or by dropping its future, leaves
+/// no thread behind still queued for the lock while its holder (of this
+/// process) keeps it: such a thread would take the lock the moment it is
+/// freed, for nobody, ahead of every real waiter.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "a worker: its driver runs it"]
+fn an_ended_local_wait_leaves_no_waiting_thread_worker() {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return;
+    }
+    let (locker, _dir) = local();
+    let held = locker.lock_blocking("ended").unwrap();
+    assert_eq!(lock_waiting_threads(), 0);
+    let err = locker
+        .lock_blocking(LockOptions::new("ended").timeout(Duration::from_millis(300)))
+        .unwrap_err();
+    assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+    no_lock_waiting_thread_within(secs(20), "a timed-out wait");
+
+    rt().block_on(async {
+        let waiting = locker.lock(LockOptions::new("ended").timeout(secs(120)));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), waiting)
+                .await
+                .is_err()
+        );
+    });
+    no_lock_waiting_thread_within(secs(20), "a dropped wait");
+    held.release_blocking().unwrap();
+}
+
+/// Alone in a process of its own: the threads it counts are its own.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_ended_local_wait_leaves_no_waiting_thread() {
+    in_child("an_ended_local_wait_leaves_no_waiting_thread_worker", &[]);
+}
