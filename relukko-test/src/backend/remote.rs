@@ -385,6 +385,13 @@ where
     out
 }
 
+/// The pause after a failed heartbeat that followed a pause of `pause`:
+/// doubling, up to half a beat of `every` (a long outage is still tried
+/// twice a beat, so the lease is kept soon after the network is back).
+fn next_retry_pause(pause: Duration, every: Duration) -> Duration {
+    (pause * 2).min((every / 2).max(RETRY_FIRST))
+}
+
 /// `life` minus the safety margin for a lease of `lease`.
 fn margin_off(life: Duration, lease: Duration) -> Duration {
     let margin = (lease / 10).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -470,7 +477,7 @@ impl Heartbeat {
             }
             let left = self.deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(pause.min(left)).await;
-            pause = (pause * 2).min((every / 2).max(RETRY_FIRST));
+            pause = next_retry_pause(pause, every);
         }
     }
 
@@ -493,6 +500,32 @@ mod tests {
     /// A DELETE that meets a 404 after a lost answer is a clean release only
     /// if the lock was read back after the body ended: otherwise it may have
     /// been gone (and someone else's) already.
+    #[test]
+    fn failed_heartbeats_retry_doubling_up_to_half_a_beat() {
+        let ms = Duration::from_millis;
+        let pauses = |every| {
+            std::iter::successors(Some(RETRY_FIRST), move |&p| {
+                Some(next_retry_pause(p, every))
+            })
+            .take(8)
+            .collect::<Vec<_>>()
+        };
+        // A lease of 60 s beats every 20 s: retries up to 10 s apart.
+        let long = pauses(Duration::from_secs(20));
+        assert_eq!(
+            &long[..7],
+            [200, 400, 800, 1600, 3200, 6400, 10_000].map(ms)
+        );
+        assert_eq!(long[7], ms(10_000));
+        // A lease of 6 s beats every 2 s: at most 1 s apart.
+        assert_eq!(
+            pauses(Duration::from_secs(2))[..5],
+            [200, 400, 800, 1000, 1000].map(ms)
+        );
+        // A very short lease still waits the first pause between tries.
+        assert_eq!(pauses(ms(300))[..3], [200, 200, 200].map(ms));
+    }
+
     #[test]
     fn an_unsure_delete_is_a_loss_unless_the_lock_was_proven_ours() {
         assert_eq!(released(Deleted::Now, false), Released::Freed);
