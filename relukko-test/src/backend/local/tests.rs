@@ -559,3 +559,118 @@ fn a_lock_taken_through_a_handle_replaced_meanwhile_does_not_count() {
         "locked the deleted file, not the one the name leads to"
     );
 }
+
+/// The variable that makes [`posix_lock_holder_child`] hold a lock: the path.
+#[cfg(unix)]
+const POSIX_HOLDER_PATH: &str = "LOCAL_TESTS_POSIX_HOLDER_PATH";
+/// What that child prints once it holds the lock.
+#[cfg(unix)]
+const POSIX_LOCKED: &str = "posix lock held";
+
+/// Not a test of its own: the other process of
+/// [`a_waiter_moved_off_a_replaced_file_still_waits_its_turn_where_locks_belong_to_the_process`].
+/// Holds a POSIX lock on the file until its stdin closes.
+#[cfg(unix)]
+#[test]
+#[ignore = "a child process of another test"]
+fn posix_lock_holder_child() {
+    use std::io::{Read, Write};
+    let Some(path) = std::env::var_os(POSIX_HOLDER_PATH) else {
+        return;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap();
+    assert!(posix_lock(&file, true).unwrap());
+    let mut out = std::io::stdout().lock();
+    // libtest may have begun the line (`test ... `): a marker, then a newline.
+    writeln!(out, "{POSIX_LOCKED}").unwrap();
+    out.flush().unwrap();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
+/// Where file locks belong to the process (NFS): a thread of ours blocked on
+/// another process's lock of a file that was replaced meanwhile gets the old
+/// file when that process lets go, and must then queue for the new file's
+/// turn, behind the thread of ours that holds the new file. Locking the new
+/// file through a handle of its own would succeed at once (the process holds
+/// it already) and make two holders.
+#[cfg(unix)]
+#[test]
+fn a_waiter_moved_off_a_replaced_file_still_waits_its_turn_where_locks_belong_to_the_process() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
+
+    let dir = TempDir::new("moved-waiter");
+    let local = Arc::new(Local {
+        dir: dir.path().to_path_buf(),
+        os: OsLock::Process,
+    });
+    let path = local.path_for("n");
+    /// Ends the other process also when this test fails half-way.
+    struct Other(std::process::Child);
+    impl Drop for Other {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut other = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "backend::local::tests::posix_lock_holder_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(POSIX_HOLDER_PATH, &path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map(Other)
+        .unwrap();
+    let mut lines = BufReader::new(other.0.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.ends_with(POSIX_LOCKED))),
+        "the other process locked the file"
+    );
+
+    let inside = Arc::new(AtomicUsize::new(0));
+    let (took, took_rx) = mpsc::channel();
+    let holder = |hold: Duration| {
+        let (local, inside, took) = (Arc::clone(&local), Arc::clone(&inside), took.clone());
+        std::thread::spawn(move || {
+            let names = vec!["n".to_owned()];
+            let (_, held) = local
+                .acquire_any_blocking(&names, &wait(60_000), None)
+                .unwrap();
+            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+            took.send(()).unwrap();
+            std::thread::sleep(hold);
+            inside.fetch_sub(1, Ordering::SeqCst);
+            held.release().unwrap()
+        })
+    };
+    // Blocks on the other process's lock (if it is late, it locks the new
+    // file below instead: the test then proves less, but does not fail).
+    let first = holder(Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&path).unwrap();
+    File::create_new(&path).unwrap();
+    // Finds the process's handle stale, moves to a fresh turn, locks the
+    // new file, and holds it while the other process lets go.
+    let second = holder(Duration::from_millis(1500));
+    took_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a waiter took the new file");
+    drop(other.0.stdin.take());
+    assert!(other.0.wait().unwrap().success());
+    second.join().expect("the second holder was alone");
+    first.join().expect("the first holder was alone");
+}
