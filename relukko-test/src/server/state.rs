@@ -360,4 +360,63 @@ mod tests {
         let deleted: serde_json::Value = serde_json::from_str(deleted.as_str()).unwrap();
         assert_eq!(deleted["deleted"]["id"], lock.id.to_string());
     }
+
+    /// With a database, a restarted server knows every lock as last
+    /// answered: a name taken before the restart stays taken (forgetting it
+    /// would give the name to a second holder), an update is kept, and a
+    /// deleted or expired lock stays gone.
+    #[test]
+    fn a_restart_over_the_database_keeps_every_answered_change() {
+        let dir = crate::test_support::TempDir::new("state-db");
+        let db = dir.path().join("locks.redb");
+        let open = || {
+            let (_tx, rx) = watch::channel(false);
+            let config = ServerConfig::new("k")
+                .grace(Duration::from_secs(1))
+                .database(&db);
+            AppState::open(config, rx).unwrap()
+        };
+        let s = open();
+        assert!(s.has_store());
+        let kept = s.create("kept".into(), None, "127.0.0.1".into()).unwrap();
+        let deleted = s
+            .create("deleted".into(), None, "127.0.0.1".into())
+            .unwrap();
+        let expired = s
+            .create("expired".into(), None, "127.0.0.1".into())
+            .unwrap();
+        let later = kept.expires_at + time::Duration::minutes(5);
+        let updated = s
+            .update::<StoreError>(kept.id, |l, _| {
+                Ok(Lock {
+                    expires_at: later,
+                    ..l.clone()
+                })
+            })
+            .unwrap()
+            .unwrap();
+        s.delete(deleted.id).unwrap().unwrap();
+        s.update::<StoreError>(expired.id, |l, now| {
+            Ok(Lock {
+                expires_at: now - time::Duration::minutes(1),
+                ..l.clone()
+            })
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.remove_expired(now()).unwrap().len(), 1);
+        drop(s);
+
+        let s = open();
+        assert_eq!(s.list(), vec![updated.clone()]);
+        assert!(
+            matches!(
+                s.create("kept".into(), None, "127.0.0.1".into()),
+                Err(CreateError::Taken)
+            ),
+            "a name held before the restart is still taken"
+        );
+        assert!(s.create("deleted".into(), None, "127.0.0.1".into()).is_ok());
+        assert!(s.create("expired".into(), None, "127.0.0.1".into()).is_ok());
+    }
 }
