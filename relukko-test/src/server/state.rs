@@ -419,4 +419,25 @@ mod tests {
         assert!(s.create("deleted".into(), None, "127.0.0.1".into()).is_ok());
         assert!(s.create("expired".into(), None, "127.0.0.1".into()).is_ok());
     }
+
+    /// The `/metrics` gauges: every lock held, and those past their expiry
+    /// (a lock expiring exactly now is not yet expired, as in the clean-up).
+    #[test]
+    fn counts_tell_expired_locks_at_the_microsecond() {
+        let s = state(Duration::from_secs(60));
+        let a = s.create("a".into(), None, "127.0.0.1".into()).unwrap();
+        let b = s.create("b".into(), None, "127.0.0.1".into()).unwrap();
+        s.update::<StoreError>(b.id, |l, _| {
+            Ok(Lock {
+                expires_at: a.expires_at + time::Duration::hours(1),
+                ..l.clone()
+            })
+        })
+        .unwrap()
+        .unwrap();
+        let us = time::Duration::microseconds(1);
+        assert_eq!(s.counts(a.expires_at - us), (2, 0));
+        assert_eq!(s.counts(a.expires_at), (2, 0), "expiring exactly now");
+        assert_eq!(s.counts(a.expires_at + us), (2, 1));
+    }
 }
