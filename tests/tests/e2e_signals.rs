@@ -6,7 +6,7 @@
 #![cfg(unix)]
 
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -120,6 +120,11 @@ fn send(child: &Child, sig: i32) {
     assert_eq!(r, 0, "kill({}, {sig})", child.id());
 }
 
+/// How long a worker may take to hold its lock, and to end once a signal
+/// should end it: generous for a loaded machine (the release's own bound is
+/// 2 s), yet well before a worker's 120 s sleep is over.
+const WITHIN: Duration = Duration::from_secs(60);
+
 /// Starts `worker_name` with `env`, waits until it holds its lock.
 fn holding(worker_name: &str, env: &[(&str, String)], history: &History) -> Child {
     let mut env = env.to_vec();
@@ -127,12 +132,40 @@ fn holding(worker_name: &str, env: &[(&str, String)], history: &History) -> Chil
     let child = worker(worker_name, true, 1, &env)
         .spawn()
         .expect("spawn worker");
-    assert!(
-        history.wait_for_entries(1, Duration::from_secs(120)),
-        "the worker never held its lock: {}",
-        output_text(&child.wait_with_output().unwrap())
-    );
+    if !history.wait_for_entries(1, WITHIN) {
+        // A worker stuck in its wait never ends by itself: stop it to show
+        // its output (waiting for it made the suite hang instead of fail).
+        send(&child, libc::SIGKILL);
+        let out = child.wait_with_output().unwrap();
+        panic!("the worker never held its lock: {}", output_text(&out));
+    }
     child
+}
+
+/// The output of `child`, which a signal was sent to end: it must end within
+/// [`WITHIN`], or it is killed and the test fails. A worker that lived
+/// on after the signal, or parked for good in a wait, made the suite hang
+/// instead of fail.
+fn ended(child: Child) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // On a thread: its pipes are read while it runs.
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(WITHIN) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child, not reaped yet (its waiter
+            // is still waiting), so the pid is still its own.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let out = rx.recv().unwrap().unwrap();
+            panic!(
+                "the worker did not end within {WITHIN:?} of the signal: {}",
+                output_text(&out)
+            );
+        }
+    }
 }
 
 /// Stops a holder with `sig`: the lock is free for the next client long
@@ -159,7 +192,7 @@ fn stop_with(sig: i32, worker_name: &str, names: &[&str]) -> Duration {
         .expect("free soon after the signal");
     let free_after = sent.elapsed();
     lease.release_blocking().unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = ended(child);
     let text = output_text(&out);
     assert_eq!(
         out.status.signal(),
@@ -216,7 +249,7 @@ fn a_signal_after_every_lease_ended_is_left_alone() {
         &history,
     );
     send(&child, libc::SIGTERM);
-    let out = child.wait_with_output().unwrap();
+    let out = ended(child);
     let text = output_text(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{text}");
     assert!(!text.contains("lock(s) in"), "{text}");
@@ -232,7 +265,7 @@ fn signals_off_leaves_the_signal_alone() {
     env.push(("RELUKKO_SIGNALS", "off".to_owned()));
     let child = holding("signal_holder_worker", &env, &history);
     send(&child, libc::SIGTERM);
-    let out = child.wait_with_output().unwrap();
+    let out = ended(child);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM));
     let holder = rt().block_on(client(&server).holder("e2e-signal-holder"));
     assert!(holder.unwrap().is_some(), "not released: handling is off");
@@ -265,7 +298,7 @@ fn an_interrupted_waiter_leaves_no_lock_behind() {
         std::thread::sleep(Duration::from_millis(5));
     }
     send(&child, libc::SIGINT);
-    let out = child.wait_with_output().unwrap();
+    let out = ended(child);
     let text = output_text(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{text}");
     assert_eq!(history.summary().entries, 0, "never held: {text}");
@@ -337,7 +370,7 @@ fn a_create_applied_after_the_signal_is_cleaned_up_too() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let out = child.wait_with_output().unwrap();
+    let out = ended(child);
     let text = output_text(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{text}");
     assert_eq!(history.summary().entries, 0, "never held: {text}");
@@ -369,7 +402,7 @@ fn a_body_running_on_after_a_signal_is_told_its_lock_is_gone() {
         &history,
     );
     send(&child, libc::SIGTERM);
-    let out = child.wait_with_output().unwrap();
+    let out = ended(child);
     proxy.release_held();
     let text = output_text(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{text}");
@@ -392,7 +425,7 @@ fn a_handler_installed_before_keeps_its_say() {
         &history,
     );
     send(&child, libc::SIGTERM);
-    let out = child.wait_with_output().unwrap();
+    let out = ended(child);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(7), "the program's own exit: {text}");
     assert!(history.wait_for_entries(2, BOUND), "handler called: {text}");
