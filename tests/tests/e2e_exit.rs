@@ -44,6 +44,21 @@ fn leak_worker() {
     }
 }
 
+#[test]
+#[ignore = "a worker: its driver runs it"]
+fn leak_after_another_ended_worker() {
+    if let Some(h) = History::from_env() {
+        let kept = relukko::lock_blocking("e2e-leak-kept").expect("lock e2e-leak-kept");
+        // Another lease comes and goes while the first lives.
+        relukko::lock_blocking("e2e-leak-brief")
+            .expect("lock e2e-leak-brief")
+            .release_blocking()
+            .unwrap();
+        h.enter("e2e-leak-kept", "leak_after_another_ended_worker");
+        std::mem::forget(kept);
+    }
+}
+
 /// Starts `kill_worker`, waits until it holds the lock, kills it with SIGKILL.
 fn kill_a_holder(env: &[(&str, String)]) {
     let history = History::create("kill");
@@ -142,8 +157,9 @@ fn relukko_exit_while_holding_releases_at_exit() {
     assert_eq!(holder, None, "the exit handler did not release e2e-exit");
 }
 
-#[test]
-fn relukko_leaked_lease_is_released_at_exit() {
+/// Runs `worker_name`, which leaks a lease of `name` and ends normally: the
+/// exit handler has released it once the process is gone.
+fn leaked_is_released_at_exit(worker_name: &str, name: &str) {
     let server = TestServer::start();
     let history = History::create("leak");
     let env = [
@@ -151,7 +167,7 @@ fn relukko_leaked_lease_is_released_at_exit() {
         ("RELUKKO_API_KEY", server.api_key().to_owned()),
         (WORKER_VAR, history.path().display().to_string()),
     ];
-    let out = worker("leak_worker", true, 1, &env)
+    let out = worker(worker_name, true, 1, &env)
         .output()
         .expect("run worker");
     let text = output_text(&out);
@@ -163,7 +179,23 @@ fn relukko_leaked_lease_is_released_at_exit() {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(client(&server).holder("e2e-leak"))
+        .block_on(client(&server).holder(name))
         .unwrap();
-    assert_eq!(holder, None, "the leaked lease outlived its process");
+    assert_eq!(
+        holder, None,
+        "the leaked lease outlived its process: {text}"
+    );
+}
+
+#[test]
+fn relukko_leaked_lease_is_released_at_exit() {
+    leaked_is_released_at_exit("leak_worker", "e2e-leak");
+}
+
+/// A lease that ended before the process did takes only itself off the list
+/// the exit handler walks, not a lease still alive (every lease with the same
+/// key left every suite green).
+#[test]
+fn relukko_a_lease_ending_leaves_another_on_the_exit_list() {
+    leaked_is_released_at_exit("leak_after_another_ended_worker", "e2e-leak-kept");
 }
