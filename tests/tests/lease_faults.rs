@@ -203,6 +203,44 @@ fn failing_heartbeats_back_off() {
     );
 }
 
+/// Heartbeats that fail for a while make the lease uncertain; once one gets
+/// through again, it is held again (a lease left uncertain for good after the
+/// server came back left every suite green).
+#[test]
+fn a_heartbeat_getting_through_again_makes_the_lease_held_again() {
+    let server = TestServer::start();
+    let proxy = Proxy::start(server.addr(), Mode::Forward);
+    let client = through_with(&proxy, &server, RetryPolicy::never());
+    // Beats every 10 s, a failed one retried 200 ms later, doubling up to
+    // 5 s; counts as held until about 27 s after the last beat that got
+    // through: ample time to let them through again.
+    let lease = Locker::relukko(client)
+        .lease(Duration::from_secs(30))
+        .lock_blocking("faults-heartbeat-recovers")
+        .unwrap();
+    proxy.set_mode(Mode::Reply(
+        500,
+        r#"{"status":500,"message":"down"}"#.to_owned(),
+    ));
+    proxy.cut();
+    wait_until("the lease is uncertain", Duration::from_secs(30), || {
+        lease.state() != LeaseState::Held
+    });
+    assert_eq!(
+        lease.state(),
+        LeaseState::Uncertain,
+        "{:?}",
+        lease.lost_reason()
+    );
+    proxy.set_mode(Mode::Forward);
+    proxy.cut();
+    wait_until("the lease is held again", Duration::from_secs(30), || {
+        lease.state() != LeaseState::Uncertain
+    });
+    assert_eq!(lease.state(), LeaseState::Held, "{:?}", lease.lost_reason());
+    lease.release_blocking().unwrap();
+}
+
 /// The server is gone when the holder releases through the blocking path:
 /// the release cannot be done and must say so, with the failure itself (not
 /// a clean release, and not a loss: the lock may still be there until it
