@@ -7,6 +7,8 @@
 //! `RELUKKO_*` setting, so the default folder is used.
 #![cfg(unix)]
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::Duration;
 
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
@@ -72,4 +74,145 @@ fn processes_with_different_tmpdirs_share_the_default_folder() {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// The lock name of `lock_worker`.
+const WORKER_LOCK: &str = "e2e-folder-of-others";
+
+/// Locks twice in `RELUKKO_LOCAL_DIR` (the folder's warnings come once per
+/// process); says why when it cannot.
+#[test]
+#[ignore = "a worker: its driver runs it"]
+fn lock_worker() {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return;
+    }
+    for _ in 0..2 {
+        let lease = relukko::lock_blocking(WORKER_LOCK)
+            .unwrap_or_else(|e| panic!("lock_worker failed: {e}"));
+        lease.release_blocking().unwrap();
+    }
+}
+
+/// Runs `lock_worker` in `dir`, as user `uid` if given; answers whether it
+/// succeeded, its folder warnings, and all its output.
+fn lock_in(dir: &Path, uid: Option<u32>) -> (bool, Vec<String>, String) {
+    use std::os::unix::process::CommandExt;
+    let env = [
+        (WORKER_VAR, "1".to_owned()),
+        ("RELUKKO_LOCAL_DIR", dir.display().to_string()),
+    ];
+    let mut cmd = worker("lock_worker", true, 1, &env);
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid);
+    }
+    let out = cmd.output().expect("run lock_worker");
+    let warnings = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("relukko: the lock folder"))
+        .map(str::to_owned)
+        .collect();
+    (out.status.success(), warnings, output_text(&out))
+}
+
+/// Whether `dir` is on a file system known to be local (Linux magic
+/// numbers: ext2/3/4, tmpfs, overlay, btrfs, xfs), where no warning about a
+/// network file system may come.
+fn on_a_local_disk(dir: &Path) -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: an all-zero statfs is a valid value to be overwritten.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a buffer of the right type.
+    if unsafe { libc::statfs(path.as_ptr(), &mut buf) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    let magic = buf.f_type as u32;
+    [0xef53, 0x0102_1994, 0x794c_7630, 0x9123_683e, 0x5846_5342].contains(&magic)
+}
+
+/// On a shared machine (run as root, which can act as another user): a
+/// folder of another user is worth one warning per process, one's own none;
+/// a lock file of another user without write access is locked read-only; a
+/// folder that may not be created is refused with the reason. Each of these
+/// was left unchecked by every suite (no warning at all, warning about one's
+/// own folder, failing on a read-only lock file, "no such file" instead of
+/// "permission denied").
+#[test]
+fn folders_and_files_of_other_users() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to act as another user");
+        return;
+    }
+    let nobody = 65534;
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m)).unwrap();
+
+    // One's own folder, as root: no warning.
+    let own = fresh_dir("folder-own");
+    let (ok, warnings, out) = lock_in(&own, None);
+    assert!(ok, "{out}");
+    if on_a_local_disk(&own) {
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    // Another user's folder: one warning naming them.
+    let theirs = fresh_dir("folder-theirs");
+    mode(&theirs, 0o1777);
+    chown(&theirs, Some(nobody), Some(nobody)).unwrap();
+    let (ok, warnings, out) = lock_in(&theirs, None);
+    assert!(ok, "{out}");
+    let owner = format!(
+        "the lock folder {} belongs to user {nobody}",
+        theirs.display()
+    );
+    assert_eq!(
+        warnings.iter().filter(|w| w.contains(&owner)).count(),
+        1,
+        "{out}"
+    );
+
+    // The same folder, as its owner: no warning.
+    let (ok, warnings, out) = lock_in(&theirs, Some(nobody));
+    assert!(ok, "{out}");
+    assert!(
+        warnings.iter().all(|w| !w.contains("belongs to user")),
+        "{out}"
+    );
+
+    // A lock file of root's, read-only for others: locked all the same, and left as it was.
+    let shared = fresh_dir("folder-shared");
+    mode(&shared, 0o1777);
+    let (ok, _, out) = lock_in(&shared, None);
+    assert!(ok, "{out}");
+    let file = std::fs::read_dir(shared.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(WORKER_LOCK)
+        })
+        .expect("the worker's lock file");
+    mode(&file, 0o644);
+    let (ok, _, out) = lock_in(&shared, Some(nobody));
+    assert!(ok, "{out}");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644));
+
+    // A folder that may not be created there: refused with the reason.
+    let closed = fresh_dir("folder-closed");
+    mode(&closed, 0o755);
+    let (ok, _, out) = lock_in(&closed.join("locks"), Some(nobody));
+    assert!(!ok, "{out}");
+    assert!(out.contains("lock_worker failed"), "{out}");
+    assert!(out.contains("Permission denied"), "{out}");
 }

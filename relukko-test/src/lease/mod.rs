@@ -404,7 +404,9 @@ mod tests {
     #[test]
     fn release_blocking_frees_the_resource_for_the_next_holder() {
         let dir = TempDir::new("lease");
-        let locker = Locker::local(dir.path());
+        // Bounded (generously): a broken hand-over fails instead of waiting
+        // out the default ten minutes.
+        let locker = Locker::local(dir.path()).timeout(Duration::from_secs(60));
         let lease = locker.lock_blocking("unit-lease").unwrap();
         let clone = lease.clone();
         lease.release_blocking().unwrap();

@@ -139,16 +139,21 @@ fn parse(record: &str, path: &Path) -> Holding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Locker;
+    use std::time::Duration;
+
     use crate::test_support::TempDir;
+    use crate::{LockOptions, Locker};
 
     #[test]
     fn held_files_are_listed_with_their_record_and_free_ones_are_not() {
         let dir = TempDir::new("inspect");
         let local = Local::new(dir.path().to_owned());
         let locker = Locker::local(dir.path()).creator("alice@ci");
-        let lease = locker.lock_blocking("inspect/rig 1").unwrap();
-        let free = locker.lock_blocking("inspect-free").unwrap();
+        // Bounded (generously), so that a broken lock fails here instead of
+        // waiting out the default ten minutes.
+        let bounded = |name: &str| LockOptions::new(name).timeout(Duration::from_secs(60));
+        let lease = locker.lock_blocking(bounded("inspect/rig 1")).unwrap();
+        let free = locker.lock_blocking(bounded("inspect-free")).unwrap();
         free.release_blocking().unwrap();
 
         let held = local.held().unwrap();
@@ -170,7 +175,7 @@ mod tests {
         assert_eq!(local.holding("inspect/rig 1").unwrap(), None);
         // The next taker gets it while the old holder still holds its file,
         // which learns at release that it had lost it.
-        let next = locker.lock_blocking("inspect/rig 1").unwrap();
+        let next = locker.lock_blocking(bounded("inspect/rig 1")).unwrap();
         assert!(matches!(
             lease.release_blocking(),
             Err(crate::Error::LockLost { .. })
