@@ -323,6 +323,13 @@ mod tests {
         (u64::MAX, u64::MAX, name.into())
     }
 
+    /// Gives up after a generous minute: a turn that never comes fails the
+    /// test instead of hanging it.
+    fn patience() -> impl Fn() -> bool {
+        let start = std::time::Instant::now();
+        move || start.elapsed() > Duration::from_secs(60)
+    }
+
     #[test]
     fn turns_go_in_queue_order_and_skip_who_gave_up() {
         let k = key("turns-order");
@@ -333,10 +340,10 @@ mod tests {
         let c = enqueue(k.clone());
         drop(b); // gave up
         drop(first);
-        let a = a.wait(|| false, |_| false).expect("a is next");
+        let a = a.wait(patience(), |_| false).expect("a is next");
         assert!(try_take(k.clone()).is_none(), "c still waits");
         drop(a);
-        let c = c.wait(|| false, |_| false).expect("then c");
+        let c = c.wait(patience(), |_| false).expect("then c");
         drop(c);
         assert!(
             unpoisoned(&TABLE).get(&k).is_none(),
@@ -361,8 +368,8 @@ mod tests {
         let (a_id, b_id) = (a.id, b.id);
         // The file at the path was deleted or replaced: both waiters move
         // on, in their order, while the first still holds the old turn.
-        let b = std::thread::spawn(move || b.wait(|| false, |_| true).expect("b's turn"));
-        let turn_a = a.wait(|| false, |_| true).expect("a's turn at once");
+        let b = std::thread::spawn(move || b.wait(patience(), |_| true).expect("b's turn"));
+        let turn_a = a.wait(patience(), |_| true).expect("a's turn at once");
         assert!(!Arc::ptr_eq(&turn_a.gate, &first.gate));
         assert!(first.retired() && !turn_a.retired());
         {
