@@ -337,6 +337,12 @@ mod tests {
         );
         assert_eq!(strip_userinfo("http://host"), "http://host");
         assert_eq!(strip_userinfo("junk://a:b@c"), "junk://c");
+        // A URL that does not parse (a typo in RELUKKO_URL) still loses its
+        // userinfo, which is everything between the scheme and the last '@'.
+        assert_eq!(strip_userinfo("http://bob:p@ss@[::1/x"), "http://[::1/x");
+        // An '@' before the scheme's "://" is no userinfo: left as it is.
+        assert_eq!(strip_userinfo("bob@[::1://x"), "bob@[::1://x");
+        assert_eq!(strip_userinfo("bob:pw@host"), "bob:pw@host");
     }
 
     #[test]
