@@ -63,6 +63,52 @@ async fn a_server_down_at_the_start_fails_by_the_deadline_naming_url_and_cause()
     assert!(!text.contains("\"k\""));
 }
 
+/// A client of a server that refuses every connection, retrying by `retry`.
+fn refused_with(retry: RetryPolicy) -> Client {
+    Client::builder(format!("http://127.0.0.1:{}", closed_port()))
+        .api_key("k")
+        .retry(retry)
+        .build()
+        .unwrap()
+}
+
+/// Ten hours: a pause that, if waited, outlives any bound of these tests.
+const HOURS: Duration = Duration::from_secs(36_000);
+
+/// A pause before the next try that would end past the caller's deadline
+/// is not waited: the wait fails with the last error at once. (With pauses
+/// of up to half a second the deadline test above could not tell.)
+#[tokio::test]
+async fn a_retry_pause_ending_past_the_deadline_is_not_waited() {
+    let c = refused_with(
+        RetryPolicy::default()
+            .first_delay(HOURS)
+            .max_delay(HOURS)
+            .max_tries(10),
+    );
+    let options = AcquireOptions::new().timeout(Duration::from_secs(1));
+    let e = bounded(c.acquire(&unique("long-pause"), options))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+}
+
+/// The first retry waits at most the policy's first delay (here 1 ms); the
+/// pauses grow from there. Counted one step ahead, the first pause could
+/// be hours long.
+#[tokio::test]
+async fn the_first_retry_waits_at_most_the_first_delay() {
+    let c = refused_with(
+        RetryPolicy::default()
+            .first_delay(Duration::from_millis(1))
+            .factor(1e7)
+            .max_delay(HOURS)
+            .max_tries(2),
+    );
+    let e = bounded(c.list()).await.unwrap_err();
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+}
+
 #[tokio::test]
 async fn a_server_down_for_a_moment_is_waited_out() {
     let server = TestServer::start();
