@@ -329,6 +329,24 @@ mod tests {
         }
     }
 
+    /// rustls names a plain-HTTP answer to a TLS hello in one of two ways
+    /// across versions (today's message carries both); either one is enough.
+    #[test]
+    fn a_plain_http_answer_is_told_by_either_rustls_wording() {
+        let https = "https://host:8443/v1/locks/";
+        assert!(is_plain_http_answer(
+            https,
+            "received corrupt message of type InvalidContentType"
+        ));
+        assert!(is_plain_http_answer(https, "InvalidContentType"));
+        assert!(is_plain_http_answer(https, "received corrupt message"));
+        assert!(!is_plain_http_answer(https, "connection refused"));
+        assert!(!is_plain_http_answer(
+            "http://host/v1/locks/",
+            "InvalidContentType"
+        ));
+    }
+
     #[test]
     fn userinfo_is_stripped() {
         assert_eq!(
