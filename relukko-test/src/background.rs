@@ -182,4 +182,34 @@ mod tests {
     async fn run_survives_the_callers_runtime() {
         assert_eq!(super::run(async { 7 }).await, 7);
     }
+
+    /// A lease dropped on one of the runtime's own threads must not block
+    /// it (see `lease::Part`'s drop): that choice rests on this answer.
+    #[test]
+    fn only_the_runtimes_own_threads_count_as_current() {
+        assert!(!super::is_current_thread());
+        assert!(super::block_on(async { super::is_current_thread() }));
+    }
+
+    /// `settle` (before the command line exits) answers once every counted
+    /// clean-up ended, not before, and not only after its bound.
+    #[test]
+    fn settle_answers_once_every_cleanup_ended() {
+        use std::time::Duration;
+        super::block_on(async {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = super::spawn_cleanup(async move {
+                let _ = rx.await;
+            });
+            assert!(
+                !super::settle(Duration::from_millis(50)).await,
+                "a clean-up still runs"
+            );
+            tx.send(()).unwrap();
+            task.await.unwrap();
+            // Other tests of this process may run clean-ups of their own;
+            // they end within their own bounds.
+            assert!(super::settle(Duration::from_secs(60)).await);
+        });
+    }
 }
