@@ -151,7 +151,6 @@ mod tests {
         let locker = Locker::local(dir.path()).creator("alice@ci");
         // Bounded (generously), so that a broken lock fails here instead of
         // waiting out the default ten minutes.
-        let bounded = |name: &str| LockOptions::new(name).timeout(Duration::from_secs(60));
         let lease = locker.lock_blocking(bounded("inspect/rig 1")).unwrap();
         let free = locker.lock_blocking(bounded("inspect-free")).unwrap();
         free.release_blocking().unwrap();
@@ -192,5 +191,74 @@ mod tests {
         assert_eq!(h.lock_name, "hil-rig-3");
         assert_eq!(h.creator.as_deref(), Some("bob since 2024"));
         assert_eq!(h.since, None);
+    }
+
+    fn bounded(name: &str) -> LockOptions {
+        LockOptions::new(name).timeout(Duration::from_secs(60))
+    }
+
+    /// A folder nobody has locked in yet holds nothing; one that cannot be
+    /// read is an error, not an empty list (taking either for the other left
+    /// every suite green).
+    #[test]
+    fn a_missing_folder_holds_nothing_and_an_unreadable_one_is_an_error() {
+        let dir = TempDir::new("inspect-missing");
+        let missing = Local::new(dir.path().join("none")).held().unwrap();
+        assert!(missing.is_empty(), "{missing:?}");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let err = Local::new(file.clone()).held().unwrap_err().to_string();
+        assert!(err.contains(&file.display().to_string()), "{err}");
+    }
+
+    /// `holding` answers the name it was asked for, also when the record has
+    /// no JSON line to name it, where the file name would make it `a_b`
+    /// (taking the record's name left every suite green).
+    #[test]
+    fn holding_answers_the_name_asked_for() {
+        let dir = TempDir::new("inspect-name");
+        let local = Local::new(dir.path().to_owned());
+        let lease = Locker::local(dir.path())
+            .lock_blocking(bounded("a b"))
+            .unwrap();
+        // An older version's record: the holder line only.
+        std::fs::write(local.path_for("a b"), "bob since 2024\n").unwrap();
+        let h = local.holding("a b").unwrap().expect("held");
+        assert_eq!(h.lock_name, "a b");
+        assert_eq!(h.creator.as_deref(), Some("bob since 2024"));
+        lease.release_blocking().unwrap();
+    }
+
+    /// An id is the name of a lock file in this folder: one with a path in
+    /// it is none, even if it leads to a held lock file elsewhere (accepting
+    /// it left every suite green).
+    #[test]
+    fn an_id_with_a_path_is_no_id_here() {
+        let dir = TempDir::new("inspect-id");
+        let (here, there) = (dir.path().join("here"), dir.path().join("there"));
+        std::fs::create_dir_all(&here).unwrap();
+        let lease = Locker::local(&there)
+            .lock_blocking(bounded("elsewhere"))
+            .unwrap();
+        let there = Local::new(there);
+        let id = there.path_for("elsewhere");
+        let id = id.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(there.holding_id(&id).unwrap().is_some(), "held there");
+        let local = Local::new(here);
+        assert_eq!(local.holding_id(&format!("../there/{id}")).unwrap(), None);
+        lease.release_blocking().unwrap();
+    }
+
+    /// A lock file that cannot be opened (here a symlink to itself) is an
+    /// error, not "nobody holds it" (answering that left every suite green).
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_cannot_be_opened_is_an_error() {
+        let dir = TempDir::new("inspect-loop");
+        let local = Local::new(dir.path().to_owned());
+        let path = local.path_for("loop");
+        std::os::unix::fs::symlink(&path, &path).unwrap();
+        let err = local.holding("loop").unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
     }
 }

@@ -385,7 +385,15 @@ mod tests {
         // The old holder keeps its handle, and nothing opened another.
         let again = first.file(|| panic!("the old handle stays")).unwrap();
         assert!(Arc::ptr_eq(&old, &again));
+        let retired_gate = Arc::clone(&first.gate);
         drop(first);
+        // Its turn ended in the old gate, which let go of the old handle
+        // (leaving it as the holder of the old gate left every suite green).
+        {
+            let retired = unpoisoned(&retired_gate.state);
+            assert_eq!(retired.owner, None, "the old holder's turn ended");
+            assert!(retired.file.is_none(), "the old gate keeps no handle");
+        }
         assert!(
             unpoisoned(&TABLE)
                 .get(&k)
@@ -404,5 +412,60 @@ mod tests {
         assert!(t.wait(|| true, |_| false).is_none());
         drop(first);
         assert!(unpoisoned(&TABLE).get(&k).is_none());
+    }
+
+    /// A waiter that found the old handle stale does not retire the gate
+    /// once its holder has reopened the file meanwhile: its waiters stay,
+    /// behind the holder of the new handle (retiring it all the same left
+    /// every suite green, and would let a newcomer of this process take the
+    /// same file beside that holder).
+    #[test]
+    fn a_gate_whose_handle_was_reopened_meanwhile_is_not_retired() {
+        let k = key("turns-reopened");
+        let first = try_take(k.clone()).expect("free");
+        let old = first.file(some_file).unwrap();
+        let new = first.reopen(some_file).unwrap();
+        assert!(!Arc::ptr_eq(&old, &new));
+        let waiting = enqueue(k.clone());
+        retire(&k, &first.gate, &old);
+        assert!(!first.retired(), "retired over a handle it no longer has");
+        assert!(
+            unpoisoned(&TABLE)
+                .get(&k)
+                .is_some_and(|g| Arc::ptr_eq(g, &first.gate))
+        );
+        drop(first);
+        drop(waiting.wait(patience(), |_| false).expect("its turn"));
+        assert!(unpoisoned(&TABLE).get(&k).is_none());
+    }
+
+    /// A waiter looks at the file when woken, or every [`RECHECK`], not in a
+    /// busy loop (spinning left every suite green).
+    #[test]
+    fn a_waiter_does_not_spin() {
+        use std::sync::atomic::AtomicUsize;
+        let k = key("turns-spin");
+        let first = try_take(k.clone()).expect("free");
+        first.file(some_file).unwrap();
+        let ticket = enqueue(k.clone());
+        let checks = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let checks = Arc::clone(&checks);
+            std::thread::spawn(move || {
+                ticket.wait(patience(), move |_| {
+                    checks.fetch_add(1, Ordering::Relaxed);
+                    false
+                })
+            })
+        };
+        // A few rechecks' worth (more on a loaded machine: still far from a spin).
+        std::thread::sleep(RECHECK * 3);
+        drop(first);
+        drop(waiter.join().unwrap().expect("its turn"));
+        let n = checks.load(Ordering::Relaxed);
+        assert!(
+            n < 1000,
+            "looked {n} times while waiting a moment: it spins"
+        );
     }
 }
