@@ -212,4 +212,25 @@ mod tests {
             assert!(super::settle(Duration::from_secs(60)).await);
         });
     }
+
+    /// A joined task's panic goes on in the caller with its own payload; a
+    /// cancelled task panics naming what was cancelled.
+    #[tokio::test]
+    async fn a_joined_panic_keeps_its_payload_and_a_cancel_says_what() {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        let panicked = tokio::spawn(async { panic!("boom") }).await;
+        let payload =
+            catch_unwind(AssertUnwindSafe(|| super::joined(panicked, "task"))).unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+
+        let task = tokio::spawn(std::future::pending::<()>());
+        task.abort();
+        let cancelled = task.await;
+        let payload =
+            catch_unwind(AssertUnwindSafe(|| super::joined(cancelled, "the wait"))).unwrap_err();
+        let text = payload
+            .downcast_ref::<String>()
+            .expect("a formatted message");
+        assert!(text.starts_with("relukko: the wait cancelled"), "{text}");
+    }
 }
