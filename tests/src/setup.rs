@@ -28,6 +28,19 @@ pub async fn eventually(what: &str, every: Duration, mut cond: impl AsyncFnMut()
     }
 }
 
+/// Waits, blocking this thread, until `done` holds, looking every 20 ms;
+/// fails the test (naming `what`) after `bound`.
+pub fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < bound,
+            "{what} did not happen within {bound:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A client builder for `url` (the server's, or a proxy's in front of it)
 /// with `server`'s API key.
 pub fn builder(url: impl AsRef<str>, server: &TestServer) -> ClientBuilder {

@@ -604,19 +604,6 @@ fn lock_waiting_threads() -> usize {
         .count()
 }
 
-/// Waits (bounded) until no thread of this process waits for a lock file.
-#[cfg(target_os = "linux")]
-fn no_lock_waiting_thread_within(bound: Duration, what: &str) {
-    let until = Instant::now() + bound;
-    while lock_waiting_threads() > 0 {
-        assert!(
-            Instant::now() < until,
-            "{what}: a thread still waits for the lock, to take it once it is free"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A local wait that ended, by its timeout or by dropping its future, leaves
 /// no thread behind still queued for the lock while its holder (of this
 /// process) keeps it: such a thread would take the lock the moment it is
@@ -635,7 +622,11 @@ fn an_ended_local_wait_leaves_no_waiting_thread_worker() {
         .lock_blocking(LockOptions::new("ended").timeout(Duration::from_millis(300)))
         .unwrap_err();
     assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
-    no_lock_waiting_thread_within(secs(20), "a timed-out wait");
+    relukko_e2e::setup::wait_until(
+        "a timed-out wait leaves no thread waiting for the lock",
+        secs(20),
+        || lock_waiting_threads() == 0,
+    );
 
     rt().block_on(async {
         let waiting = locker.lock(LockOptions::new("ended").timeout(secs(120)));
@@ -645,7 +636,11 @@ fn an_ended_local_wait_leaves_no_waiting_thread_worker() {
                 .is_err()
         );
     });
-    no_lock_waiting_thread_within(secs(20), "a dropped wait");
+    relukko_e2e::setup::wait_until(
+        "a dropped wait leaves no thread waiting for the lock",
+        secs(20),
+        || lock_waiting_threads() == 0,
+    );
     held.release_blocking().unwrap();
 }
 

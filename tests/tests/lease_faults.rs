@@ -5,12 +5,12 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use relukko::server::TestServer;
 use relukko::{Client, LeaseState, Locker, RetryPolicy};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
-use relukko_e2e::setup::rt;
+use relukko_e2e::setup::{rt, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn direct(server: &TestServer) -> Client {
@@ -383,17 +383,6 @@ fn lock_json(name: &str, creator: &str) -> String {
         "updated_at": relukko::format_timestamp(now),
     })
     .to_string()
-}
-
-fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < bound,
-            "{what} did not happen within {bound:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A `lock` future dropped after the server granted the lock, while the
