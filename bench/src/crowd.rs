@@ -14,8 +14,8 @@ use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
 use relukko::LockOptions;
-use relukko::server::TestServer;
 use relukko_e2e::proxy::{Mode, Proxy};
+use relukko_server::TestServer;
 
 use crate::budget::Budget;
 use crate::child::{self, WAITER, now_nanos};

@@ -180,7 +180,7 @@ fn phase<T>(name: &str, f: impl FnOnce() -> T) -> T {
 async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     let started = Instant::now();
     let all = Budget::new(DEADLINE);
-    let server = relukko::server::TestServer::start();
+    let server = relukko_server::TestServer::start();
 
     let t = Instant::now();
     eprint!("relukko-bench: uncontended acquire + release ... ");
@@ -250,7 +250,7 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     drop(server);
     let mut settings = plan.json();
     settings["quick"] = json!(quick);
-    settings["server"] = json!("relukko::server::TestServer in this process, 127.0.0.1");
+    settings["server"] = json!("relukko_server::TestServer in this process, 127.0.0.1");
     settings["relukko_backend"] = json!(
         "Locker::relukko(Client::builder(url).api_key(k).websocket(on|off).build()), one client per holder/waiter"
     );

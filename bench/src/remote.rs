@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{Client, LockOptions, Locker};
+use relukko_server::TestServer;
 
 use crate::budget::Budget;
 

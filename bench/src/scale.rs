@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
+use relukko_server::TestServer;
 
 use crate::budget::Budget;
 use crate::crowd::{self, Crowd};

@@ -28,7 +28,7 @@ async fn main() -> relukko::Result<()> {
     {
         (Client::from_env()?, None, to_release)
     } else {
-        let server = relukko::server::TestServer::start();
+        let server = relukko_server::TestServer::start();
         println!(
             "RELUKKO_URL is not set: using a throwaway server at {}",
             server.base_url()

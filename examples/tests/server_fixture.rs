@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Create, LockOptions, Locker};
+use relukko_server::TestServer;
 
 /// A client of the fixture's server, as your code under test would build it.
 fn client_of(server: &TestServer) -> Client {

@@ -147,7 +147,7 @@ pub enum Error {
     },
 
     /// Waiting for a resource ran past its deadline.
-    #[error("timed out after {} waiting for {resource}{}", crate::human::duration(*.waited), holder_suffix(.holder))]
+    #[error("timed out after {} waiting for {resource}{}", crate::report::duration(*.waited), holder_suffix(.holder))]
     WaitTimeout {
         /// The resource (lock name) waited for.
         resource: String,
@@ -194,6 +194,15 @@ pub enum Error {
     },
 }
 
+impl From<relukko_protocol::vars::VarError> for Error {
+    fn from(e: relukko_protocol::vars::VarError) -> Error {
+        Error::Config {
+            name: e.name,
+            reason: e.reason,
+        }
+    }
+}
+
 impl Error {
     /// A [`Config`](Error::Config) error naming the setting (an environment
     /// variable, an option) and what is wrong with its value.
@@ -220,7 +229,7 @@ impl Error {
         match self {
             Error::WaitTimeout { waited, holder, .. } => format!(
                 "timed out after {}{}",
-                crate::human::duration(*waited),
+                crate::report::duration(*waited),
                 holder_suffix(holder)
             ),
             e => e.to_string(),

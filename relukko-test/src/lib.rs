@@ -87,16 +87,28 @@
 // The crate docs' `#[test]` is `relukko::locked` renamed (see the hidden line): it is compiled.
 #![allow(clippy::test_attr_in_doctest)]
 
-// Parts of these serve only the Relukko backend; the default build checks them.
-#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
-mod background;
+// The layers, top down; each uses only those below it (see
+// docs/ARCHITECTURE.md): the entry points (`runner`, `locker`), what a test
+// holds (`lease`), where locks live (`backend`), the settings from the
+// environment (`settings`), the protocol's client (`client`), and the shared
+// ground (`courtesy`, `report`, `rt`, `error`).
+mod backend;
 #[cfg(feature = "relukko")]
 pub mod client;
+mod lease;
+mod locker;
+mod runner;
+mod settings;
+// Parts of these serve only the Relukko backend; the default build checks them.
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
+mod courtesy;
 #[cfg_attr(not(feature = "relukko"), allow(dead_code))]
 pub mod error;
-#[cfg(feature = "relukko")]
-mod lock;
-mod runner;
+mod report;
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
+mod rt;
+#[cfg(test)]
+mod test_support;
 
 /// The runner that `#[relukko::locked]` expands to. Not public API: anything
 /// here may change in any release.
@@ -107,28 +119,30 @@ pub mod __private {
         Spec, run_async, run_async_should_panic, run_sync, run_sync_should_panic,
     };
 }
-mod backend;
-mod config;
-#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
-mod courtesy;
-mod creator;
-mod forever;
-mod held;
-mod human;
-mod lease;
-#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
-mod lease_state;
-mod lock_options;
-mod locker;
-mod misspelt;
-mod mutex;
-mod progress;
-mod stderr;
-#[cfg(test)]
-mod test_support;
-#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
-mod vars;
 
+/// What the `relukko` command line (package `relukko-cli`, which pins this
+/// crate's exact version) uses of the library, so that it waits, holds and
+/// reports exactly as `#[locked]` does. Not public API.
+#[doc(hidden)]
+pub mod __cli {
+    pub use crate::backend::local::Local;
+    pub use crate::backend::local::inspect::Holding;
+    pub use crate::rt::settle;
+    pub use crate::settings::creator::for_command;
+    pub use crate::settings::{BackendKind, Settings, from_env};
+    /// How durations, times and holders are worded for people.
+    pub mod human {
+        pub use crate::report::duration;
+        #[cfg(feature = "relukko")]
+        pub use crate::report::{holder, when};
+    }
+    /// The lines users see on stderr.
+    pub mod stderr {
+        pub use crate::report::stderr::line;
+    }
+}
+
+pub use backend::state::LeaseState;
 #[cfg(feature = "relukko")]
 pub use client::{
     AcquireOptions, Client, ClientBuilder, ClientSettings, Create, RetryPolicy, WaitProgress,
@@ -136,16 +150,7 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use lease::Lease;
-pub use lease_state::LeaseState;
-#[cfg(feature = "relukko")]
-pub use lock::Lock;
-#[cfg(feature = "relukko")]
-pub use lock::format_timestamp;
 pub use locker::{LockOptions, Locker, lock, lock_blocking, locker};
+#[cfg(feature = "relukko")]
+pub use relukko_protocol::{Lock, format_timestamp};
 pub use relukko_test_macros::locked;
-
-#[cfg(feature = "server")]
-pub mod server;
-
-#[cfg(all(feature = "cli", unix))]
-pub mod cli;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use crate::held;
 use crate::lease::Finish;
 use crate::lease::Lease;
 use crate::locker::LockOptions;
-use crate::stderr;
+use crate::locker::held;
+use crate::report::stderr;
 
 /// What one `#[locked(...)]` attribute asks for.
 #[derive(Debug)]

@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{Client, ClientBuilder};
+use relukko_server::TestServer;
 
 /// The longest any awaited step may take on a loaded machine.
 pub const BOUND: Duration = Duration::from_secs(30);

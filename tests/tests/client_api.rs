@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Create, Error};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
 use relukko_e2e::setup::{BOUND, bounded};
+use relukko_server::TestServer;
 use time::OffsetDateTime;
 
 fn client(server: &TestServer) -> Client {

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Error, LockOptions, Locker};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
 use relukko_e2e::raw::unique;
 use relukko_e2e::setup::{bounded, builder};
+use relukko_server::TestServer;
 
 /// `Duration::MAX` (what `RELUKKO_TIMEOUT=18446744073709551615` parses to)
 /// means "practically forever": no `Instant` overflow, no panic.

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{Client, ClientSettings, Error};
+use relukko_server::TestServer;
 
 fn settings(vars: &[(&str, &str)]) -> relukko::Result<ClientSettings> {
     let map: HashMap<&str, &str> = vars.iter().copied().collect();

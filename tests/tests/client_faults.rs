@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Error, RetryPolicy};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
 use relukko_e2e::setup::{BOUND, bounded};
+use relukko_server::TestServer;
 
 /// What a deadline may be overrun by: one request (the attempt under way
 /// when it passes) plus slack for a loaded machine.

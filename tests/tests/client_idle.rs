@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Lock};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::{Api, unique};
+use relukko_server::TestServer;
 use tokio::task::JoinHandle;
 
 const BOUND: Duration = Duration::from_secs(30);

@@ -6,10 +6,10 @@ use std::io::Write;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, ClientSettings, Error, RetryPolicy};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
+use relukko_server::TestServer;
 
 const KEY: &str = "sEcReT-KEY-7f3a9";
 const WRONG: &str = "wr0ng-SECRET-51c2";

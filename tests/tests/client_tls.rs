@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, ClientSettings, Error, LockOptions, Locker};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::unique;
 use relukko_e2e::setup::{BOUND, bounded};
 use relukko_e2e::temp::TempDir;
 use relukko_e2e::tls::{TestCa, TlsProxy};
+use relukko_server::TestServer;
 
 /// A fresh folder under the system temp dir holding `ca.pem`, removed when
 /// dropped.

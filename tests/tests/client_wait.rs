@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Client, Create, Error, Lock, WaitProgress};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw::{self, unique};
 use relukko_e2e::setup::{BOUND, bounded, builder, eventually};
+use relukko_server::TestServer;
 use tokio::task::JoinHandle;
 
 /// How often `eventually` looks again.

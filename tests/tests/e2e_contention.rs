@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{Client, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_server::TestServer;
 
 const RESOURCE: &str = "e2e-contention";
 const HOLD: Duration = Duration::from_millis(15);

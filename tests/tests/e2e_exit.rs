@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{LockOptions, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
 use relukko_e2e::setup::client;
+use relukko_server::TestServer;
 
 #[test]
 #[locked("e2e-kill")]

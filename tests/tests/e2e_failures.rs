@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{LockOptions, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
 use relukko_e2e::setup::{client, rt};
 use relukko_e2e::temp::TempDir;
+use relukko_server::TestServer;
 
 fn is_worker() -> bool {
     History::from_env().is_some()

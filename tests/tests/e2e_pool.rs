@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{Lease, locked};
 use relukko_e2e::history::{History, fresh_dir, run_workers};
+use relukko_server::TestServer;
 
 const HOLD: Duration = Duration::from_millis(300);
 

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{Error, LockOptions, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_server::TestServer;
 
 const RIG: &str = "e2e-self";
 

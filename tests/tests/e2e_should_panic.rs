@@ -7,9 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{Client, Lease, LeaseState, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_server::TestServer;
 
 /// The resource every worker locks.
 const RIG: &str = "e2e-sp";

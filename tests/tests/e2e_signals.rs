@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{LockOptions, Locker, locked};
 use relukko_e2e::history::{History, WORKER_VAR, output_text, worker};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
 use relukko_e2e::setup::{BOUND, client, rt};
+use relukko_server::TestServer;
 
 // BOUND (30 s) is generous, for a loaded 2-core machine; the lease (60 s) and
 // the server's grace (3 min) are far longer, so a lock free within it was released.

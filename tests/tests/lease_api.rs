@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{Client, Error, LeaseState, LockOptions, Locker, RetryPolicy};
 use relukko_e2e::history::{WORKER_VAR, fresh_dir, output_text, worker};
 use relukko_e2e::setup::{client, rt};
 use relukko_e2e::temp::TempDir;
+use relukko_server::TestServer;
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

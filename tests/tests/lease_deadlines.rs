@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko::{AcquireOptions, Error, LockOptions, Locker, RetryPolicy};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
 use relukko_e2e::raw::{Api, unique};
 use relukko_e2e::setup::{BOUND, bounded, builder, eventually, rt};
+use relukko_server::TestServer;
 
 /// How often `eventually` looks again.
 const POLL: Duration = Duration::from_millis(20);

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko::{Client, LeaseState, Locker, RetryPolicy};
 use relukko_e2e::proxy::{Fault, Mode, Proxy};
 use relukko_e2e::setup::{rt, wait_until};
+use relukko_server::TestServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn direct(server: &TestServer) -> Client {

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use relukko::server::TestServer;
 use relukko_e2e::raw::{Api, assert_error, lock, unique};
+use relukko_server::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use time::Duration;

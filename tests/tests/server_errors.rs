@@ -1,8 +1,8 @@
 //! The server's error answers: authentication, unknown ids, routes and
 //! methods, malformed bodies; each with the body `{"status": N, "message": ...}`.
 
-use relukko::server::TestServer;
 use relukko_e2e::raw::{Api, assert_error, unique};
+use relukko_server::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

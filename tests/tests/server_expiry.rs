@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko_e2e::raw::{Api, assert_error, next_event_for, unique, ws_connect};
+use relukko_server::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko_e2e::raw::{Api, STEP, assert_error, unique, ws_connect};
+use relukko_server::TestServer;
 use reqwest::{Method, StatusCode, header};
 use serde_json::json;
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko_e2e::browser::{Browser, find_chromium};
 use relukko_e2e::raw::{Api, assert_error, next_event_for, unique, ws_connect};
+use relukko_server::TestServer;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Error as WsError;

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use relukko::server::TestServer;
 use relukko_e2e::raw::Api;
+use relukko_server::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use relukko::server::TestServer;
 use relukko_e2e::raw::{Api, STEP, assert_error, next_event, next_event_for, unique, ws_connect};
+use relukko_server::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use relukko::server::TestServer;
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::temp::TempDir;
+use relukko_server::TestServer;
 
 use super::check::{self, Figures, Params};
 use super::history::{self, Writer, now_ns};

@@ -8,17 +8,16 @@
 pub(crate) mod local;
 #[cfg(feature = "relukko")]
 pub(crate) mod remote;
-mod request;
+#[cfg_attr(not(feature = "relukko"), allow(dead_code))]
+pub(crate) mod state;
 #[cfg(feature = "relukko")]
 mod unreachable;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::state::StatusTx;
 use crate::error::Result;
-use crate::lease_state::StatusTx;
-
-pub(crate) use request::{Released, Request};
 
 /// One backend, shared by every lease it made.
 #[derive(Debug, Clone)]
@@ -65,7 +64,7 @@ impl Backend {
             #[cfg(feature = "relukko")]
             Backend::Remote(remote) => {
                 let (remote, names, wait) = (remote.clone(), names.to_vec(), wait.clone());
-                crate::background::block_on(async move { remote.acquire_any(&names, &wait).await })
+                crate::rt::block_on(async move { remote.acquire_any(&names, &wait).await })
                     .map(|(i, h)| (i, Held::Remote(h)))
             }
         }
@@ -99,7 +98,7 @@ impl Held {
     /// Takes nothing (the skip switch), and says once per process that
     /// locking is skipped.
     fn skip() -> Held {
-        crate::stderr::skip_notice();
+        crate::report::stderr::skip_notice();
         Held::Skip
     }
 
@@ -135,4 +134,29 @@ impl Held {
             Held::Remote(h) => h.release(bound).await,
         }
     }
+}
+
+// The terms every backend shares: what a lock request needs, how a release
+// ended.
+
+/// What a lock request needs besides the names.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// The longest wait.
+    pub(crate) timeout: Duration,
+    /// The creator text recorded with the lock.
+    pub(crate) creator: String,
+    /// How long the server keeps the lock without a heartbeat.
+    pub(crate) lease: Duration,
+    /// The locked test waiting, named in its waiting lines.
+    pub(crate) test: Option<String>,
+}
+
+/// How a release ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Released {
+    /// The lock was ours and is now free.
+    Freed,
+    /// The lock was already gone (deleted by someone else, or expired).
+    AlreadyGone,
 }

@@ -18,14 +18,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Released, Request};
+use crate::Lock;
+use crate::backend::state::StatusTx;
 use crate::client::pending::Pending;
 use crate::client::{AcquireOptions, Client, Create, Deleted, WaitProgress};
 use crate::error::{Error, Result};
-use crate::lease_state::StatusTx;
-use crate::lock::Lock;
-use crate::mutex::unpoisoned;
-use crate::progress::{PROGRESS_AFTER, PROGRESS_EVERY, Progress};
-use crate::{human, stderr};
+use crate::report::progress::{PROGRESS_AFTER, PROGRESS_EVERY, Progress};
+use crate::report::{self, stderr};
+use crate::rt::unpoisoned;
 
 /// The first pause after a failed heartbeat.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -105,7 +105,7 @@ impl Remote {
                     let holder = p
                         .holder
                         .as_ref()
-                        .map_or_else(|| "an unknown holder".to_owned(), human::holder);
+                        .map_or_else(|| "an unknown holder".to_owned(), report::holder);
                     gate.print(&p.resource, &holder);
                 });
             let lock = self.client.acquire(name, opts).await.map_err(rounded)?;
@@ -144,15 +144,15 @@ impl Remote {
                     Some((_, Err(e))) => return Err(e),
                     None => {
                         return Err(Error::WaitTimeout {
-                            resource: human::what(names),
-                            waited: human::round_ms(start.elapsed()),
+                            resource: report::what(names),
+                            waited: report::round_ms(start.elapsed()),
                             holder: Some(self.holders(names, deadline).await),
                         });
                     }
                 },
                 _ = tokio::time::sleep_until(progress.next_due().into()) => {
                     if progress.due(std::time::Instant::now()) {
-                        progress.print(&human::what(names), &self.holders(names, deadline).await);
+                        progress.print(&report::what(names), &self.holders(names, deadline).await);
                     }
                 }
             }
@@ -202,13 +202,13 @@ impl Remote {
             .min(left.max(Duration::from_millis(250)));
         let asks = names.iter().map(|name| async move {
             match tokio::time::timeout(bound, self.client.holder(name)).await {
-                Ok(Ok(Some(lock))) => human::holder(&lock),
+                Ok(Ok(Some(lock))) => report::holder(&lock),
                 Ok(Ok(None)) => "nobody (just released)".to_owned(),
                 Ok(Err(e)) => format!("unknown ({e})"),
-                Err(_) => format!("unknown (no answer within {})", human::duration(bound)),
+                Err(_) => format!("unknown (no answer within {})", report::duration(bound)),
             }
         });
-        human::holders(names, futures_util::future::join_all(asks).await)
+        report::holders(names, futures_util::future::join_all(asks).await)
     }
 }
 
@@ -221,7 +221,7 @@ fn rounded(e: Error) -> Error {
             holder,
         } => Error::WaitTimeout {
             resource,
-            waited: human::round_ms(waited),
+            waited: report::round_ms(waited),
             holder,
         },
         e => e,
@@ -239,7 +239,7 @@ impl RemoteHeld {
             status,
             deadline: self.deadline,
         };
-        self.heartbeat = Some(crate::background::spawn(beat.run()));
+        self.heartbeat = Some(crate::rt::spawn(beat.run()));
     }
 
     fn stop(&mut self) {
@@ -270,8 +270,7 @@ impl RemoteHeld {
     pub(crate) async fn release(mut self, bound: Duration) -> Result<Released> {
         self.stop();
         self.armed = false;
-        let released =
-            crate::background::run(release(self.client.clone(), self.lock.id, bound)).await;
+        let released = crate::rt::run(release(self.client.clone(), self.lock.id, bound)).await;
         let key = self.client.courtesy_key(&self.lock.lock_name);
         note_release(&key, &released);
         released
@@ -290,7 +289,7 @@ impl Drop for RemoteHeld {
         self.stop();
         if self.armed {
             let (client, lock) = (self.client.clone(), self.lock.clone());
-            crate::background::spawn_cleanup(async move {
+            crate::rt::spawn_cleanup(async move {
                 if let Err(e) = delete(client, lock.id, ABANDONED_BOUND).await {
                     stderr::line(&format!(
                         "could not release {} (abandoned before use): {e}",
@@ -375,7 +374,7 @@ where
     F::Output: Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let task = crate::background::spawn(async move {
+    let task = crate::rt::spawn(async move {
         let _ = tx.send(fut.await);
     });
     let out = rx.recv_timeout(bound).ok();
@@ -430,13 +429,13 @@ impl Heartbeat {
             let sent = Instant::now();
             let left = self.deadline.saturating_duration_since(sent);
             if left.is_zero() {
-                let since = failing_since.get_or_insert_with(human::now);
+                let since = failing_since.get_or_insert_with(report::now);
                 let last = self.status.get().reason.unwrap_or_default();
                 self.status.lost(format!(
                     "not kept alive: heartbeats failed from {since} until its last confirmed expiry \
                      (minus a safety margin) passed at {}, {} after it was acquired; last error: {last}",
-                    human::now(),
-                    human::duration(self.lock_age()),
+                    report::now(),
+                    report::duration(self.lock_age()),
                 ));
                 return false;
             }
@@ -456,22 +455,22 @@ impl Heartbeat {
                     self.status.lost(format!(
                         "deleted by someone else: the server answered 404 (no such lock) to a heartbeat at {}, \
                          {} after it was acquired",
-                        human::now(),
-                        human::duration(self.lock_age()),
+                        report::now(),
+                        report::duration(self.lock_age()),
                     ));
                     return false;
                 }
                 Ok(Err(e)) => {
-                    failing_since.get_or_insert_with(human::now);
+                    failing_since.get_or_insert_with(report::now);
                     self.status
                         .uncertain(format!("heartbeat for {} failed: {e}", self.resource));
                 }
                 Err(_) => {
-                    failing_since.get_or_insert_with(human::now);
+                    failing_since.get_or_insert_with(report::now);
                     self.status.uncertain(format!(
                         "heartbeat for {} got no answer within {}",
                         self.resource,
-                        human::duration(attempt)
+                        report::duration(attempt)
                     ));
                 }
             }

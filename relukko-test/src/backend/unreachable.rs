@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::http::Cause;
 use crate::error::Error;
-use crate::mutex::unpoisoned;
+use crate::rt::unpoisoned;
 
 /// How long a server found unreachable is not tried again.
 pub(crate) const FOR: Duration = Duration::from_secs(30);
@@ -46,8 +46,8 @@ pub(crate) fn recent(base_url: &str, now: Instant) -> Option<Error> {
             "{} (not tried again: this process found the server unreachable {} ago, \
              after all its retries; it tries again {} after that)",
             m.cause,
-            crate::human::duration(ago),
-            crate::human::duration(FOR)
+            crate::report::duration(ago),
+            crate::report::duration(FOR)
         ))),
     })
 }

@@ -9,18 +9,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Client;
-use super::answers::Create;
+use super::calls::Create;
 use super::calls::Tidy;
 use super::guard::{Gone, run_guarded};
 use super::pending::Pending;
 use super::retry::PollTimer;
 use super::shared::Shared;
-use super::token::{new_token, with_token};
 use super::watcher::Registration;
+use crate::Lock;
 use crate::error::{Error, Result};
-use crate::human;
-use crate::lock::Lock;
-use crate::mutex::unpoisoned;
+use crate::report;
+use crate::rt::unpoisoned;
+use relukko_protocol::token::{new_token, with_token};
 
 type ProgressFn = Arc<dyn Fn(&WaitProgress) + Send + Sync + 'static>;
 
@@ -90,7 +90,7 @@ impl AcquireOptions {
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {
         // `Duration::MAX` means "practically forever", not an overflow.
-        self.timeout = crate::forever::capped(d);
+        self.timeout = crate::rt::capped(d);
         self
     }
 
@@ -113,7 +113,7 @@ impl AcquireOptions {
     /// When the first progress report comes (default 2 s).
     #[must_use]
     pub fn progress_after(mut self, d: Duration) -> Self {
-        self.progress_after = crate::forever::capped(d);
+        self.progress_after = crate::rt::capped(d);
         self
     }
 
@@ -301,7 +301,7 @@ impl Waiter {
                 return Err(Error::WaitTimeout {
                     resource: self.name.clone(),
                     waited: self.started.elapsed(),
-                    holder: holder.as_ref().map(human::holder),
+                    holder: holder.as_ref().map(report::holder),
                 });
             }
             let healthy = reg.as_ref().is_some_and(Registration::link_healthy);

@@ -89,13 +89,13 @@ impl ClientBuilder {
     /// (default 5 s). A call with a deadline gives each attempt at most the time left.
     #[must_use]
     pub fn request_timeout(self, d: Duration) -> Self {
-        self.set(|c| c.request_timeout = crate::forever::capped(d))
+        self.set(|c| c.request_timeout = crate::rt::capped(d))
     }
 
     /// The longest a TCP (and TLS) connection may take to open (default 3 s).
     #[must_use]
     pub fn connect_timeout(self, d: Duration) -> Self {
-        self.set(|c| c.connect_timeout = crate::forever::capped(d))
+        self.set(|c| c.connect_timeout = crate::rt::capped(d))
     }
 
     /// How transport errors, timeouts and 5xx answers are retried.
@@ -143,12 +143,12 @@ impl ClientBuilder {
     }
 
     /// Names `url` (an environment variable) in errors about the URL.
-    pub(super) fn origin(self, url: &'static str) -> Self {
+    pub(crate) fn origin(self, url: &'static str) -> Self {
         self.set(|c| c.origin.url = url)
     }
 
     /// The key read from the variable `name`, named in errors about it.
-    pub(super) fn api_key_from_env(self, name: &'static str, key: &str) -> Self {
+    pub(crate) fn api_key_from_env(self, name: &'static str, key: &str) -> Self {
         let key = ApiKey::new(key);
         self.set(|c| {
             c.origin.api_key = name;
@@ -157,7 +157,7 @@ impl ClientBuilder {
     }
 
     /// Adds a CA bundle read from the environment.
-    pub(super) fn ca_bundle_from_env(self, bundle: Bundle) -> Self {
+    pub(crate) fn ca_bundle_from_env(self, bundle: Bundle) -> Self {
         self.set(|c| c.ca_bundles.push(bundle))
     }
 
@@ -232,7 +232,7 @@ impl ClientBuilder {
 /// Validates the base `url`, naming `name` in errors (a builder option or
 /// the variable it came from); answers whether it is HTTPS. An empty URL is
 /// fine for a client with the skip switch on.
-pub(super) fn check_url(url: &str, name: &str, skip: bool) -> Result<bool> {
+pub(crate) fn check_url(url: &str, name: &str, skip: bool) -> Result<bool> {
     if skip && url.is_empty() {
         return Ok(false);
     }

@@ -12,12 +12,11 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::Client;
-use super::answers::{Create, Deleted};
 use super::http::{check, decode, is_transient};
 use super::shared::Shared;
-use super::token::{is_own, new_token, with_token};
 use crate::error::{Error, Result};
-use crate::lock::{Lock, format_timestamp};
+use relukko_protocol::token::{is_own, new_token, with_token};
+use relukko_protocol::{Lock, format_timestamp};
 
 const LOCKS: &str = "/v1/locks/";
 /// How long a token whose create may have been applied late is looked for.
@@ -182,7 +181,7 @@ impl Shared {
         keep: Option<Uuid>,
     ) {
         let inner = Arc::clone(self);
-        crate::background::spawn_cleanup(async move {
+        crate::rt::spawn_cleanup(async move {
             let until = Instant::now() + TOKEN_CLEANUP;
             let mut attempt = 0;
             while Instant::now() < until {
@@ -221,7 +220,7 @@ impl Client {
         Fut: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        crate::background::run(f(Arc::clone(&self.inner))).await
+        crate::rt::run(f(Arc::clone(&self.inner))).await
     }
 
     /// Runs `f` on the background runtime; dropping the returned future
@@ -232,9 +231,9 @@ impl Client {
         Fut: Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let task = crate::background::spawn(f(Arc::clone(&self.inner)));
-        let _abort = crate::background::AbortOnDrop::new(&task);
-        crate::background::joined(task.await, "background task")
+        let task = crate::rt::spawn(f(Arc::clone(&self.inner)));
+        let _abort = crate::rt::AbortOnDrop::new(&task);
+        crate::rt::joined(task.await, "background task")
     }
 
     /// Tries once (with retries of transient failures) to create the lock
@@ -413,6 +412,43 @@ impl Client {
         })
         .await
     }
+}
+
+// The answers of the calls that take or free a lock: `Create`, and what a
+// holder's DELETE found.
+
+/// The answer to [`Client::create`](crate::Client::create): the lock, or the news that someone holds it
+/// (the server's 409, as a value rather than an error to parse).
+#[must_use = "a Taken answer means the lock is NOT held"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Create {
+    /// The lock is ours.
+    Acquired(Lock),
+    /// Someone else holds a lock of that name.
+    Taken,
+}
+
+impl Create {
+    /// The lock, if it was acquired.
+    pub fn lock(self) -> Option<Lock> {
+        match self {
+            Create::Acquired(l) => Some(l),
+            Create::Taken => None,
+        }
+    }
+}
+
+/// What a holder's DELETE found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deleted {
+    /// Deleted by this call: the lock was there until now.
+    Now,
+    /// Gone before this call (404 on the first answer).
+    Before,
+    /// 404 after an attempt whose answer was lost: that attempt may have
+    /// deleted it, or it was gone before. The holder decides with what else
+    /// it knows (its confirmed expiry).
+    Unsure,
 }
 
 #[cfg(test)]

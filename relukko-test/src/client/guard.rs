@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::{oneshot, watch};
 
 use super::shared::Shared;
+use crate::Lock;
 use crate::error::Result;
-use crate::lock::Lock;
 
 /// Tells a background task whether its caller is still there.
 pub(crate) struct Gone(watch::Receiver<()>);
@@ -35,7 +35,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(lock) = self.lock.take() {
             let inner = Arc::clone(&self.inner);
-            crate::background::spawn_cleanup(async move { inner.delete_orphan(&lock).await });
+            crate::rt::spawn_cleanup(async move { inner.delete_orphan(&lock).await });
         }
     }
 }
@@ -51,7 +51,7 @@ where
     let (alive, alive_rx) = watch::channel(());
     let (tx, rx) = oneshot::channel::<Result<InFlight>>();
     let fut = f(Arc::clone(&inner), Gone(alive_rx));
-    crate::background::spawn_cleanup(async move {
+    crate::rt::spawn_cleanup(async move {
         let result = fut.await.map(|lock| InFlight { lock, inner });
         // If the caller is gone, the unsent value is dropped here, and with it
         // the lock (see InFlight's Drop).

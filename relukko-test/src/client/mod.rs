@@ -8,14 +8,13 @@
 //! # Example
 //!
 //! ```
-//! # #[cfg(feature = "server")]
 //! # #[tokio::main]
 //! # async fn main() -> relukko::Result<()> {
 //! use std::time::Duration;
 //! use relukko::{AcquireOptions, Client, Create};
 //!
-//! // A throwaway server on 127.0.0.1 (feature `server`); use your own URL instead.
-//! let server = relukko::server::TestServer::start();
+//! // A throwaway server on 127.0.0.1 (package relukko-server); use your own URL instead.
+//! let server = relukko_server::TestServer::start();
 //! let client = Client::builder(server.base_url())
 //!     .api_key(server.api_key())
 //!     .creator("docs example")
@@ -40,8 +39,6 @@
 //! client.delete(lock.id).await?;
 //! # Ok(())
 //! # }
-//! # #[cfg(not(feature = "server"))]
-//! # fn main() {}
 //! ```
 //!
 //! # Waiting
@@ -63,27 +60,24 @@
 //! creator text for display.
 
 mod acquire;
-mod answers;
-mod builder;
+pub(crate) mod builder;
 mod calls;
-mod env;
 mod guard;
 pub(crate) mod http;
-mod key;
+pub(crate) mod key;
 mod options;
 pub(crate) mod pending;
 mod retry;
 mod shared;
-mod tls;
-mod token;
+pub(crate) mod tls;
 mod watcher;
 
+pub use crate::settings::ClientSettings;
 pub use acquire::{AcquireOptions, WaitProgress};
-pub use answers::Create;
-pub(crate) use answers::Deleted;
 pub use builder::ClientBuilder;
-pub use env::ClientSettings;
+pub use calls::Create;
+pub(crate) use calls::Deleted;
+pub use relukko_protocol::token::creator_without_token;
 pub use retry::RetryPolicy;
 pub use shared::Client;
-pub use token::creator_without_token;
 pub use watcher::WatchStats;

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::shared::Shared;
-use crate::mutex::unpoisoned;
+use crate::rt::unpoisoned;
 
 /// One registered token.
 struct Entry {
@@ -166,7 +166,7 @@ async fn clean_up(entries: Vec<Arc<Entry>>, until: Instant) -> usize {
             deleted += join_all(deletes)
                 .await
                 .into_iter()
-                .filter(|r| matches!(r, Ok(Ok(super::answers::Deleted::Now))))
+                .filter(|r| matches!(r, Ok(Ok(super::calls::Deleted::Now))))
                 .count();
         }
         // A POST still on its way, or unanswered, may yet make a lock: look again.

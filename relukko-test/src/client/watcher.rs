@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use super::key::API_KEY_HEADER;
 use super::retry::exp_cap;
 use crate::error::chain;
-use crate::mutex::unpoisoned;
+use crate::rt::unpoisoned;
 
 /// How often the watcher pings, and how long a silent link is trusted.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -185,7 +185,7 @@ impl Watcher {
         target.shown = ws_url(&target.shown);
         let shared = Arc::new(Subscriptions::default());
         let (stop_tx, stop_rx) = oneshot::channel();
-        crate::background::spawn(run(target, Arc::clone(&shared), stop_rx));
+        crate::rt::spawn(run(target, Arc::clone(&shared), stop_rx));
         Watcher {
             shared,
             _stop: stop_tx,

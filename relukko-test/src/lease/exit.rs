@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use crate::mutex::unpoisoned;
+use crate::rt::unpoisoned;
 
 /// A live lease, as the exit and signal handlers see it.
 pub(super) trait Live: Send + Sync {

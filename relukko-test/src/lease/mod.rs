@@ -6,11 +6,11 @@ pub(crate) mod signals;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::backend::state::{LeaseState, StatusTx};
 use crate::backend::{Held, Released};
 use crate::error::{Error, Result};
-use crate::lease_state::{LeaseState, StatusTx};
-use crate::mutex::unpoisoned;
-use crate::{human, stderr};
+use crate::report::{self, stderr};
+use crate::rt::unpoisoned;
 
 /// The longest an explicit release (and the one after a locked test) waits.
 pub(crate) const RELEASE_BOUND: Duration = Duration::from_secs(10);
@@ -97,7 +97,7 @@ impl Part {
             Ok(Released::AlreadyGone) => {
                 self.status.lost_quietly(format!(
                     "it was already gone when released at {}: deleted by someone else, or expired",
-                    human::now()
+                    report::now()
                 ));
             }
             // Keep the state: the lock may still be there until it expires.
@@ -126,7 +126,7 @@ impl Part {
         };
         self.status.lost_quietly(format!(
             "released at {} because {signal} is ending the process",
-            human::now()
+            report::now()
         ));
         held.release(bound).await.map(drop)
     }
@@ -145,9 +145,9 @@ impl Part {
 impl Drop for Part {
     fn drop(&mut self) {
         let Some(held) = self.take() else { return };
-        if crate::background::is_current_thread() {
+        if crate::rt::is_current_thread() {
             // Blocking here would wait for a task that needs this very thread.
-            crate::background::spawn_cleanup(async move {
+            crate::rt::spawn_cleanup(async move {
                 let _ = held.release(DROP_BOUND).await;
             });
         } else if let Err(e) = held.release_blocking(DROP_BOUND) {

@@ -59,8 +59,8 @@ impl Drop for Guard {
 fn enabled() -> bool {
     // Read here, not with the locking settings: every lease installs the
     // handlers, also one of a locker built without the environment.
-    let v = crate::vars::process()
-        .raw(crate::vars::SIGNALS)
+    let v = crate::settings::vars::process()
+        .raw(crate::settings::vars::SIGNALS)
         .unwrap_or_default();
     let v = v.to_string_lossy();
     !matches!(
@@ -93,7 +93,7 @@ fn release_everything(signal: &'static str) -> (usize, bool) {
         let _ = (futures_util::future::join_all(releases).await, until);
     };
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    crate::background::spawn(async move {
+    crate::rt::spawn(async move {
         work.await;
         let _ = tx.send(());
     });
@@ -130,7 +130,7 @@ mod imp {
                 return;
             }
             if let Err(e) = try_install() {
-                crate::stderr::line(&format!(
+                crate::report::stderr::line(&format!(
                     "cannot catch SIGINT/SIGTERM/SIGHUP ({e}): a stopped test's locks expire after their lease"
                 ));
             }
@@ -198,10 +198,10 @@ mod imp {
         let started = std::time::Instant::now();
         let name = signal_name(sig).unwrap_or("a signal");
         let (parts, done) = super::release_everything(name);
-        crate::stderr::line(&format!(
+        crate::report::stderr::line(&format!(
             "{name}: {} {parts} lock(s) in {}{}",
             if done { "released" } else { "tried to release" },
-            crate::human::duration(started.elapsed()),
+            crate::report::duration(started.elapsed()),
             if done { "" } else { " (gave up waiting)" }
         ));
         let _ = emulate_default_handler(sig);

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 
 use crate::error::{Error, Result};
-use crate::mutex::unpoisoned;
-use crate::stderr;
+use crate::report::stderr;
+use crate::rt::unpoisoned;
 
 /// The longest holder record, in bytes. Records in files of other users are
 /// padded to this size, so a longer earlier record never shows through.

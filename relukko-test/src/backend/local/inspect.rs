@@ -15,20 +15,20 @@ use crate::error::{Error, Result};
 
 /// One held lock file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Holding {
+pub struct Holding {
     /// The lock name, with the prefix (as recorded by the holder).
-    pub(crate) lock_name: String,
+    pub lock_name: String,
     /// The holder's creator text, if recorded.
-    pub(crate) creator: Option<String>,
+    pub creator: Option<String>,
     /// Since when (RFC 3339 UTC), if recorded.
-    pub(crate) since: Option<String>,
+    pub since: Option<String>,
     /// The lock file.
-    pub(crate) file: PathBuf,
+    pub file: PathBuf,
 }
 
 impl Holding {
     /// The lock file's name: the lock's id on this backend.
-    pub(crate) fn id(&self) -> String {
+    pub fn id(&self) -> String {
         self.file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -38,12 +38,12 @@ impl Holding {
 
 impl Local {
     /// The folder of the lock files.
-    pub(crate) fn dir(&self) -> &Path {
+    pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Every lock file with a live holder, by lock name.
-    pub(crate) fn held(&self) -> Result<Vec<Holding>> {
+    pub fn held(&self) -> Result<Vec<Holding>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -63,7 +63,7 @@ impl Local {
     }
 
     /// Who holds `lock_name`, if anyone.
-    pub(crate) fn holding(&self, lock_name: &str) -> Result<Option<Holding>> {
+    pub fn holding(&self, lock_name: &str) -> Result<Option<Holding>> {
         let found = holding_at(&self.path_for(lock_name))?;
         // A file of another name that hashes alike would be a different file.
         Ok(found.map(|h| Holding {
@@ -73,7 +73,7 @@ impl Local {
     }
 
     /// The held lock whose id (lock file name) is `id`, if any.
-    pub(crate) fn holding_id(&self, id: &str) -> Result<Option<Holding>> {
+    pub fn holding_id(&self, id: &str) -> Result<Option<Holding>> {
         if !id.ends_with(".lock") || id.contains(['/', '\\']) {
             return Ok(None);
         }
@@ -83,7 +83,7 @@ impl Local {
     /// Frees the name for the next taker by removing the lock file. The
     /// holder keeps its (now nameless) file until it releases, and then
     /// learns that its lock was gone (see `LocalHeld::release`).
-    pub(crate) fn force_release(&self, h: &Holding) -> Result<()> {
+    pub fn force_release(&self, h: &Holding) -> Result<()> {
         std::fs::remove_file(&h.file).map_err(|e| Error::local(&h.lock_name, &h.file, e))
     }
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use super::folder::{Key, LockFile};
 use crate::error::Result;
-use crate::mutex::unpoisoned;
+use crate::rt::unpoisoned;
 
 /// How long a queued thread sleeps before it looks at its abandon flag
 /// again, when nobody wakes it.

@@ -1,0 +1,267 @@
+//! The `RELUKKO_*` variables: every name, written once, and one reader whose
+//! errors name the variable.
+//!
+//! One reader for the test library, the server and the command line, over a
+//! lookup function so that every parser is tested without touching the
+//! process environment (which all test threads share).
+//!
+//! ```
+//! use relukko_protocol::vars::{self, Vars};
+//!
+//! let env = Vars::new(|name| (name == vars::LEASE).then(|| "2m 30s".into()));
+//! assert_eq!(env.duration(vars::LEASE).unwrap(), Some(std::time::Duration::from_secs(150)));
+//! assert_eq!(env.text(vars::PREFIX).unwrap(), None);
+//! ```
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+/// A variable that is set but cannot be used: empty, not UTF-8, or not of
+/// its form. Its text names the variable and the fix, never the value of a
+/// secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarError {
+    /// The variable, e.g. `RELUKKO_LEASE`.
+    pub name: String,
+    /// What is wrong and how to fix it.
+    pub reason: String,
+}
+
+impl VarError {
+    fn new(name: &str, reason: impl Into<String>) -> VarError {
+        VarError {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for VarError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid setting {}: {}", self.name, self.reason)
+    }
+}
+
+impl std::error::Error for VarError {}
+
+type Result<T> = std::result::Result<T, VarError>;
+
+// The names of the variables, each written once here.
+
+/// Upstream's skip switch: any non-empty value turns all locking off.
+pub const SKIP: &str = "RELUKKO_TRUST_ME_IT_IS_LOCKED";
+/// The server URL, and upstream's alias for it.
+pub const URL_VARS: [&str; 2] = ["RELUKKO_URL", "RELUKKO_BASE_URL"];
+/// The folder of the local backend's lock files.
+pub const LOCAL_DIR: &str = "RELUKKO_LOCAL_DIR";
+/// The longest wait for a resource.
+pub const WAIT_TIMEOUT: &str = "RELUKKO_TIMEOUT";
+/// How long the server keeps a lock without a heartbeat.
+pub const LEASE: &str = "RELUKKO_LEASE";
+/// Put in front of every lock name, so teams can share one server.
+pub const PREFIX: &str = "RELUKKO_LOCK_PREFIX";
+/// Overrides the derived creator text.
+pub const CREATOR: &str = "RELUKKO_CREATOR";
+
+/// The API key, sent as `X-API-Key`.
+pub const API_KEY: &str = "RELUKKO_API_KEY";
+/// The client's per-attempt request timeout.
+pub const REQUEST_TIMEOUT: &str = "RELUKKO_REQUEST_TIMEOUT";
+/// The client's connect timeout.
+pub const CONNECT_TIMEOUT: &str = "RELUKKO_CONNECT_TIMEOUT";
+/// Whether waiters watch the server's WebSocket.
+pub const WEBSOCKET: &str = "RELUKKO_WEBSOCKET";
+/// Turns off releasing every lease on SIGINT, SIGTERM and SIGHUP.
+pub const SIGNALS: &str = "RELUKKO_SIGNALS";
+
+/// Extra CA bundles (a PEM file or a folder); the first that is set wins.
+pub const CA_BUNDLE_VARS: [&str; 3] = ["RELUKKO_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"];
+
+// The server binary's settings (`relukko-server`).
+
+/// The address it binds.
+pub const BIND_ADDR: &str = "RELUKKO_BIND_ADDR";
+/// The port it binds.
+pub const BIND_PORT: &str = "RELUKKO_BIND_PORT";
+/// How long an expired lock lingers before the clean-up removes it.
+pub const CLEANUP_GRACE: &str = "RELUKKO_CLEANUP_GRACE";
+/// How often the clean-up runs.
+pub const CLEANUP_INTERVAL: &str = "RELUKKO_CLEANUP_INTERVAL";
+/// The log level.
+pub const LOG: &str = "RELUKKO_LOG";
+/// The database file that keeps locks across restarts.
+pub const DB: &str = "RELUKKO_DB";
+/// The login of the page at `/`, with [`PASSWORD`].
+pub const USER: &str = "RELUKKO_USER";
+/// The password of the page at `/`, with [`USER`].
+pub const PASSWORD: &str = "RELUKKO_PASSWORD";
+
+/// Set by `relukko run` for its command: the names it holds.
+pub const HELD: &str = "RELUKKO_HELD";
+
+/// Every variable this crate reads or sets, for the misspelling check.
+pub const ALL: [&str; 25] = [
+    URL_VARS[0],
+    URL_VARS[1],
+    API_KEY,
+    LOCAL_DIR,
+    WAIT_TIMEOUT,
+    LEASE,
+    PREFIX,
+    CREATOR,
+    REQUEST_TIMEOUT,
+    CONNECT_TIMEOUT,
+    WEBSOCKET,
+    SIGNALS,
+    CA_BUNDLE_VARS[0],
+    CA_BUNDLE_VARS[1],
+    CA_BUNDLE_VARS[2],
+    SKIP,
+    BIND_ADDR,
+    BIND_PORT,
+    CLEANUP_GRACE,
+    CLEANUP_INTERVAL,
+    LOG,
+    DB,
+    USER,
+    PASSWORD,
+    HELD,
+];
+
+/// Settings read through `lookup` (variable name to raw value, `None` when unset).
+pub struct Vars<F> {
+    lookup: F,
+}
+
+impl<F> std::fmt::Debug for Vars<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The values may hold secrets (the API key): show none.
+        f.debug_struct("Vars").finish_non_exhaustive()
+    }
+}
+
+/// The process environment.
+pub fn process() -> Vars<fn(&str) -> Option<OsString>> {
+    Vars::new(|name| std::env::var_os(name))
+}
+
+impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
+    /// A reader over `lookup` (a variable's name to its raw value, `None` when unset).
+    pub fn new(lookup: F) -> Self {
+        Vars { lookup }
+    }
+
+    /// The raw value, for paths that need not be UTF-8.
+    pub fn raw(&self, name: &str) -> Option<OsString> {
+        (self.lookup)(name)
+    }
+
+    /// A variable's value, trimmed; `None` when unset. Set but empty, or not
+    /// UTF-8, is an error naming the variable: a half-configured environment
+    /// should fail loudly rather than be taken for "unset".
+    pub fn text(&self, name: &str) -> Result<Option<String>> {
+        match self.raw(name).map(OsString::into_string) {
+            None => Ok(None),
+            Some(Ok(v)) if v.trim().is_empty() => Err(VarError::new(
+                name,
+                "is set but empty: unset it or give it a value",
+            )),
+            Some(Ok(v)) => Ok(Some(v.trim().to_owned())),
+            Some(Err(_)) => Err(VarError::new(name, "is not valid UTF-8")),
+        }
+    }
+
+    /// The first of several alias variables that is set, with the name it was
+    /// found under.
+    pub fn first(&self, names: &[&'static str]) -> Result<Option<(&'static str, String)>> {
+        for &name in names {
+            if let Some(v) = self.text(name)? {
+                return Ok(Some((name, v)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A switch in upstream's style: set to any non-empty value means on.
+    pub fn flag(&self, name: &str) -> bool {
+        self.raw(name).is_some_and(|v| !v.is_empty())
+    }
+
+    /// A duration in a readable form (`"500ms"`, `"10s"`, `"2m 30s"`), or a
+    /// bare number of seconds.
+    pub fn duration(&self, name: &str) -> Result<Option<Duration>> {
+        let Some(v) = self.text(name)? else {
+            return Ok(None);
+        };
+        parse_duration(&v)
+            .map(Some)
+            .map_err(|reason| VarError::new(name, reason))
+    }
+}
+
+/// Parses `"500ms"`, `"10s"`, `"2m 30s"`, or a bare number of seconds.
+pub fn parse_duration(v: &str) -> std::result::Result<Duration, String> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(v).map_err(|e| {
+        format!(
+            "{v:?} is not a duration ({e}); write it like \"500ms\", \"30s\", \"10m\" or \"1h 30m\""
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<OsString>> {
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        Vars::new(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn durations_in_readable_forms() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m 30s").unwrap(), Duration::from_secs(150));
+        assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
+        assert!(parse_duration("-3s").is_err());
+    }
+
+    #[test]
+    fn empty_and_junk_name_the_variable() {
+        let v = vars(&[("A", "  "), ("D", "soon"), ("B", " x "), ("F", "")]);
+        assert_eq!(v.text("B").unwrap().as_deref(), Some("x"));
+        assert_eq!(v.text("nope").unwrap(), None);
+        for (name, err) in [
+            ("A", v.text("A").unwrap_err()),
+            ("D", v.duration("D").unwrap_err()),
+        ] {
+            assert!(err.name == name, "{err}");
+        }
+        assert!(!v.flag("F"), "empty means off, as upstream");
+        assert!(v.flag("B"));
+        assert_eq!(
+            v.first(&["nope", "B"]).unwrap(),
+            Some(("B", "x".to_owned()))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_is_an_error() {
+        use std::os::unix::ffi::OsStringExt;
+        let v = Vars::new(|_: &str| Some(OsString::from_vec(vec![0xff, 0xfe])));
+        assert!(v.text("X").unwrap_err().to_string().contains("UTF-8"));
+    }
+}

@@ -1,0 +1,105 @@
+//! Running a server: its state opened (from the database, if configured), the
+//! routes served, the clean-up pass beside them, and the graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::config::ServerConfig;
+use super::{routes, state};
+
+/// How long a shutdown waits for open requests before it cuts them.
+const GRACEFUL_LIMIT: Duration = Duration::from_millis(1500);
+
+/// Serves the Relukko API on `listener` until `shutdown` completes.
+///
+/// On shutdown, WebSocket clients get a close frame, idle connections are
+/// closed, and requests in flight get 1.5 s to finish;
+/// then `serve` returns, and whatever connection task is left runs only as long
+/// as the runtime it was spawned on.
+///
+/// For a server in a test, [`TestServer`](struct.TestServer.html) does all of this for you; `serve`
+/// is for embedding the server in a program of your own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use relukko_server::{ServerConfig, serve};
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// println!("listening on http://{}", listener.local_addr()?);
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(serve(listener, ServerConfig::new("s3cret"), async {
+///     let _ = stopped.await;
+/// }));
+/// // ... serve requests until told to stop ...
+/// let _ = stop.send(());
+/// server.await.expect("server task")?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// If the database of [`ServerConfig::database`] cannot be opened (another
+/// process has it open, or it is not a database), or if the server fails as a
+/// whole; per-connection errors are logged and dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (state, stop_tx) = open(config)?;
+    serve_state(listener, state, stop_tx, shutdown).await
+}
+
+/// The state of a server about to start: its locks (loaded from the database,
+/// if configured) and the switch that stops it.
+pub(crate) fn open(
+    config: ServerConfig,
+) -> std::io::Result<(state::AppState, watch::Sender<bool>)> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state =
+        state::AppState::open(config, stop_rx).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok((state, stop_tx))
+}
+
+/// [`serve`] with a state made by [`open`].
+pub(crate) async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: state::AppState,
+    stop_tx: watch::Sender<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stop_rx = state.stop_signal();
+    let cleanup = tokio::spawn(state::cleanup_loop(state.clone()));
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    let mut graceful = stop_rx;
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stopped| *stopped).await;
+        })
+        .into_future();
+    tokio::pin!(server);
+
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = shutdown => {
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(GRACEFUL_LIMIT, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(target: "relukko_server", "requests still open after {GRACEFUL_LIMIT:?}; cutting them");
+                    Ok(())
+                }
+            }
+        }
+    };
+    // Tell WebSocket sessions even when the server ended on its own.
+    let _ = stop_tx.send(true);
+    cleanup.abort();
+    result
+}

@@ -1,0 +1,103 @@
+//! `GET /ws/broadcast`: every change pushed to every connected client.
+//!
+//! Each client has its own bounded receiver of the one broadcast channel: the
+//! server never waits for a client. A client that falls behind by more than the
+//! channel holds skips ahead; one that does not take a message within
+//! [`SEND_TIMEOUT`] is closed.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+
+use super::metrics::{Connected, Socket};
+use super::reply::ApiError;
+use super::state::AppState;
+
+/// The longest a client may take to accept one message before it is closed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The upgrade handler (behind the API-key check).
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    accept(state, ws, Socket::Api)
+}
+
+/// Answers an upgrade (already authorized) with a session of change events.
+pub(crate) fn accept(
+    state: AppState,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    kind: Socket,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => {
+            return ApiError::new(rejection.status(), rejection.body_text()).into_response();
+        }
+    };
+    // Subscribe before answering 101: a client sees every change made after its
+    // upgrade succeeded.
+    let events = state.subscribe();
+    let stop = state.stop_signal();
+    let metrics = state.clone();
+    ws.on_upgrade(move |socket| {
+        let connected = metrics.metrics().connected(kind);
+        session(socket, events, stop, connected)
+    })
+}
+
+async fn session(
+    socket: WebSocket,
+    mut events: broadcast::Receiver<Utf8Bytes>,
+    mut stop: watch::Receiver<bool>,
+    // Counted as connected until the session ends.
+    _connected: Connected,
+) {
+    let (mut sink, mut stream) = socket.split();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => {
+                let bye = Message::Close(Some(CloseFrame {
+                    code: close_code::AWAY,
+                    reason: Utf8Bytes::from_static("server shutting down"),
+                }));
+                let _ = tokio::time::timeout(Duration::from_millis(500), sink.send(bye)).await;
+                break;
+            }
+            event = events.recv() => match event {
+                Ok(text) => {
+                    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break,
+                        Err(_) => {
+                            tracing::info!(target: "relukko_server", "closing a WebSocket client that does not keep up");
+                            break;
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(skipped)) => {
+                    tracing::debug!(target: "relukko_server", "a WebSocket client fell behind; skipped {skipped} events");
+                }
+                Err(RecvError::Closed) => break,
+            },
+            incoming = stream.next() => match incoming {
+                // Pings are answered by the WebSocket layer itself while we read.
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Completes when the server stops (or its state is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, before any other await.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
