@@ -103,9 +103,34 @@
 //! The [`client`] module speaks the whole Relukko protocol for tools of your own
 //! (create-or-fail with `409` as a typed `Create::Taken`, acquire with a
 //! deadline, get, list, update, delete, keep-alive, add-to-expiry, health), with
-//! retries and per-request timeouts. In the repository,
-//! `cargo run -p relukko-examples --example admin` lists the locks and
-//! force-releases one (it starts a throwaway server when `RELUKKO_URL` is unset).
+//! retries and per-request timeouts. An administrator's force-release:
+//!
+//! ```no_run
+//! # #[cfg(feature = "relukko")]
+//! # #[tokio::main]
+//! # async fn main() -> relukko::Result<()> {
+//! use relukko::{Client, Create};
+//!
+//! // Your server's URL and key; or Client::from_env()? (RELUKKO_URL, RELUKKO_API_KEY, ...).
+//! let client = Client::builder("https://relukko.example.com").api_key("s3cr3t").build()?;
+//! if let Create::Acquired(lock) = client.create("crate-doc-admin-rig", Some("me")).await? {
+//!     println!("holding {} (id {})", lock.lock_name, lock.id);
+//! }
+//! // Look the lock up by name, delete it by id.
+//! for lock in client.list().await? {
+//!     if lock.lock_name == "crate-doc-admin-rig" {
+//!         client.delete(lock.id).await?;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "relukko"))]
+//! # fn main() {}
+//! ```
+//!
+//! In the repository, `cargo run -p relukko-examples --example admin` lists
+//! the locks and force-releases one (it starts a throwaway server when
+//! `RELUKKO_URL` is unset).
 //!
 //! ## Configuration
 //!
