@@ -169,9 +169,9 @@
 //! set `RELUKKO_URL` from a test; build a [`Locker`], or start child processes
 //! with the variables set.
 //!
-//! The `relukko` command line and the `relukko-server` binary read these
-//! variables too; the server's own (`RELUKKO_BIND_ADDR`, `RELUKKO_DB`, ...) are
-//! in the [relukko-server](https://docs.rs/relukko-server/latest/relukko_server/)
+//! The `relukko` command line reads these variables too. The server's own
+//! (`RELUKKO_BIND_ADDR`, `RELUKKO_DB`, ...) are in the
+//! [relukko-server](https://docs.rs/relukko-server/latest/relukko_server/)
 //! documentation.
 //!
 //! ## Backends
