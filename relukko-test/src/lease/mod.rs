@@ -65,11 +65,11 @@ const DROP_BOUND: Duration = Duration::from_secs(5);
 /// }
 /// ```
 ///
-/// The test's own lease is released after its body by the attribute, not by
-/// the test (dropping or releasing it earlier is allowed). Asking for the same
-/// resource again inside the test fails at once with
-/// [`Error::HeldByThisTest`]: locks are not re-entrant, use this lease. If the
-/// lock is lost while the test runs, [`state`](Lease::state) turns
+/// The attribute keeps a clone of the test's lease and releases it after the
+/// body: dropping the parameter in the body does not release the resource
+/// early. Asking for the same resource again inside the test fails at once
+/// with [`Error::HeldByThisTest`]: locks are not re-entrant, use this lease.
+/// If the lock is lost while the test runs, [`state`](Lease::state) turns
 /// [`Uncertain`](LeaseState::Uncertain), then [`Lost`](LeaseState::Lost),
 /// [`lost`](Lease::lost) resolves, and the test fails after its body; see
 /// [`locked`](crate::locked) for every case.
