@@ -19,19 +19,6 @@ mod signature;
 /// Holds one or more resources while the test runs: acquired before the
 /// body, released after it, whether it returns, fails or panics.
 ///
-/// ```ignore
-/// #[test]
-/// #[relukko::locked("hil-rig-3", timeout = "10m")]
-/// fn flashes_firmware() { /* the rig is ours */ }
-///
-/// #[relukko::locked(any_of("rig-1", "rig-2", "rig-3"))] // above #[tokio::test]
-/// #[tokio::test]
-/// async fn any_rig(lease: relukko::Lease) -> Result<(), std::io::Error> {
-///     println!("got {}", lease.name());
-///     Ok(())
-/// }
-/// ```
-///
 /// Forms: `#[locked("a")]`; `#[locked("a", "b")]` (all of them, acquired in
 /// one canonical order); `#[locked]` (one name derived from the test's
 /// module path and name); `#[locked(any_of("rig-1", "rig-2"))]` (whichever
@@ -53,18 +40,13 @@ mod signature;
 /// arguments"). `#[tokio::test]` may go on either side.
 ///
 /// Works on sync and `async fn`, with `#[tokio::test]` above or below it,
-/// with `#[should_panic]`, `#[ignore]` and tests returning `Result` (`?` and
-/// `return` work as usual). A `#[should_panic]` test (on either side of
-/// `#[locked]`) fails, rather than passes, when its lock cannot be taken or
-/// is lost while it runs: the runtime says why and returns without a panic. With rstest both orders work with `#[case]` and
-/// fixtures: `#[locked]` above `#[rstest]` wraps the shared function (a
-/// `Lease` parameter works, and a derived name is shared by all cases);
-/// `#[rstest]` above `#[locked]` locks each generated case function (a
-/// derived name is then one per case, and no `Lease` parameter: rstest would
-/// take it for a fixture and fail with "cannot find module or crate
-/// `lease`"). Other
-/// parameters pass through, except on a function that visibly carries only
-/// `#[test]`-like attributes, where they are a compile error.
+/// with `#[should_panic]`, `#[ignore]`, tests returning `Result`, and
+/// `rstest` (in either order).
+///
+/// The manual, with a compiled example of every form and option, and what
+/// happens when a test panics, times out, loses its lock or is stopped by a
+/// signal, is on
+/// [`relukko::locked`](https://docs.rs/relukko-test/latest/relukko/attr.locked.html).
 #[proc_macro_attribute]
 pub fn locked(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::locked(attr.into(), item.into()).into()

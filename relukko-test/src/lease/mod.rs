@@ -43,6 +43,36 @@ const DROP_BOUND: Duration = Duration::from_secs(5);
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # As a test's parameter
+///
+/// A test learns what it holds by declaring one `Lease` parameter, by value;
+/// the macro removes it and passes the lease in (with one name, no name, or an
+/// `any_of` pool). **Put `#[locked]` above `#[test]` then**: written below,
+/// `#[test]` expands first and rejects the parameter, and rustc says
+/// "functions used as tests can not have any arguments". `#[tokio::test]`
+/// works on either side.
+///
+/// ```
+/// # use relukko::locked as test; // doc tests drop #[test] fns; this keeps the example compiled
+/// use relukko::{Lease, locked};
+///
+/// #[locked(any_of("rig-1", "rig-2", "rig-3"))] // above #[test]
+/// #[test]
+/// fn flashes_on_any_rig(lease: Lease) {
+///     println!("flashing on {}", lease.name());
+///     assert!(lease.name().starts_with("rig-"));
+/// }
+/// ```
+///
+/// The attribute keeps a clone of the test's lease and releases it after the
+/// body: dropping the parameter in the body does not release the resource
+/// early. Asking for the same resource again inside the test fails at once
+/// with [`Error::HeldByThisTest`]: locks are not re-entrant, use this lease.
+/// If the lock is lost while the test runs, [`state`](Lease::state) turns
+/// [`Uncertain`](LeaseState::Uncertain), then [`Lost`](LeaseState::Lost),
+/// [`lost`](Lease::lost) resolves, and the test fails after its body; see
+/// [`locked`](crate::locked) for every case.
 #[derive(Clone)]
 #[must_use = "dropping a Lease releases the resource at once; bind it: `let _lease = ...`"]
 pub struct Lease {
