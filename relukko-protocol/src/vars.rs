@@ -145,6 +145,29 @@ pub fn process() -> Vars<fn(&str) -> Option<OsString>> {
     Vars::new(|name| std::env::var_os(name))
 }
 
+impl Vars<fn(&str) -> Option<OsString>> {
+    /// A fixed set of variables instead of the process environment: what a
+    /// test of a settings reader gives it.
+    ///
+    /// ```
+    /// let env = relukko_protocol::vars::Vars::from_pairs(&[("RELUKKO_LEASE", "30s")]);
+    /// assert_eq!(env.text("RELUKKO_LEASE").unwrap().as_deref(), Some("30s"));
+    /// assert_eq!(env.text("RELUKKO_TIMEOUT").unwrap(), None);
+    /// ```
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<OsString>> {
+        let pairs: Vec<(String, OsString)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
+            .collect();
+        Vars::new(move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+}
+
 impl<F: Fn(&str) -> Option<OsString>> Vars<F> {
     /// A reader over `lookup` (a variable's name to its raw value, `None` when unset).
     pub fn new(lookup: F) -> Self {
@@ -217,16 +240,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<OsString>> {
-        let pairs: Vec<(String, OsString)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
-        Vars::new(move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        Vars::from_pairs(pairs)
     }
 
     #[test]

@@ -321,24 +321,11 @@ fn parse_level(v: &str) -> Result<LevelFilter, Stop> {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<OsString>> {
-        let pairs: Vec<(String, OsString)> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
-            .collect();
-        Vars::new(move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
-    }
-
     fn run(a: &[&str], env: &[(&str, &str)]) -> Result<Options, Stop> {
         let argv = std::iter::once("relukko-server")
             .chain(a.iter().copied())
             .map(OsString::from);
-        parse(argv, &vars(env))
+        parse(argv, &Vars::from_pairs(env))
     }
 
     fn usage(r: Result<Options, Stop>) -> String {
