@@ -235,12 +235,94 @@ pub fn parse_duration(v: &str) -> std::result::Result<Duration, String> {
     })
 }
 
+/// The optimal string alignment distance (edits: insert, delete,
+/// substitute, swap of neighbours) from `a` to `b`, on bytes, if it is at
+/// most `max`. Gives up as soon as it must be more: most names in an
+/// environment are nothing like ours, and each test process checks them all.
+/// `b`, the name meant, is one of ours: shorter than 40 bytes.
+///
+/// The library's check for misspelt variables and the attribute's option
+/// hints both use it.
+///
+/// ```
+/// use relukko_protocol::vars::edit_distance_within;
+/// assert_eq!(edit_distance_within("RELUKO_URL", "RELUKKO_URL", 2), Some(1));
+/// assert_eq!(edit_distance_within("RELUKKO_ULR", "RELUKKO_URL", 2), Some(1)); // a swap
+/// assert_eq!(edit_distance_within("PATH", "RELUKKO_URL", 2), None);
+/// ```
+pub fn edit_distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    // Rows i-2, i-1 and i of the table, on the stack: `b` is one of ours.
+    const WIDTH: usize = 40;
+    if b.len() >= WIDTH {
+        return None;
+    }
+    let mut prev2 = [0; WIDTH];
+    let mut prev: [usize; WIDTH] = std::array::from_fn(|j| j);
+    let mut cur = [0; WIDTH];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(prev2[j - 2] + 1);
+            }
+        }
+        // Every path to the end crosses rows i and i-1 (a swap spans two).
+        let row = b.len() + 1;
+        if cur[..row].iter().chain(&prev[..row]).all(|&d| d > max) {
+            return None;
+        }
+        std::mem::swap(&mut prev2, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    Some(prev[b.len()]).filter(|&d| d <= max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vars<impl Fn(&str) -> Option<OsString>> {
         Vars::from_pairs(pairs)
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(
+            edit_distance_within("RELUKKO_URL", "RELUKKO_URL", 2),
+            Some(0)
+        );
+        assert_eq!(
+            edit_distance_within("RELUKO_URL", "RELUKKO_URL", 2),
+            Some(1)
+        );
+        assert_eq!(
+            edit_distance_within("RELUKKO_ULR", "RELUKKO_URL", 2),
+            Some(1)
+        );
+        assert_eq!(edit_distance_within("", "ABC", 3), Some(3));
+        assert_eq!(edit_distance_within("", "ABC", 2), None);
+        assert_eq!(edit_distance_within("KITTEN", "SITTING", 3), Some(3));
+        assert_eq!(edit_distance_within("KITTEN", "SITTING", 2), None);
+        assert!(ALL.iter().all(|k| k.len() < 40));
+        // A swap late in the name, after rows whose minimum is already max.
+        assert_eq!(
+            edit_distance_within("RELUKKO_LAESE", "RELUKKO_LEASE", 1),
+            Some(1)
+        );
+        assert_eq!(
+            edit_distance_within("XRELUKKO_LAESE", "RELUKKO_LEASE", 2),
+            Some(2)
+        );
+        assert_eq!(
+            edit_distance_within("CARGO_PKG_NAME", "RELUKKO_LEASE", 2),
+            None
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The attribute's vocabulary for error messages: its options, an example
 //! of each, and typo suggestions.
 
+use relukko_protocol::vars::edit_distance_within;
+
 /// Every option, for "unknown option" messages and typo suggestions.
 pub(crate) const OPTIONS: [&str; 5] = ["timeout", "lease", "creator", "crate", "any_of"];
 
@@ -27,8 +29,7 @@ pub(crate) fn did_you_mean(key: &str) -> String {
         .or_else(|| {
             OPTIONS
                 .iter()
-                .map(|o| (edit_distance(&key.to_ascii_lowercase(), o), *o))
-                .filter(|&(d, _)| d <= 2)
+                .filter_map(|o| Some((edit_distance_within(&key.to_ascii_lowercase(), o, 2)?, *o)))
                 .min()
                 .map(|(_, o)| o)
         })
@@ -60,19 +61,4 @@ pub(crate) fn is_name_key(key: &str) -> bool {
         key.to_ascii_lowercase().as_str(),
         "name" | "names" | "resource" | "resources" | "lock" | "locks" | "lock_name" | "key"
     )
-}
-
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
