@@ -207,6 +207,18 @@ pub fn fresh_dir(tag: &str) -> TempDir {
 /// run them, with `--ignored`.
 pub fn worker(filter: &str, exact: bool, threads: usize, env: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
+    worker_at(&exe, filter, exact, threads, env)
+}
+
+/// [`worker`], run from `exe`: a copy of this test binary (say, one that
+/// another user may execute, which the one in `target/` need not be).
+pub fn worker_at(
+    exe: &Path,
+    filter: &str,
+    exact: bool,
+    threads: usize,
+    env: &[(&str, String)],
+) -> Command {
     let mut cmd = Command::new(exe);
     cmd.arg(filter);
     if exact {
