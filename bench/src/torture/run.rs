@@ -12,11 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use relukko::server::TestServer;
+use relukko_e2e::history::{self, Writer, now_ns};
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::temp::TempDir;
 
 use super::check::{self, Figures, Params};
-use super::history::{self, Writer, now_ns};
 use super::raw;
 use super::worker;
 
