@@ -12,7 +12,6 @@
 //! `worker.rs`. Faults, the checker's rules and bounds: `run.rs`, `check.rs`.
 
 mod check;
-mod raw;
 mod run;
 mod worker;
 
