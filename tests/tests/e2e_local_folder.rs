@@ -143,7 +143,7 @@ fn lock_in(exe: &Path, dir: &Path, uid: Option<u32>) -> (bool, Vec<String>, Stri
             // The copy was just written: a child another thread forked
             // meanwhile may briefly hold it open for writing.
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(50));
             }
             result => break result.expect("run lock_worker"),
         }
