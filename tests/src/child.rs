@@ -3,12 +3,14 @@
 //! listening line, talk HTTP/1.1 to it), a clean environment for any child
 //! process, and temporary folders.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::raw;
 
 pub const STEP: Duration = Duration::from_secs(20);
 
@@ -112,8 +114,9 @@ pub fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String) {
     request(addr, "GET", path, key, None).expect("the server answers")
 }
 
-/// A minimal HTTP/1.1 request with an optional JSON body; returns the status
-/// and the body, or the I/O error (a server that died mid-request).
+/// A minimal HTTP/1.1 request with an optional JSON body (through
+/// [`raw`](crate::raw)); returns the status and the body, or an error when
+/// nothing came back (a server that died mid-request).
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -121,46 +124,24 @@ pub fn request(
     key: Option<&str>,
     json: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, STEP)?;
-    stream.set_read_timeout(Some(STEP))?;
-    let key = key
-        .map(|k| format!("X-API-Key: {k}\r\n"))
-        .unwrap_or_default();
-    let body = json
-        .map(|j| {
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
-                j.len()
-            )
-        })
-        .unwrap_or_else(|| "\r\n".to_owned());
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{key}Connection: close\r\n{body}"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
+    let mut headers = Vec::new();
+    if let Some(key) = key {
+        headers.push(("X-API-Key", key.to_owned()));
+    }
+    if json.is_some() {
+        headers.push(("Content-Type", "application/json".to_owned()));
+    }
+    let bytes = raw::http_request(method, path, &headers, json.unwrap_or("").as_bytes());
+    let answer = raw::exchange(addr, &bytes, STEP);
     if answer.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "no answer",
         ));
     }
-    Ok(status_and_body(&answer))
-}
-
-/// The status and the body of a whole HTTP/1.1 answer (status 0 if there is none).
-pub fn status_and_body(answer: &str) -> (u16, String) {
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let status = raw::status_code(&answer).unwrap_or(0);
+    let body = String::from_utf8_lossy(raw::body(&answer).unwrap_or_default()).into_owned();
+    Ok((status, body))
 }
 
 pub fn wait_exit(child: &mut Child) -> std::process::ExitStatus {

@@ -1,26 +1,116 @@
-//! Support for the locking end-to-end suites: a shared history file that
-//! proves mutual exclusion, and re-running the current test binary as worker
-//! processes with their own environment.
+//! Append-only histories: one file that many processes append lines to, the
+//! proof the locking suites (and the torture, `cargo relukko-torture`) read.
 //!
-//! Workers append `enter`/`exit` lines to one file opened with `O_APPEND`:
-//! each line is one small write, so the file's order is the real order of the
-//! events across all processes. A worker writes `enter` after it got the lock
-//! and `exit` before it releases, so if the lock works, no two holders of a
-//! resource can ever have `enter` lines without an `exit` in between.
+//! Each line is written with a single `write` on a file opened with
+//! `O_APPEND`, so the file's order is the real order of the events across all
+//! processes; durations come from the wall-clock time each line carries (one
+//! clock for every process of the machine). A line is
+//! `<unix-nanos> <pid> <event> <args...>`, `pid` being the process the line is
+//! about (the writer, or, in the torture, the target of a fault). [`Writer`]
+//! writes lines, [`parse`] reads them.
+//!
+//! On top of that format, [`History`] is what the end-to-end suites use: a
+//! worker writes `enter <resource> <who>` after it got the lock and
+//! `exit <resource> <who>` before it releases, so if the lock works, no two
+//! holders of a resource can ever have `enter` lines without an `exit` in
+//! between. The module also re-runs the current test binary as worker
+//! processes with their own environment.
 
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::temp::TempDir;
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// An open history file; cheap to share by reference across threads.
+#[derive(Debug)]
+pub struct Writer {
+    file: File,
+}
+
+impl Writer {
+    /// Opens `path` for appending (creating it).
+    pub fn open(path: &Path) -> std::io::Result<Writer> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Writer { file })
+    }
+
+    /// Appends `<now> <pid> <event> <args>` in one write.
+    pub fn try_line(&self, pid: u32, event: &str, args: &str) -> std::io::Result<()> {
+        let text = format!("{} {pid} {event} {args}\n", now_ns());
+        // One write_all of a short line on an O_APPEND file is one write(2).
+        (&self.file).write_all(text.as_bytes())
+    }
+
+    /// [`Writer::try_line`], saying on stderr when it fails (for a process
+    /// that goes on without its history, as the torture's do).
+    pub fn line(&self, pid: u32, event: &str, args: &str) {
+        if let Err(e) = self.try_line(pid, event, args) {
+            eprintln!("relukko history: cannot append to the history: {e}");
+        }
+    }
+}
+
+/// One parsed line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Unix nanoseconds.
+    pub t: u64,
+    /// The process the line is about.
+    pub pid: u32,
+    /// What happened (`wait`, `enter`, `fault`, ...).
+    pub event: String,
+    /// The rest, split on spaces.
+    pub args: Vec<String>,
+}
+
+impl Line {
+    /// The `i`-th argument, or `""`.
+    pub fn arg(&self, i: usize) -> &str {
+        self.args.get(i).map(String::as_str).unwrap_or("")
+    }
+
+    /// The `i`-th argument as a number, or 0.
+    pub fn num(&self, i: usize) -> u64 {
+        self.arg(i).parse().unwrap_or(0)
+    }
+}
+
+/// Parses a history; lines that do not parse (none should) are skipped.
+pub fn parse(text: &str) -> Vec<Line> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let t = it.next()?.parse().ok()?;
+            let pid = it.next()?.parse().ok()?;
+            let event = it.next()?.to_owned();
+            let args = it.filter(|a| !a.is_empty()).map(str::to_owned).collect();
+            Some(Line {
+                t,
+                pid,
+                event,
+                args,
+            })
+        })
+        .collect()
+}
 
 /// The variable that turns a worker test on and names its history file.
 pub const WORKER_VAR: &str = "RELUKKO_E2E_WORKER";
 
-/// A history file.
+/// A history file of the end-to-end suites.
 #[derive(Debug, Clone)]
 pub struct History {
     path: PathBuf,
@@ -29,14 +119,16 @@ pub struct History {
     _dir: Option<Arc<TempDir>>,
 }
 
-/// One line of a history.
+/// A hold's `enter` or `exit` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// `true` for `enter`, `false` for `exit`.
     pub enter: bool,
     /// The resource.
     pub resource: String,
-    /// Who (process and test).
+    /// The process that wrote it.
+    pub pid: u32,
+    /// Who in that process (say, the test).
     pub who: String,
 }
 
@@ -81,64 +173,56 @@ impl History {
         &self.path
     }
 
-    fn append(&self, what: &str, resource: &str, who: &str) {
-        let line = format!("{what} {resource} {who}\n");
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .expect("open history");
-        f.write_all(line.as_bytes()).expect("append to history");
+    /// Appends a line about this process; a history that cannot be written
+    /// fails the test.
+    fn append(&self, event: &str, args: &str) {
+        Writer::open(&self.path)
+            .and_then(|w| w.try_line(std::process::id(), event, args))
+            .unwrap_or_else(|e| panic!("append to history {}: {e}", self.path.display()));
     }
 
-    /// Records a hold of `resource` by `who` lasting `hold`.
+    /// Records a hold of `resource` by `who` (one word) lasting `hold`.
     pub fn hold(&self, resource: &str, who: &str, hold: Duration) {
-        let who = format!("pid={}/{who}", std::process::id());
-        self.append("enter", resource, &who);
+        self.enter(resource, who);
         std::thread::sleep(hold);
-        self.append("exit", resource, &who);
+        self.append("exit", &format!("{resource} {who}"));
     }
 
-    /// Records that `who` holds `resource` (no exit: for processes that get killed).
+    /// Records that `who` (one word) holds `resource` (no exit: for
+    /// processes that get killed).
     pub fn enter(&self, resource: &str, who: &str) {
-        self.append(
-            "enter",
-            resource,
-            &format!("pid={}/{who}", std::process::id()),
-        );
+        self.append("enter", &format!("{resource} {who}"));
     }
 
-    /// Records a note (not a hold): `note <what> pid=<pid>`, e.g. that a
-    /// worker process is up.
+    /// Records a note (not a hold): `note <what>`, e.g. that a worker
+    /// process is up.
     pub fn note(&self, what: &str) {
-        self.append("note", what, &format!("pid={}", std::process::id()));
+        self.append("note", what);
     }
 
-    /// The notes so far, as `<what> pid=<pid>`.
-    pub fn notes(&self) -> Vec<String> {
-        let text = std::fs::read_to_string(&self.path).expect("read history");
-        text.lines()
-            .filter_map(|l| l.strip_prefix("note "))
-            .map(str::to_owned)
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<Line> {
+        parse(&std::fs::read_to_string(&self.path).expect("read history"))
+    }
+
+    /// The notes so far.
+    pub fn notes(&self) -> Vec<Line> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.event == "note")
             .collect()
     }
 
-    /// The events (holds) so far; notes are left out.
+    /// The holds' `enter` and `exit` lines so far; other lines are left out.
     pub fn events(&self) -> Vec<Event> {
-        let text = std::fs::read_to_string(&self.path).expect("read history");
-        text.lines()
-            .filter(|l| !l.is_empty() && !l.starts_with("note "))
-            .map(|l| {
-                let mut it = l.splitn(3, ' ');
-                let (what, resource, who) = (
-                    it.next().unwrap(),
-                    it.next().unwrap(),
-                    it.next().unwrap_or(""),
-                );
-                Event {
-                    enter: what == "enter",
-                    resource: resource.to_owned(),
-                    who: who.to_owned(),
-                }
+        self.lines()
+            .into_iter()
+            .filter(|l| l.event == "enter" || l.event == "exit")
+            .map(|l| Event {
+                enter: l.event == "enter",
+                resource: l.arg(0).to_owned(),
+                pid: l.pid,
+                who: l.arg(1).to_owned(),
             })
             .collect()
     }
@@ -147,16 +231,17 @@ impl History {
     /// without its `enter` (a torn or foreign file).
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
-        let mut inside: HashMap<String, Vec<String>> = HashMap::new();
+        let mut inside: HashMap<String, Vec<(u32, String)>> = HashMap::new();
         for e in self.events() {
             let holders = inside.entry(e.resource.clone()).or_default();
+            let holder = (e.pid, e.who.clone());
             if e.enter {
-                holders.push(e.who.clone());
+                holders.push(holder);
                 s.entries += 1;
                 *s.per_resource.entry(e.resource.clone()).or_default() += 1;
                 s.max_per_resource = s.max_per_resource.max(holders.len());
             } else {
-                let at = holders.iter().position(|w| *w == e.who);
+                let at = holders.iter().position(|h| *h == holder);
                 let at = at.unwrap_or_else(|| {
                     panic!("exit without enter: {e:?} in {}", self.path.display())
                 });
@@ -171,11 +256,11 @@ impl History {
     /// one per process if the processes took turns in blocks, more if their
     /// holds interleaved.
     pub fn process_runs(&self) -> usize {
-        let pids: Vec<String> = self
+        let pids: Vec<u32> = self
             .events()
             .into_iter()
             .filter(|e| e.enter)
-            .map(|e| e.who.split('/').next().unwrap_or_default().to_owned())
+            .map(|e| e.pid)
             .collect();
         pids.windows(2).filter(|w| w[0] != w[1]).count() + usize::from(!pids.is_empty())
     }
@@ -207,6 +292,18 @@ pub fn fresh_dir(tag: &str) -> TempDir {
 /// run them, with `--ignored`.
 pub fn worker(filter: &str, exact: bool, threads: usize, env: &[(&str, String)]) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
+    worker_at(&exe, filter, exact, threads, env)
+}
+
+/// [`worker`], run from `exe`: a copy of this test binary (say, one that
+/// another user may execute, which the one in `target/` need not be).
+pub fn worker_at(
+    exe: &Path,
+    filter: &str,
+    exact: bool,
+    threads: usize,
+    env: &[(&str, String)],
+) -> Command {
     let mut cmd = Command::new(exe);
     cmd.arg(filter);
     if exact {
@@ -287,4 +384,86 @@ pub fn output_text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a [`Writer`] writes, [`parse`] reads back, field by field, in
+    /// file order; a line that is not of the format is skipped.
+    #[test]
+    fn written_lines_parse_back() {
+        let dir = fresh_dir("history-format");
+        let path = dir.join("h");
+        let w = Writer::open(&path).unwrap();
+        let before = now_ns();
+        w.line(7, "wait", "rig-1 3000");
+        w.line(8, "end", "");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("torn lin\n");
+        let lines = parse(&text);
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].t >= before && lines[1].t >= lines[0].t,
+            "{lines:?}"
+        );
+        assert_eq!((lines[0].pid, lines[0].event.as_str()), (7, "wait"));
+        assert_eq!(lines[0].args, ["rig-1", "3000"]);
+        assert_eq!(
+            (lines[0].arg(0), lines[0].num(1), lines[0].arg(5)),
+            ("rig-1", 3000, "")
+        );
+        assert_eq!((lines[1].pid, lines[1].event.as_str()), (8, "end"));
+        assert!(lines[1].args.is_empty(), "{lines:?}");
+    }
+
+    /// A [`History`] writes the shared format: holds are `enter`/`exit`
+    /// lines of this process, notes are `note` lines, and its summary counts
+    /// holders at once per resource.
+    #[test]
+    fn a_history_is_lines_of_the_shared_format() {
+        let h = History::create("history-own");
+        h.note("ready");
+        h.enter("rig", "a");
+        h.enter("rig", "b");
+        h.hold("other", "c", Duration::ZERO);
+        let lines = parse(&std::fs::read_to_string(h.path()).unwrap());
+        let pid = std::process::id();
+        assert!(lines.iter().all(|l| l.pid == pid), "{lines:?}");
+        let events: Vec<_> = lines.iter().map(|l| l.event.as_str()).collect();
+        assert_eq!(events, ["note", "enter", "enter", "enter", "exit"]);
+        assert_eq!(lines[1].args, ["rig", "a"]);
+        assert_eq!(h.notes().len(), 1);
+        assert_eq!(h.notes()[0].arg(0), "ready");
+        let s = h.summary();
+        assert_eq!((s.entries, s.max_per_resource, s.max_total), (3, 2, 3));
+        assert_eq!(s.per_resource["rig"], 2);
+        assert_eq!(h.process_runs(), 1);
+        assert!(h.wait_for_entries(3, Duration::from_secs(5)));
+        assert!(!h.wait_for_entries(4, Duration::ZERO));
+    }
+
+    /// An `exit` matches the `enter` of the same process and name only.
+    #[test]
+    #[should_panic(expected = "exit without enter")]
+    fn an_exit_of_another_process_is_refused() {
+        let h = History::create("history-foreign");
+        h.enter("rig", "a");
+        Writer::open(h.path()).unwrap().line(1, "exit", "rig a");
+        h.summary();
+    }
+
+    /// Holds of processes taking turns in blocks are one run each.
+    #[test]
+    fn process_runs_count_changes_of_process() {
+        let h = History::create("history-runs");
+        let w = Writer::open(h.path()).unwrap();
+        for pid in [1, 1, 2, 2, 1] {
+            w.line(pid, "enter", "rig x");
+            w.line(pid, "exit", "rig x");
+        }
+        assert_eq!(h.process_runs(), 3);
+        assert_eq!(h.summary().max_per_resource, 1);
+    }
 }

@@ -1,7 +1,11 @@
-//! Raw access to a Relukko server over HTTP and WebSocket, with `reqwest` and
-//! `tokio-tungstenite` used directly (not the project's client): what the
-//! server's own suites test with.
+//! Raw access to a Relukko server, not through the project's client: over
+//! HTTP and WebSocket with `reqwest` and `tokio-tungstenite` used directly
+//! (what the server's own suites test with), and as bytes of HTTP/1.1 over
+//! one TCP connection ([`exchange`], [`malformed`]): requests no HTTP client
+//! would send, and a probe that needs no runtime (the torture's).
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -213,4 +217,189 @@ pub async fn next_event_for(ws: &mut Ws, lock_name: &str) -> (String, Lock) {
         }
     }
     panic!("no event about {lock_name}");
+}
+
+/// Sends `request` on a new connection and answers what came back until the
+/// server closed it (every request built here says `Connection: close`) or
+/// `timeout` passed without a byte; empty when nothing did (refused, closed
+/// at once, timed out).
+pub fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Vec<u8> {
+    exchange_inner(addr, request, timeout, false)
+}
+
+/// [`exchange`], then ends the request side of the connection: for bytes that
+/// may be an unfinished request, so the server stops waiting for the rest.
+pub fn exchange_then_close(addr: SocketAddr, request: &[u8], timeout: Duration) -> Vec<u8> {
+    exchange_inner(addr, request, timeout, true)
+}
+
+fn exchange_inner(addr: SocketAddr, request: &[u8], timeout: Duration, close: bool) -> Vec<u8> {
+    let mut answer = Vec::new();
+    let Ok(mut sock) = std::net::TcpStream::connect_timeout(&addr, timeout) else {
+        return answer;
+    };
+    let _ = sock.set_read_timeout(Some(timeout));
+    let _ = sock.set_write_timeout(Some(timeout));
+    if sock.write_all(request).is_err() {
+        return answer;
+    }
+    if close {
+        let _ = sock.shutdown(Shutdown::Write);
+    }
+    let mut buf = [0u8; 8192];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => return answer,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The status code of an HTTP/1.x answer, if it is one.
+pub fn status_code(answer: &[u8]) -> Option<u16> {
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(12)]);
+    head.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+}
+
+/// The body of an HTTP/1.x answer (after its head), if it has one.
+pub fn body(answer: &[u8]) -> Option<&[u8]> {
+    let at = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some(&answer[at + 4..])
+}
+
+/// The ids of the locks the server holds now (empty if it does not answer).
+pub fn lock_ids(addr: SocketAddr, key: &str, timeout: Duration) -> Vec<String> {
+    let answer = exchange(addr, &list(key), timeout);
+    let Some(body) = body(&answer) else {
+        return Vec::new();
+    };
+    let locks: Vec<Value> = serde_json::from_slice(body).unwrap_or_default();
+    locks
+        .iter()
+        .filter_map(|l| l["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `GET /v1/locks/` with the key.
+pub fn list(key: &str) -> Vec<u8> {
+    http_request("GET", "/v1/locks/", &[("X-API-Key", key.to_owned())], b"")
+}
+
+/// The bytes of an HTTP/1.1 request to the server: `Host`, `Connection:
+/// close`, `headers`, and `Content-Length` of `body`.
+pub fn http_request(method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// One malformed request, chosen by `rng`: bad JSON, huge and odd names,
+/// invalid UTF-8, wrong methods and content types, missing or wrong key,
+/// far-out `seconds`, broken HTTP.
+/// `ids` are locks that exist (far-out `seconds` go to one of them).
+pub fn malformed(rng: &mut fastrand::Rng, key: &str, ids: &[String]) -> Vec<u8> {
+    let request = http_request;
+    let json = ("Content-Type", "application/json".to_owned());
+    let good = ("X-API-Key", key.to_owned());
+    let id = if ids.is_empty() {
+        "00000000-0000-0000-0000-000000000000"
+    } else {
+        &ids[rng.usize(..ids.len())]
+    };
+    match rng.u8(0..12) {
+        0 => request("POST", "/v1/locks/", &[json, good], b"{\"lock_name\":"),
+        1 => {
+            let name = "n".repeat(rng.usize(1_000..60_000));
+            let body = format!("{{\"lock_name\":\"{name}\"}}");
+            request("POST", "/v1/locks/", &[json, good], body.as_bytes())
+        }
+        2 => request(
+            "POST",
+            "/v1/locks/",
+            &[json, good],
+            "{\"lock_name\":\"ä/😀\\u0000\\u202e%2F..\"}".as_bytes(),
+        ),
+        3 => request(
+            "POST",
+            "/v1/locks/",
+            &[json, good],
+            b"{\"lock_name\":\"\xff\xfe\"}",
+        ),
+        4 => request("PATCH", "/v1/locks/", &[json, good], b"{}"),
+        5 => request(
+            "POST",
+            "/v1/locks/",
+            &[("Content-Type", "text/plain".to_owned()), good],
+            b"{\"lock_name\":\"x\"}",
+        ),
+        6 => request("GET", "/v1/locks/", &[], b""),
+        7 => request(
+            "GET",
+            "/v1/locks/",
+            &[("X-API-Key", "wrong".to_owned())],
+            b"",
+        ),
+        8 => {
+            let seconds = [-100_000_000_000_i64, 400_000_000_000, i64::MIN][rng.usize(..3)];
+            let path = ["keep_alive", "add_to_expire_at"][rng.usize(..2)];
+            request(
+                "PUT",
+                &format!("/v1/locks/{id}/{path}"),
+                &[json, good],
+                format!("{{\"seconds\":{seconds}}}").as_bytes(),
+            )
+        }
+        9 => request("GET", "/v1/locks/%ff%fe/keep_alive", &[good], b""),
+        10 => b"BREW /v1/locks/ HTCPCP/1.0\r\n\r\n".to_vec(),
+        _ => (0..rng.usize(1..200)).map(|_| rng.u8(..)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The raw helpers the torture's prober relies on, against a real
+    /// server: a request built here is answered, its status and body read
+    /// back, and the locks listed by id; a peer that says nothing, no answer.
+    #[test]
+    fn raw_requests_reach_the_server_and_answers_read_back() {
+        let server = TestServer::start();
+        let (addr, key) = (server.addr(), server.api_key().to_owned());
+        let key = key.as_str();
+        let create = http_request(
+            "POST",
+            "/v1/locks/",
+            &[
+                ("X-API-Key", key.to_owned()),
+                ("Content-Type", "application/json".to_owned()),
+            ],
+            br#"{"lock_name":"raw-helpers","creator":null}"#,
+        );
+        let answer = exchange(addr, &create, STEP);
+        assert_eq!(status_code(&answer), Some(201), "{answer:?}");
+        let created: Value = serde_json::from_slice(body(&answer).unwrap()).unwrap();
+        let id = created["id"].as_str().unwrap().to_owned();
+        assert_eq!(lock_ids(addr, key, STEP), [id]);
+        let refused = exchange(addr, &list("wrong"), STEP);
+        assert_eq!(status_code(&refused), Some(401));
+        let unfinished = exchange_then_close(addr, b"GET /v1/lo", STEP);
+        assert!(
+            status_code(&unfinished).is_none_or(|c| (400..500).contains(&c)),
+            "{unfinished:?}"
+        );
+        // A peer that closes without a word: no answer.
+        let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mute_addr = mute.local_addr().unwrap();
+        let closer = std::thread::spawn(move || drop(mute.accept()));
+        assert!(exchange(mute_addr, &list(key), STEP).is_empty());
+        closer.join().unwrap();
+        assert_eq!(status_code(b"HTTP/1.1 503 Busy\r\n\r\n"), Some(503));
+        assert_eq!(status_code(b"BREW"), None);
+    }
 }

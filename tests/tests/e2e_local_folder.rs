@@ -8,10 +8,11 @@
 #![cfg(unix)]
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker};
+use relukko_e2e::history::{History, WORKER_VAR, fresh_dir, output_text, worker, worker_at};
+use relukko_e2e::temp::TempDir;
 
 /// The lock name, unique per run (the default folder is shared with every
 /// other run on this machine).
@@ -94,19 +95,59 @@ fn lock_worker() {
     }
 }
 
-/// Runs `lock_worker` in `dir`, as user `uid` if given; answers whether it
-/// succeeded, its folder warnings, and all its output.
-fn lock_in(dir: &Path, uid: Option<u32>) -> (bool, Vec<String>, String) {
+/// This test binary, copied into a fresh folder of the temp folder that
+/// every user may enter, readable and executable by all: the one in
+/// `target/` may sit in a folder only its owner may enter (a clone under
+/// `/root`, or in a `mktemp -d` folder), where another user gets
+/// "Permission denied" running it.
+fn worker_binary_for_anyone() -> (TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fresh_dir("worker-bin");
+    std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o755)).unwrap();
+    for folder in dir.ancestors().skip(1) {
+        let mode = std::fs::metadata(folder).unwrap().permissions().mode();
+        assert!(
+            mode & 0o001 != 0,
+            "other users cannot enter {} (mode {mode:o}), on the path of the temp folder {}",
+            folder.display(),
+            dir.display()
+        );
+    }
+    let exe = std::env::current_exe().expect("this test binary");
+    let copy = dir.join(exe.file_name().expect("a file name"));
+    std::fs::copy(&exe, &copy).expect("copy the test binary");
+    std::fs::set_permissions(&copy, PermissionsExt::from_mode(0o755)).unwrap();
+    (dir, copy)
+}
+
+/// Runs `lock_worker` (from `exe`, in `exe`'s folder) in the lock folder
+/// `dir`, as user `uid` if given; answers whether it succeeded, its folder
+/// warnings, and all its output.
+fn lock_in(exe: &Path, dir: &Path, uid: Option<u32>) -> (bool, Vec<String>, String) {
     use std::os::unix::process::CommandExt;
     let env = [
         (WORKER_VAR, "1".to_owned()),
         ("RELUKKO_LOCAL_DIR", dir.display().to_string()),
     ];
-    let mut cmd = worker("lock_worker", true, 1, &env);
-    if let Some(uid) = uid {
-        cmd.uid(uid).gid(uid);
-    }
-    let out = cmd.output().expect("run lock_worker");
+    let mut tries = 0;
+    let out = loop {
+        tries += 1;
+        let mut cmd = worker_at(exe, "lock_worker", true, 1, &env);
+        // The folder of this test's copy, not this process's own (which
+        // `uid` may not be allowed to enter).
+        cmd.current_dir(exe.parent().expect("the copy's folder"));
+        if let Some(uid) = uid {
+            cmd.uid(uid).gid(uid);
+        }
+        match cmd.output() {
+            // The copy was just written: a child another thread forked
+            // meanwhile may briefly hold it open for writing.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            result => break result.expect("run lock_worker"),
+        }
+    };
     let warnings = String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| l.starts_with("relukko: the lock folder"))
@@ -154,6 +195,8 @@ fn folders_and_files_of_other_users() {
     let nobody = 65534;
     let mode =
         |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m)).unwrap();
+    let (_bin, exe) = worker_binary_for_anyone();
+    let lock_in = |dir: &Path, uid: Option<u32>| lock_in(&exe, dir, uid);
 
     // One's own folder, as root: no warning.
     let own = fresh_dir("folder-own");

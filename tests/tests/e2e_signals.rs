@@ -462,12 +462,20 @@ fn nextest_terminate_frees_the_lock_for_a_waiter() {
     let server = TestServer::start();
     let history = History::create("signal-nextest");
     let mut cmd = Command::new(env!("CARGO"));
+    // The nested run builds into a target folder of its own (inside this
+    // one's), and only this test binary: building into the folder the outer
+    // run executes from replaced its test binaries under it ("failed to exec
+    // .../deps/lease_deadlines-...: No such file or directory").
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("CARGO_TARGET_DIR", nested_target_dir())
         .args([
             "nextest",
             "run",
-            "--workspace",
-            "--all-features",
+            "--cargo-quiet",
+            "-p",
+            "relukko-e2e",
+            "--test",
+            "e2e_signals",
             "--profile",
             "relukko-signals",
             "--no-fail-fast",
@@ -489,9 +497,18 @@ fn nextest_terminate_frees_the_lock_for_a_waiter() {
         cmd.env(k, v);
     }
     cmd.env(WORKER_VAR, history.path());
-    let child = cmd.spawn().expect("run cargo nextest");
-    // Building may take a while on a cold target folder.
-    let held = history.wait_for_entries(1, Duration::from_secs(600));
+    let mut child = cmd.spawn().expect("run cargo nextest");
+    // Building may take a while on a cold target folder; a run that ends
+    // first (say, a failed build) ends the wait.
+    let until = Instant::now() + Duration::from_secs(1200);
+    let held = loop {
+        if history.wait_for_entries(1, Duration::from_secs(1)) {
+            break true;
+        }
+        if Instant::now() > until || child.try_wait().is_ok_and(|s| s.is_some()) {
+            break history.summary().entries > 0;
+        }
+    };
     let started = Instant::now();
     let got = Locker::relukko(client(&server))
         .lock_blocking(LockOptions::new("e2e-signal-nextest").timeout(Duration::from_secs(7)));
@@ -507,4 +524,19 @@ fn nextest_terminate_frees_the_lock_for_a_waiter() {
         "nextest reports the timeout: {text}"
     );
     eprintln!("under nextest: the waiter got the lock {waited:?} after the holder started");
+}
+
+/// The target folder of the nested `cargo nextest run`: in this run's own
+/// target folder (`target/tmp`, which cargo gives integration tests for such
+/// things), so a later run finds it built, but never the folder whose
+/// binaries the running suite executes.
+fn nested_target_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("nested-nextest");
+    let running = std::env::current_exe().expect("this test binary");
+    assert!(
+        !running.starts_with(&dir),
+        "the nested run builds where this one runs from: {}",
+        dir.display()
+    );
+    dir
 }

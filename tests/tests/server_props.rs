@@ -8,11 +8,10 @@
 
 use std::time::Duration;
 
-use relukko_e2e::raw::Api;
+use relukko_e2e::raw::{self, Api};
 use relukko_server::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Requests per seed; a few hundred each keep the suite quick on a busy machine.
 const REQUESTS: usize = 300;
@@ -297,9 +296,15 @@ async fn malformed_http_never_gets_5xx() {
     for _ in 0..40 {
         requests.push((0..rng.usize(1..300)).map(|_| rng.u8(..)).collect());
     }
+    // And the torture's malformed requests.
+    for _ in 0..24 {
+        requests.push(raw::malformed(&mut rng, &key, &[]));
+    }
     for (n, request) in requests.iter().enumerate() {
-        let answer = raw_exchange(server.addr(), request).await;
-        if let Some(code) = status_code(&answer) {
+        // Ending the request side: the server stops waiting for the rest of
+        // an unfinished request.
+        let answer = raw::exchange_then_close(server.addr(), request, Duration::from_secs(5));
+        if let Some(code) = raw::status_code(&answer) {
             assert!(
                 code < 500,
                 "request {n} {:?}: {}",
@@ -309,23 +314,4 @@ async fn malformed_http_never_gets_5xx() {
         }
     }
     list_works(&api, "after malformed HTTP").await;
-}
-
-/// Writes `request` on a new connection and reads what comes back (bounded).
-async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> Vec<u8> {
-    let mut sock = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to the server");
-    let _ = sock.write_all(request).await;
-    let _ = sock.shutdown().await;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), sock.read_to_end(&mut answer)).await;
-    answer
-}
-
-/// The status code of an HTTP/1.x answer, if it is one.
-fn status_code(answer: &[u8]) -> Option<u16> {
-    let text = String::from_utf8_lossy(answer);
-    let rest = text.strip_prefix("HTTP/1.")?;
-    rest.get(2..5)?.parse().ok()
 }

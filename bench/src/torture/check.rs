@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use super::history::Line;
+use relukko_e2e::history::Line;
 
 /// What the checker needs to know about the run.
 #[derive(Debug, Clone)]
@@ -630,7 +630,7 @@ fn idle_stretches(lines: &[Line], end_t: u64) -> Vec<(String, Option<u32>, u64, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::parse;
+    use relukko_e2e::history::parse;
 
     fn params() -> Params {
         let mut bounds = BTreeMap::new();

@@ -12,8 +12,6 @@
 //! `worker.rs`. Faults, the checker's rules and bounds: `run.rs`, `check.rs`.
 
 mod check;
-mod history;
-mod raw;
 mod run;
 mod worker;
 

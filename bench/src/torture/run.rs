@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use relukko_e2e::history::{self, Writer, now_ns};
 use relukko_e2e::proxy::{Mode, Proxy};
+use relukko_e2e::raw;
 use relukko_e2e::temp::TempDir;
 use relukko_server::TestServer;
 
 use super::check::{self, Figures, Params};
-use super::history::{self, Writer, now_ns};
-use super::raw;
 use super::worker;
 
 /// The lease workers hold locks with: short, so a dead holder frees soon.
@@ -459,7 +459,9 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
         std::thread::spawn(move || {
             let Ok(writer) = writer else { return };
             while !stop.load(Ordering::Relaxed) {
-                let status = raw::exchange(addr, &raw::list(&key), Duration::from_secs(5));
+                let answer = raw::exchange(addr, &raw::list(&key), Duration::from_secs(5));
+                // 0: no answer at all.
+                let status = raw::status_code(&answer).unwrap_or(0);
                 writer.line(0, "probe", &status.to_string());
                 std::thread::sleep(Duration::from_millis(250));
             }
@@ -590,8 +592,9 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
                             let ids = raw::lock_ids(r.addr, &r.key, Duration::from_secs(2));
                             for _ in 0..6 {
                                 let request = raw::malformed(&mut bad_rng, &r.key, &ids);
-                                let status =
+                                let answer =
                                     raw::exchange(r.addr, &request, Duration::from_secs(5));
+                                let status = raw::status_code(&answer).unwrap_or(0);
                                 run.history.line(0, "bad", &status.to_string());
                             }
                         }

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::history::{Writer, now_ns};
+use relukko_e2e::history::{Writer, now_ns};
 
 /// The first argument that selects the worker mode.
 pub const MODE: &str = "__relukko_torture_worker";

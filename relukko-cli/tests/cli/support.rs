@@ -2,15 +2,14 @@
 //! fixture) or a fresh local lock folder; raw HTTP for pyrelukko-style
 //! holders.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use relukko_server::TestServer;
 
-use crate::common::status_and_body;
+use crate::common::request;
 pub use crate::common::{TempDir, clean};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_relukko");
@@ -187,21 +186,8 @@ impl Drop for Running {
 /// One HTTP/1.1 request to `server` with its key, as a Python client sends
 /// it; answers the status and the body.
 pub fn http(server: &TestServer, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let addr = server.addr();
-    let mut stream = TcpStream::connect_timeout(&addr, STEP).unwrap();
-    stream.set_read_timeout(Some(STEP)).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-api-Key: {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        server.api_key(),
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    status_and_body(&answer)
+    request(server.addr(), method, path, Some(server.api_key()), body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// The `id` of the JSON lock in `body`.

@@ -49,9 +49,52 @@ where
     RUNTIME.spawn(fut)
 }
 
+/// A count of background tasks that may still take or free a lock, and the
+/// wake-up for when it drops to zero. The process has one ([`CLEANUPS`]);
+/// a unit test may own another, so that no other test's clean-ups decide it.
+struct Cleanups {
+    running: AtomicUsize,
+    done: Notify,
+}
+
+impl Cleanups {
+    const fn new() -> Self {
+        Cleanups {
+            running: AtomicUsize::new(0),
+            done: Notify::const_new(),
+        }
+    }
+
+    /// Runs `fut` on the background runtime, counted here.
+    fn spawn<F>(&'static self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        RUNTIME.spawn(Counted {
+            fut: Box::pin(fut),
+            _count: CountGuard(self),
+        })
+    }
+
+    /// Waits (at most `bound`) until the count is zero; answers whether it got there.
+    async fn settle(&self, bound: Duration) -> bool {
+        let wait = async {
+            loop {
+                let done = self.done.notified();
+                if self.running.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        };
+        tokio::time::timeout(bound, wait).await.is_ok()
+    }
+}
+
 /// Background tasks that may still take or free a lock (see [`spawn_cleanup`]).
-static CLEANUPS: AtomicUsize = AtomicUsize::new(0);
-static CLEANUPS_DONE: Notify = Notify::const_new();
+static CLEANUPS: Cleanups = Cleanups::new();
 
 /// Runs `fut` on the background runtime, counted among the tasks that may
 /// still take or free a lock (a wait whose caller is gone, the release of a
@@ -63,14 +106,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    CLEANUPS.fetch_add(1, Ordering::SeqCst);
-    RUNTIME.spawn(Counted {
-        fut: Box::pin(fut),
-        _count: CountGuard,
-    })
+    CLEANUPS.spawn(fut)
 }
 
-/// A future counted in [`CLEANUPS`]; fields drop in order: the future first.
+/// A future counted in a [`Cleanups`]; fields drop in order: the future first.
 struct Counted<F> {
     fut: Pin<Box<F>>,
     _count: CountGuard,
@@ -83,12 +122,12 @@ impl<F: Future> Future for Counted<F> {
     }
 }
 
-struct CountGuard;
+struct CountGuard(&'static Cleanups);
 
 impl Drop for CountGuard {
     fn drop(&mut self) {
-        if CLEANUPS.fetch_sub(1, Ordering::SeqCst) == 1 {
-            CLEANUPS_DONE.notify_waiters();
+        if self.0.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.done.notify_waiters();
         }
     }
 }
@@ -97,16 +136,7 @@ impl Drop for CountGuard {
 /// a lock: what a process does before it exits on purpose, so that a wait
 /// it abandoned leaves nothing behind. Answers whether all of them ended.
 pub async fn settle(bound: Duration) -> bool {
-    let wait = async {
-        loop {
-            let done = CLEANUPS_DONE.notified();
-            if CLEANUPS.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            done.await;
-        }
-    };
-    tokio::time::timeout(bound, wait).await.is_ok()
+    CLEANUPS.settle(bound).await
 }
 
 /// Runs `fut` on the background runtime and blocks this thread until it ends.
@@ -120,13 +150,15 @@ where
     F::Output: Send + 'static,
 {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let task = RUNTIME.spawn(fut);
+    // A second task joins the first, so that a panic arrives here as the
+    // JoinError that carries its payload.
     RUNTIME.spawn(async move {
-        let _ = tx.send(fut.await);
+        let _ = tx.send(task.await);
     });
     match rx.recv() {
-        Ok(v) => v,
-        // The task panicked (the sender was dropped unsent): surface it here.
-        Err(_) => panic!("relukko: a background task panicked"),
+        Ok(joined_task) => joined(joined_task, "background task"),
+        Err(_) => panic!("relukko: a background task was dropped unjoined"),
     }
 }
 
@@ -211,25 +243,52 @@ mod tests {
     }
 
     /// `settle` (before the command line exits) answers once every counted
-    /// clean-up ended, not before, and not only after its bound.
+    /// clean-up ended, not before, and not only after its bound. Over a
+    /// count of its own: the clean-ups of other tests of this process (the
+    /// process-wide count) have no say in it.
     #[test]
     fn settle_answers_once_every_cleanup_ended() {
         use std::time::Duration;
+        static MINE: super::Cleanups = super::Cleanups::new();
         super::block_on(async {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let task = super::spawn_cleanup(async move {
+            let task = MINE.spawn(async move {
                 let _ = rx.await;
             });
-            assert!(
-                !super::settle(Duration::from_millis(50)).await,
-                "a clean-up still runs"
-            );
+            // Polled once, it waits: a clean-up still runs.
+            let mut settling = std::pin::pin!(MINE.settle(Duration::from_secs(120)));
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(settling.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "settled while a clean-up still runs");
+            // Already waiting when the clean-up ends: woken by its end.
             tx.send(()).unwrap();
             task.await.unwrap();
-            // Other tests of this process may run clean-ups of their own;
-            // they end within their own bounds.
-            assert!(super::settle(Duration::from_secs(60)).await);
+            assert!(settling.await, "settled once the clean-up ended");
+            assert!(
+                MINE.settle(Duration::from_secs(120)).await,
+                "and stays settled"
+            );
         });
+    }
+
+    /// `block_on` carries the task's own panic to its caller: the assertion
+    /// that failed, not a message about a background task.
+    #[test]
+    fn block_on_carries_the_tasks_panic() {
+        use std::panic::{AssertUnwindSafe, catch_unwind};
+        let payload = catch_unwind(AssertUnwindSafe(|| {
+            super::block_on(async { panic!("the task's own message") })
+        }))
+        .unwrap_err();
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"the task's own message")
+        );
+        let payload = catch_unwind(AssertUnwindSafe(|| {
+            super::block_on(async { std::panic::panic_any(42_u32) })
+        }))
+        .unwrap_err();
+        assert_eq!(payload.downcast_ref::<u32>(), Some(&42));
     }
 
     /// A joined task's panic goes on in the caller with its own payload; a

@@ -205,7 +205,10 @@ fn relukko_kind<F: Fn(&str) -> Option<OsString>>(
 
 /// Why a server URL cannot be used without the `relukko` feature.
 #[cfg(not(feature = "relukko"))]
-pub(crate) const NO_RELUKKO_FEATURE: &str = "is set, but relukko-test was built without its      `relukko` feature (the Relukko server backend): turn it on (it is a default feature: drop      `default-features = false`, or add `features = [\"relukko\"]`), or unset it to lock      files on this machine only";
+pub(crate) const NO_RELUKKO_FEATURE: &str = "is set, but relukko-test was built without its \
+     `relukko` feature (the Relukko server backend): turn it on (it is a default feature: drop \
+     `default-features = false`, or add `features = [\"relukko\"]`), or unset it to lock files \
+     on this machine only";
 
 /// A lease must be at least [`MIN_LEASE`].
 pub(crate) fn check_lease(name: &str, lease: Duration) -> Result<()> {
@@ -304,6 +307,9 @@ mod tests {
                 err.contains(var) && err.contains("`relukko` feature"),
                 "{var}: {err}"
             );
+            // One sentence: no line break, no run of spaces (a lost `\` at a
+            // line end of the literal leaves both).
+            assert!(!err.contains('\n') && !err.contains("  "), "{var}: {err:?}");
         }
         let s = parse_with(&[(SKIP, "1"), ("RELUKKO_URL", "http://x")]).unwrap();
         assert_eq!(s.kind, BackendKind::Skip);
