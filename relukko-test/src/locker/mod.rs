@@ -213,72 +213,19 @@ impl Locker {
     }
 
     /// Locks, blocking this thread until the resources are ours or the wait
-    /// times out ([`Error::WaitTimeout`], naming the holder).
+    /// times out ([`Error::WaitTimeout`], naming the holder). The wait runs
+    /// on the library's runtime, as [`lock`](Locker::lock)'s does; this
+    /// thread (also one of another runtime) blocks until it ends.
     pub fn lock_blocking(&self, what: impl Into<LockOptions>) -> Result<Lease> {
         let plan = self.plan(what.into())?;
-        let backend = &self.inner.backend;
-        // A signal while waiting cleans up what the wait may have made.
-        let _signals = crate::lease::signals::Guard::new();
-        let start = Instant::now();
-        let mut parts = Vec::new();
-        for group in &plan.groups {
-            let wait = plan.wait_from(start);
-            match backend
-                .acquire_any_blocking(&resources(group), &wait)
-                .map_err(|e| waited_since(e, start))
-            {
-                Ok((j, held)) => parts.push(plan.part(&group[j], held)),
-                Err(e) => {
-                    while let Some(p) = parts.pop() {
-                        let _ = p.release_blocking(RELEASE_BOUND);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        if crate::lease::signals::stopping() {
-            // A signal is ending the process and cleaning up what this wait
-            // got: the caller must never run with it. The end comes soon.
-            loop {
-                std::thread::park();
-            }
-        }
-        Ok(Lease::new(parts))
+        crate::rt::block_on(acquire(self.inner.backend.clone(), plan))
     }
 
     /// Locks, waiting asynchronously on the library's runtime; works on any
     /// executor. Dropping the future stops the wait and leaves no lock behind.
     pub async fn lock(&self, what: impl Into<LockOptions>) -> Result<Lease> {
         let plan = self.plan(what.into())?;
-        let backend = self.inner.backend.clone();
-        on_background(async move {
-            let _signals = crate::lease::signals::Guard::new();
-            let start = Instant::now();
-            let mut parts = Vec::new();
-            for group in &plan.groups {
-                let wait = plan.wait_from(start);
-                match backend
-                    .acquire_any(&resources(group), &wait)
-                    .await
-                    .map_err(|e| waited_since(e, start))
-                {
-                    Ok((j, held)) => parts.push(plan.part(&group[j], held)),
-                    Err(e) => {
-                        while let Some(p) = parts.pop() {
-                            let _ = p.release(RELEASE_BOUND).await;
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            if crate::lease::signals::stopping() {
-                // As in lock_blocking; never block a thread of the runtime
-                // that runs the clean-up.
-                std::future::pending::<()>().await;
-            }
-            Ok(Lease::new(parts))
-        })
-        .await
+        on_background(acquire(self.inner.backend.clone(), plan)).await
     }
 
     fn plan(&self, opts: LockOptions) -> Result<Plan> {
@@ -387,6 +334,39 @@ impl Plan {
             self.test.as_deref(),
         )
     }
+}
+
+/// Waits for every group of `plan` in turn on `backend`: the one way locks
+/// are taken, under [`Locker::lock`] and [`Locker::lock_blocking`]. Runs on
+/// the background runtime. Dropping it mid-wait leaves no lock behind.
+async fn acquire(backend: Backend, plan: Plan) -> Result<Lease> {
+    // A signal while waiting cleans up what the wait may have made.
+    let _signals = crate::lease::signals::Guard::new();
+    let start = Instant::now();
+    let mut parts = Vec::new();
+    for group in &plan.groups {
+        let wait = plan.wait_from(start);
+        match backend
+            .acquire_any(&resources(group), &wait)
+            .await
+            .map_err(|e| waited_since(e, start))
+        {
+            Ok((j, held)) => parts.push(plan.part(&group[j], held)),
+            Err(e) => {
+                while let Some(p) = parts.pop() {
+                    let _ = p.release(RELEASE_BOUND).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    if crate::lease::signals::stopping() {
+        // A signal is ending the process and cleaning up what this wait got:
+        // the caller must never run with it. The end comes soon; never block
+        // a thread of the runtime that runs the clean-up.
+        std::future::pending::<()>().await;
+    }
+    Ok(Lease::new(parts))
 }
 
 /// A timeout counts the whole wait, over all the names waited for in turn.

@@ -119,15 +119,39 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    use futures_util::FutureExt;
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     RUNTIME.spawn(async move {
-        let _ = tx.send(fut.await);
+        let out = std::panic::AssertUnwindSafe(fut).catch_unwind().await;
+        let _ = tx.send(out);
     });
     match rx.recv() {
-        Ok(v) => v,
-        // The task panicked (the sender was dropped unsent): surface it here.
+        Ok(Ok(v)) => v,
+        // The task's panic goes on in the caller, with its own payload.
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        // The task never ended (its runtime is shutting down).
         Err(_) => panic!("relukko: a background task panicked"),
     }
+}
+
+/// Runs `fut` on the background runtime and blocks this thread at most
+/// `bound` for it; `None` (and the task aborted) when it did not end in
+/// time. Unlike [`block_on`] it gives up whatever the runtime does, so an
+/// exit handler or a `Drop` cannot hang.
+pub(crate) fn block_bounded<F>(fut: F, bound: Duration) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let task = RUNTIME.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let out = rx.recv_timeout(bound).ok();
+    if out.is_none() {
+        task.abort();
+    }
+    out
 }
 
 /// The value of a joined task: the task's panic goes on in the caller; a task
