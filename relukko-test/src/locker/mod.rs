@@ -13,7 +13,7 @@ use crate::backend::{Backend, Request, local::Local};
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Part, RELEASE_BOUND};
 use crate::rt::unpoisoned;
-use crate::settings::{self as config, BackendKind, DEFAULT_LEASE, DEFAULT_TIMEOUT};
+use crate::settings::{self as config, BackendKind, Defaults};
 pub use options::LockOptions;
 
 /// Takes locks on one backend: a Relukko server, lock files on this machine,
@@ -45,10 +45,7 @@ pub struct Locker {
 #[derive(Debug, Clone)]
 struct LockerConfig {
     backend: Backend,
-    timeout: Duration,
-    lease: Duration,
-    prefix: String,
-    creator: Option<String>,
+    defaults: Defaults,
 }
 
 /// The process-wide locker, configured from the environment on first use:
@@ -127,10 +124,7 @@ impl Locker {
         Ok(Locker {
             inner: Arc::new(LockerConfig {
                 backend,
-                timeout: s.timeout,
-                lease: s.lease,
-                prefix: s.prefix,
-                creator: s.creator,
+                defaults: s.defaults,
             }),
         })
     }
@@ -153,10 +147,7 @@ impl Locker {
         Locker {
             inner: Arc::new(LockerConfig {
                 backend,
-                timeout: DEFAULT_TIMEOUT,
-                lease: DEFAULT_LEASE,
-                prefix: String::new(),
-                creator: None,
+                defaults: Defaults::default(),
             }),
         }
     }
@@ -181,8 +172,8 @@ impl Locker {
         Self::with_backend(Backend::Skip)
     }
 
-    fn set(mut self, f: impl FnOnce(&mut LockerConfig)) -> Self {
-        f(Arc::make_mut(&mut self.inner));
+    fn set(mut self, f: impl FnOnce(&mut Defaults)) -> Self {
+        f(&mut Arc::make_mut(&mut self.inner).defaults);
         self
     }
 
@@ -229,7 +220,7 @@ impl Locker {
     }
 
     fn plan(&self, opts: LockOptions) -> Result<Plan> {
-        let s = &self.inner;
+        let (s, backend) = (&self.inner.defaults, &self.inner.backend);
         if opts.names.is_empty() {
             return Err(Error::config(
                 "lock names",
@@ -263,7 +254,7 @@ impl Locker {
             None => crate::settings::creator::for_test(opts.test.as_deref()),
         };
         let test = opts.test;
-        if let Some((resource, test)) = s.backend.place().and_then(|place| {
+        if let Some((resource, test)) = backend.place().and_then(|place| {
             crate::locker::held::held_by_this_test(&place, &resources(&wanted), opts.any_of)
         }) {
             let name = wanted

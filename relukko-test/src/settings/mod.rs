@@ -58,14 +58,34 @@ pub enum BackendKind {
 pub struct Settings {
     /// The backend chosen, with what it needs.
     pub kind: BackendKind,
+    /// What a lock request takes when it does not say.
+    pub defaults: Defaults,
+}
+
+/// What a lock request takes when it does not say: a locker's defaults, from
+/// the environment or its builder methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
     /// The longest wait (`RELUKKO_TIMEOUT`).
     pub timeout: Duration,
     /// The server's keep-alive span (`RELUKKO_LEASE`).
     pub lease: Duration,
     /// Put before every name (`RELUKKO_LOCK_PREFIX`).
     pub prefix: String,
-    /// The creator text (`RELUKKO_CREATOR`), if set.
+    /// The creator text (`RELUKKO_CREATOR`), if set; else each lock's
+    /// creator is derived (see [`creator`]).
     pub creator: Option<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: DEFAULT_TIMEOUT,
+            lease: DEFAULT_LEASE,
+            prefix: String::new(),
+            creator: None,
+        }
+    }
 }
 
 /// The default folder of the local backend: one per machine, shared by every
@@ -150,10 +170,12 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
     let creator = vars.text(CREATOR)?;
     Ok(Settings {
         kind,
-        timeout,
-        lease,
-        prefix,
-        creator,
+        defaults: Defaults {
+            timeout,
+            lease,
+            prefix,
+            creator,
+        },
     })
 }
 
@@ -256,10 +278,10 @@ mod tests {
                 dir: default_local_dir()
             }
         );
-        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(s.lease, DEFAULT_LEASE);
-        assert_eq!(s.prefix, "");
-        assert_eq!(s.creator, None);
+        assert_eq!(s.defaults.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(s.defaults.lease, DEFAULT_LEASE);
+        assert_eq!(s.defaults.prefix, "");
+        assert_eq!(s.defaults.creator, None);
     }
 
     #[test]
@@ -340,10 +362,10 @@ mod tests {
                 dir: PathBuf::from("/srv/locks")
             }
         );
-        assert_eq!(s.timeout, Duration::from_secs(90));
-        assert_eq!(s.lease, Duration::from_secs(5));
-        assert_eq!(s.prefix, "team-a/");
-        assert_eq!(s.creator.as_deref(), Some("ci bot"));
+        assert_eq!(s.defaults.timeout, Duration::from_secs(90));
+        assert_eq!(s.defaults.lease, Duration::from_secs(5));
+        assert_eq!(s.defaults.prefix, "team-a/");
+        assert_eq!(s.defaults.creator.as_deref(), Some("ci bot"));
     }
 
     #[test]
