@@ -18,6 +18,7 @@ pub(crate) use relukko_protocol::vars;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -112,14 +113,22 @@ fn default_local_dir_with(lookup: impl Fn(&str) -> Option<OsString>) -> PathBuf 
     }
 }
 
-/// Reads the settings from the process environment.
+/// The settings of the process environment, read once per process: every
+/// later call answers the same value, so the locker, the client and the
+/// command line see one reading. A bad setting is not kept: each call reads
+/// the environment again and reports it.
 pub fn from_env() -> Result<Settings> {
+    static READ: OnceLock<Settings> = OnceLock::new();
+    if let Some(settings) = READ.get() {
+        return Ok(settings.clone());
+    }
     crate::settings::misspelt::warn_once();
     let settings = parse(|name| std::env::var_os(name))?;
     if matches!(settings.kind, BackendKind::Local { .. }) {
         refuse_misspelt_url(crate::settings::misspelt::in_env())?;
     }
-    Ok(settings)
+    // Two first readers in a race read the same environment: keep one.
+    Ok(READ.get_or_init(|| settings).clone())
 }
 
 /// On the local backend, an error when the environment has a near miss of
