@@ -414,6 +414,24 @@ mod tests {
         lease.release_blocking().unwrap();
     }
 
+    /// `lock_blocking` from inside a runtime (a `#[tokio::test]` calling it)
+    /// waits on the library's runtime: the caller's single thread blocks, the
+    /// wait still ends, and a lease dropped or released there frees its
+    /// resource for the next call.
+    #[tokio::test]
+    async fn lock_blocking_works_inside_a_current_thread_runtime() {
+        let dir = TempDir::new("in-runtime");
+        let locker = Locker::local(dir.path()).timeout(Duration::from_millis(300));
+        let lease = locker.lock_blocking("unit-in-runtime").unwrap();
+        let err = locker.lock_blocking("unit-in-runtime").unwrap_err();
+        assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+        drop(lease);
+        let again = locker.lock_blocking("unit-in-runtime").unwrap();
+        again.release_blocking().unwrap();
+        let and_again = locker.lock("unit-in-runtime").await.unwrap();
+        and_again.release().await.unwrap();
+    }
+
     /// `RELUKKO_TIMEOUT=18446744073709551615` or `timeout = "100000000h"`
     /// mean "practically forever": the deadline must not overflow `Instant`.
     #[test]
