@@ -100,7 +100,7 @@ fn target() -> Result<(Settings, Target)> {
 }
 
 async fn entries(settings: &Settings, target: &Target) -> Result<Vec<Entry>> {
-    let prefix = settings.prefix.as_str();
+    let prefix = settings.defaults.prefix.as_str();
     Ok(match target {
         Target::Local(local) => local
             .held()?
@@ -177,7 +177,7 @@ async fn find(
     name: &str,
     by_id: bool,
 ) -> Result<Option<Entry>> {
-    let prefix = settings.prefix.as_str();
+    let prefix = settings.defaults.prefix.as_str();
     match target {
         Target::Local(local) => {
             let by_id = if by_id { local.holding_id(name)? } else { None };

@@ -94,20 +94,23 @@ pub(crate) async fn run(a: RunArgs) -> u8 {
 
 /// The locker from the environment, and what to lock with the flags applied.
 fn plan(a: &RunArgs) -> relukko::Result<(Locker, LockOptions)> {
-    let settings = relukko::__cli::from_env()?;
-    let creator = settings.creator.clone();
+    let mut settings = relukko::__cli::from_env()?;
+    // The locker's plan decides the creator: --creator, else RELUKKO_CREATOR,
+    // else this text about the command (in place of a test's).
+    settings.defaults.creator.get_or_insert_with(|| {
+        let program = Path::new(&a.command[0]);
+        let program = program.file_name().unwrap_or(program.as_os_str());
+        relukko::__cli::for_command(&format!("cmd={}", program.to_string_lossy()))
+    });
     let locker = Locker::from_settings(settings)?;
     let mut opts = if a.any_of {
         LockOptions::any_of(a.names.iter().cloned())
     } else {
         LockOptions::all_of(a.names.iter().cloned())
     };
-    let creator = a.creator.clone().or(creator).unwrap_or_else(|| {
-        let program = Path::new(&a.command[0]);
-        let program = program.file_name().unwrap_or(program.as_os_str());
-        relukko::__cli::for_command(&format!("cmd={}", program.to_string_lossy()))
-    });
-    opts = opts.creator(creator);
+    if let Some(c) = &a.creator {
+        opts = opts.creator(c.clone());
+    }
     if let Some(t) = a.timeout {
         opts = opts.timeout(t);
     }

@@ -322,7 +322,7 @@ pub mod __cli {
     pub use crate::backend::local::inspect::Holding;
     pub use crate::rt::settle;
     pub use crate::settings::creator::for_command;
-    pub use crate::settings::{BackendKind, Settings, from_env};
+    pub use crate::settings::{BackendKind, Defaults, Settings, from_env};
     /// How durations, times and holders are worded for people.
     pub mod human {
         pub use crate::report::duration;

@@ -650,3 +650,27 @@ fn an_ended_local_wait_leaves_no_waiting_thread_worker() {
 fn an_ended_local_wait_leaves_no_waiting_thread() {
     in_child("an_ended_local_wait_leaves_no_waiting_thread_worker", &[]);
 }
+
+/// `lock_blocking` and `release_blocking` called from inside a runtime (the
+/// body of a `#[tokio::test]`) wait on the library's runtime: on a server
+/// too, the caller's one thread blocks, and the lock is still taken, waited
+/// for, released, and freed when a lease is dropped there.
+#[test]
+fn blocking_calls_inside_a_current_thread_runtime_on_a_server() {
+    let server = TestServer::start();
+    let locker = Locker::relukko(client(&server)).timeout(secs(10));
+    rt().block_on(async {
+        let lease = locker.lock_blocking("in-runtime").unwrap();
+        assert_eq!(lease.state(), LeaseState::Held);
+        let err = locker
+            .lock_blocking(LockOptions::new("in-runtime").timeout(Duration::from_millis(300)))
+            .unwrap_err();
+        assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+        lease.release_blocking().unwrap();
+        let again = locker.lock_blocking("in-runtime").unwrap();
+        drop(again);
+        let last = locker.lock_blocking("in-runtime").unwrap();
+        assert_eq!(last.state(), LeaseState::Held);
+        last.release_blocking().unwrap();
+    });
+}

@@ -49,27 +49,6 @@ impl Backend {
         }
     }
 
-    /// Waits (blocking this thread) until one of `names` is free and takes it;
-    /// answers its index.
-    pub(crate) fn acquire_any_blocking(
-        &self,
-        names: &[String],
-        wait: &Request,
-    ) -> Result<(usize, Held)> {
-        match self {
-            Backend::Skip => Ok((0, Held::skip())),
-            Backend::Local(local) => local
-                .acquire_any_blocking(names, wait, None)
-                .map(|(i, h)| (i, Held::Local(h))),
-            #[cfg(feature = "relukko")]
-            Backend::Remote(remote) => {
-                let (remote, names, wait) = (remote.clone(), names.to_vec(), wait.clone());
-                crate::rt::block_on(async move { remote.acquire_any(&names, &wait).await })
-                    .map(|(i, h)| (i, Held::Remote(h)))
-            }
-        }
-    }
-
     /// Waits until one of `names` is free and takes it; answers its index.
     /// Must run on the background runtime. Dropping the future stops the
     /// wait and never leaves a lock behind.
@@ -113,25 +92,32 @@ impl Held {
         let _ = (self, resource, lease, status);
     }
 
-    /// Releases, blocking this thread for at most `bound`.
-    #[cfg_attr(not(feature = "relukko"), allow(unused_variables))]
-    pub(crate) fn release_blocking(self, bound: Duration) -> Result<Released> {
-        match self {
-            Held::Skip => Ok(Released::Freed),
-            Held::Local(h) => h.release(),
-            #[cfg(feature = "relukko")]
-            Held::Remote(h) => h.release_blocking(bound),
-        }
-    }
-
-    /// Releases, waiting at most `bound`. Runs on any executor.
+    /// Releases, waiting at most `bound`: each backend's one release. Runs
+    /// on any executor (a server's release runs on the background runtime).
     #[cfg_attr(not(feature = "relukko"), allow(unused_variables))]
     pub(crate) async fn release(self, bound: Duration) -> Result<Released> {
         match self {
             Held::Skip => Ok(Released::Freed),
             Held::Local(h) => h.release(),
             #[cfg(feature = "relukko")]
-            Held::Remote(h) => h.release(bound).await,
+            Held::Remote(h) => crate::rt::run(h.release(bound)).await,
+        }
+    }
+
+    /// [`release`](Held::release), blocking this thread for at most `bound`
+    /// whatever the background runtime does, so an exit handler or a `Drop`
+    /// cannot hang. A release that never waits (lock files, the skip
+    /// switch) runs here on this thread; a server's runs on the background
+    /// runtime.
+    pub(crate) fn release_blocking(self, bound: Duration) -> Result<Released> {
+        match self {
+            #[cfg(feature = "relukko")]
+            Held::Remote(h) => {
+                let timed_out = h.release_timed_out(bound);
+                crate::rt::block_bounded(h.release(bound), bound).unwrap_or(Err(timed_out))
+            }
+            held => futures_util::FutureExt::now_or_never(held.release(bound))
+                .expect("relukko: a release that never waits waited"),
         }
     }
 }

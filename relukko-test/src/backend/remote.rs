@@ -8,7 +8,6 @@
 //! means someone deleted the lock; a passed deadline means it may have
 //! expired. Either way the lease is lost.
 
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -248,32 +247,24 @@ impl RemoteHeld {
         }
     }
 
-    /// Deletes the lock, blocking this thread for at most `bound`.
-    pub(crate) fn release_blocking(mut self, bound: Duration) -> Result<Released> {
+    /// Deletes the lock, waiting at most `bound`: the one release of this
+    /// backend. Runs on the background runtime.
+    pub(crate) async fn release(mut self, bound: Duration) -> Result<Released> {
         self.stop();
         self.armed = false;
-        let (client, id) = (self.client.clone(), self.lock.id);
-        let what = format!("release of {}", self.lock.lock_name);
-        let url = client.base_url().to_owned();
-        let key = client.courtesy_key(&self.lock.lock_name);
-        let released =
-            block_bounded(release(client, id, bound), bound).unwrap_or(Err(Error::Timeout {
-                what,
-                url,
-                after: bound,
-            }));
+        let released = release(self.client.clone(), self.lock.id, bound).await;
+        let key = self.client.courtesy_key(&self.lock.lock_name);
         note_release(&key, &released);
         released
     }
 
-    /// Deletes the lock, waiting at most `bound`; works on any executor.
-    pub(crate) async fn release(mut self, bound: Duration) -> Result<Released> {
-        self.stop();
-        self.armed = false;
-        let released = crate::rt::run(release(self.client.clone(), self.lock.id, bound)).await;
-        let key = self.client.courtesy_key(&self.lock.lock_name);
-        note_release(&key, &released);
-        released
+    /// The error of a blocking release that got no answer within `bound`.
+    pub(crate) fn release_timed_out(&self, bound: Duration) -> Error {
+        Error::Timeout {
+            what: format!("release of {}", self.lock.lock_name),
+            url: self.client.base_url().to_owned(),
+            after: bound,
+        }
     }
 }
 
@@ -363,25 +354,6 @@ async fn delete(client: Client, id: uuid::Uuid, bound: Duration) -> Result<()> {
             after: bound,
         }),
     }
-}
-
-/// Runs `fut` on the background runtime and waits at most `bound` for it.
-/// Unlike `runtime::block_on` it gives up, so an exit handler or a `Drop`
-/// cannot hang.
-fn block_bounded<F>(fut: F, bound: Duration) -> Option<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let task = crate::rt::spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    let out = rx.recv_timeout(bound).ok();
-    if out.is_none() {
-        task.abort();
-    }
-    out
 }
 
 /// The pause after a failed heartbeat that followed a pause of `pause`:

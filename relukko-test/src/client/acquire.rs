@@ -187,7 +187,6 @@ impl Drop for Queued {
 
 struct Waiter {
     name: String,
-    creator: String,
     token: String,
     opts: AcquireOptions,
     started: Instant,
@@ -239,6 +238,14 @@ impl Waiter {
         let queue = reg
             .as_ref()
             .map(|_| Queued::join(&inner.options.url, &self.name));
+        // The creator asked for, else the client's, with this wait's token.
+        let creator = with_token(
+            self.opts
+                .creator
+                .as_deref()
+                .or(inner.options.creator.as_deref()),
+            &self.token,
+        );
         let mut poll = PollTimer::new(inner.options.poll_max);
         let mut next_progress = self.started + self.opts.progress_after;
         // A signal that stops the process deletes what this wait made.
@@ -274,7 +281,7 @@ impl Waiter {
             let created = inner
                 .try_create(
                     &self.name,
-                    &self.creator,
+                    &creator,
                     &self.token,
                     Some(deadline),
                     &mut tidy.maybe_applied,
@@ -384,12 +391,9 @@ impl Client {
         if self.is_skip() {
             return Ok(Lock::dummy());
         }
-        let token = new_token();
-        let creator = with_token(opts.creator.as_deref().or(self.creator()), &token);
         let wait = Waiter {
             name: name.to_owned(),
-            creator,
-            token,
+            token: new_token(),
             opts,
             started: Instant::now(),
         };

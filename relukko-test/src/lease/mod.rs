@@ -135,7 +135,8 @@ impl Part {
         }
     }
 
-    /// Releases (once; later calls do nothing), blocking at most `bound`.
+    /// The blocking form of [`release`](Part::release): blocks this thread
+    /// at most `bound` whatever the background runtime does.
     pub(crate) fn release_blocking(&self, bound: Duration) -> Result<()> {
         let Some(held) = self.take() else {
             return Ok(());
@@ -161,7 +162,7 @@ impl Part {
         held.release(bound).await.map(drop)
     }
 
-    /// Releases (once), waiting at most `bound`.
+    /// Releases (once; later calls do nothing), waiting at most `bound`.
     pub(crate) async fn release(&self, bound: Duration) -> Result<()> {
         let Some(held) = self.take() else {
             return Ok(());
@@ -336,40 +337,47 @@ impl Lease {
     /// says which release failed, or that the lease had been lost
     /// ([`Error::LockLost`]) while it was held.
     pub async fn release(self) -> Result<()> {
-        let failed = self.release_parts().await;
+        let failed = self.release_all().await;
         self.check(failed)
     }
 
     /// The blocking form of [`release`](Lease::release): blocks this thread
     /// for at most about 10 seconds per resource.
     pub fn release_blocking(self) -> Result<()> {
-        let failed = self.release_parts_blocking();
+        let failed = self.release_all_blocking();
         self.check(failed)
     }
 
-    /// Releases every part, in reverse order of acquisition, each within
-    /// [`RELEASE_BOUND`]; answers the releases that failed, with their
-    /// resources. The one loop under `release` and `finish`.
-    async fn release_parts(&self) -> Vec<(&str, Error)> {
+    /// Releases every part with `release`, in reverse order of acquisition;
+    /// answers the releases that failed, with their resources. The one loop
+    /// under `release` and `finish`, and their blocking forms.
+    async fn release_parts<'a, F>(
+        &'a self,
+        release: impl Fn(&'a Part) -> F,
+    ) -> Vec<(&'a str, Error)>
+    where
+        F: Future<Output = Result<()>> + 'a,
+    {
         let mut failed = Vec::new();
         for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release(RELEASE_BOUND).await {
+            if let Err(e) = release(part).await {
                 failed.push((part.resource.as_str(), e));
             }
         }
         failed
     }
 
-    /// The blocking form of [`release_parts`](Lease::release_parts), under
-    /// `release_blocking` and `finish_blocking`.
-    fn release_parts_blocking(&self) -> Vec<(&str, Error)> {
-        let mut failed = Vec::new();
-        for part in self.inner.parts.iter().rev() {
-            if let Err(e) = part.release_blocking(RELEASE_BOUND) {
-                failed.push((part.resource.as_str(), e));
-            }
-        }
-        failed
+    /// Releases every part, each within [`RELEASE_BOUND`], waiting on any
+    /// executor.
+    async fn release_all(&self) -> Vec<(&str, Error)> {
+        self.release_parts(|p| p.release(RELEASE_BOUND)).await
+    }
+
+    /// Releases every part, each blocking this thread at most
+    /// [`RELEASE_BOUND`] whatever the background runtime does.
+    fn release_all_blocking(&self) -> Vec<(&str, Error)> {
+        let parts = self.release_parts(|p| std::future::ready(p.release_blocking(RELEASE_BOUND)));
+        futures_util::FutureExt::now_or_never(parts).expect("relukko: a blocking release waited")
     }
 
     /// The first failed release, else [`Error::LockLost`] if the lease was
@@ -394,13 +402,13 @@ impl Lease {
 
     /// Releases after a locked test's body, reporting instead of failing.
     pub(crate) fn finish_blocking(&self) -> Finish {
-        let failed = self.release_parts_blocking();
+        let failed = self.release_all_blocking();
         self.finished(failed)
     }
 
     /// The async form of [`finish_blocking`](Lease::finish_blocking).
     pub(crate) async fn finish(&self) -> Finish {
-        let failed = self.release_parts().await;
+        let failed = self.release_all().await;
         self.finished(failed)
     }
 

@@ -13,7 +13,7 @@ use crate::backend::{Backend, Request, local::Local};
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Part, RELEASE_BOUND};
 use crate::rt::unpoisoned;
-use crate::settings::{self as config, BackendKind, DEFAULT_LEASE, DEFAULT_TIMEOUT};
+use crate::settings::{self as config, BackendKind, Defaults};
 pub use options::LockOptions;
 
 /// Takes locks on one backend: a Relukko server, lock files on this machine,
@@ -45,10 +45,7 @@ pub struct Locker {
 #[derive(Debug, Clone)]
 struct LockerConfig {
     backend: Backend,
-    timeout: Duration,
-    lease: Duration,
-    prefix: String,
-    creator: Option<String>,
+    defaults: Defaults,
 }
 
 /// The process-wide locker, configured from the environment on first use:
@@ -127,10 +124,7 @@ impl Locker {
         Ok(Locker {
             inner: Arc::new(LockerConfig {
                 backend,
-                timeout: s.timeout,
-                lease: s.lease,
-                prefix: s.prefix,
-                creator: s.creator,
+                defaults: s.defaults,
             }),
         })
     }
@@ -153,10 +147,7 @@ impl Locker {
         Locker {
             inner: Arc::new(LockerConfig {
                 backend,
-                timeout: DEFAULT_TIMEOUT,
-                lease: DEFAULT_LEASE,
-                prefix: String::new(),
-                creator: None,
+                defaults: Defaults::default(),
             }),
         }
     }
@@ -181,8 +172,8 @@ impl Locker {
         Self::with_backend(Backend::Skip)
     }
 
-    fn set(mut self, f: impl FnOnce(&mut LockerConfig)) -> Self {
-        f(Arc::make_mut(&mut self.inner));
+    fn set(mut self, f: impl FnOnce(&mut Defaults)) -> Self {
+        f(&mut Arc::make_mut(&mut self.inner).defaults);
         self
     }
 
@@ -213,76 +204,23 @@ impl Locker {
     }
 
     /// Locks, blocking this thread until the resources are ours or the wait
-    /// times out ([`Error::WaitTimeout`], naming the holder).
+    /// times out ([`Error::WaitTimeout`], naming the holder). The wait runs
+    /// on the library's runtime, as [`lock`](Locker::lock)'s does; this
+    /// thread (also one of another runtime) blocks until it ends.
     pub fn lock_blocking(&self, what: impl Into<LockOptions>) -> Result<Lease> {
         let plan = self.plan(what.into())?;
-        let backend = &self.inner.backend;
-        // A signal while waiting cleans up what the wait may have made.
-        let _signals = crate::lease::signals::Guard::new();
-        let start = Instant::now();
-        let mut parts = Vec::new();
-        for group in &plan.groups {
-            let wait = plan.wait_from(start);
-            match backend
-                .acquire_any_blocking(&resources(group), &wait)
-                .map_err(|e| waited_since(e, start))
-            {
-                Ok((j, held)) => parts.push(plan.part(&group[j], held)),
-                Err(e) => {
-                    while let Some(p) = parts.pop() {
-                        let _ = p.release_blocking(RELEASE_BOUND);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        if crate::lease::signals::stopping() {
-            // A signal is ending the process and cleaning up what this wait
-            // got: the caller must never run with it. The end comes soon.
-            loop {
-                std::thread::park();
-            }
-        }
-        Ok(Lease::new(parts))
+        crate::rt::block_on(acquire(self.inner.backend.clone(), plan))
     }
 
     /// Locks, waiting asynchronously on the library's runtime; works on any
     /// executor. Dropping the future stops the wait and leaves no lock behind.
     pub async fn lock(&self, what: impl Into<LockOptions>) -> Result<Lease> {
         let plan = self.plan(what.into())?;
-        let backend = self.inner.backend.clone();
-        on_background(async move {
-            let _signals = crate::lease::signals::Guard::new();
-            let start = Instant::now();
-            let mut parts = Vec::new();
-            for group in &plan.groups {
-                let wait = plan.wait_from(start);
-                match backend
-                    .acquire_any(&resources(group), &wait)
-                    .await
-                    .map_err(|e| waited_since(e, start))
-                {
-                    Ok((j, held)) => parts.push(plan.part(&group[j], held)),
-                    Err(e) => {
-                        while let Some(p) = parts.pop() {
-                            let _ = p.release(RELEASE_BOUND).await;
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-            if crate::lease::signals::stopping() {
-                // As in lock_blocking; never block a thread of the runtime
-                // that runs the clean-up.
-                std::future::pending::<()>().await;
-            }
-            Ok(Lease::new(parts))
-        })
-        .await
+        on_background(acquire(self.inner.backend.clone(), plan)).await
     }
 
     fn plan(&self, opts: LockOptions) -> Result<Plan> {
-        let s = &self.inner;
+        let (s, backend) = (&self.inner.defaults, &self.inner.backend);
         if opts.names.is_empty() {
             return Err(Error::config(
                 "lock names",
@@ -316,7 +254,7 @@ impl Locker {
             None => crate::settings::creator::for_test(opts.test.as_deref()),
         };
         let test = opts.test;
-        if let Some((resource, test)) = s.backend.place().and_then(|place| {
+        if let Some((resource, test)) = backend.place().and_then(|place| {
             crate::locker::held::held_by_this_test(&place, &resources(&wanted), opts.any_of)
         }) {
             let name = wanted
@@ -389,6 +327,39 @@ impl Plan {
     }
 }
 
+/// Waits for every group of `plan` in turn on `backend`: the one way locks
+/// are taken, under [`Locker::lock`] and [`Locker::lock_blocking`]. Runs on
+/// the background runtime. Dropping it mid-wait leaves no lock behind.
+async fn acquire(backend: Backend, plan: Plan) -> Result<Lease> {
+    // A signal while waiting cleans up what the wait may have made.
+    let _signals = crate::lease::signals::Guard::new();
+    let start = Instant::now();
+    let mut parts = Vec::new();
+    for group in &plan.groups {
+        let wait = plan.wait_from(start);
+        match backend
+            .acquire_any(&resources(group), &wait)
+            .await
+            .map_err(|e| waited_since(e, start))
+        {
+            Ok((j, held)) => parts.push(plan.part(&group[j], held)),
+            Err(e) => {
+                while let Some(p) = parts.pop() {
+                    let _ = p.release(RELEASE_BOUND).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    if crate::lease::signals::stopping() {
+        // A signal is ending the process and cleaning up what this wait got:
+        // the caller must never run with it. The end comes soon; never block
+        // a thread of the runtime that runs the clean-up.
+        std::future::pending::<()>().await;
+    }
+    Ok(Lease::new(parts))
+}
+
 /// A timeout counts the whole wait, over all the names waited for in turn.
 fn waited_since(e: Error, start: Instant) -> Error {
     match e {
@@ -441,6 +412,24 @@ mod tests {
         );
         drop(held);
         lease.release_blocking().unwrap();
+    }
+
+    /// `lock_blocking` from inside a runtime (a `#[tokio::test]` calling it)
+    /// waits on the library's runtime: the caller's single thread blocks, the
+    /// wait still ends, and a lease dropped or released there frees its
+    /// resource for the next call.
+    #[tokio::test]
+    async fn lock_blocking_works_inside_a_current_thread_runtime() {
+        let dir = TempDir::new("in-runtime");
+        let locker = Locker::local(dir.path()).timeout(Duration::from_millis(300));
+        let lease = locker.lock_blocking("unit-in-runtime").unwrap();
+        let err = locker.lock_blocking("unit-in-runtime").unwrap_err();
+        assert!(matches!(err, Error::WaitTimeout { .. }), "{err}");
+        drop(lease);
+        let again = locker.lock_blocking("unit-in-runtime").unwrap();
+        again.release_blocking().unwrap();
+        let and_again = locker.lock("unit-in-runtime").await.unwrap();
+        and_again.release().await.unwrap();
     }
 
     /// `RELUKKO_TIMEOUT=18446744073709551615` or `timeout = "100000000h"`

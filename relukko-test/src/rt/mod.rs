@@ -162,6 +162,26 @@ where
     }
 }
 
+/// Runs `fut` on the background runtime and blocks this thread at most
+/// `bound` for it; `None` (and the task aborted) when it did not end in
+/// time. Unlike [`block_on`] it gives up whatever the runtime does, so an
+/// exit handler or a `Drop` cannot hang.
+pub(crate) fn block_bounded<F>(fut: F, bound: Duration) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let task = RUNTIME.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let out = rx.recv_timeout(bound).ok();
+    if out.is_none() {
+        task.abort();
+    }
+    out
+}
+
 /// The value of a joined task: the task's panic goes on in the caller; a task
 /// cancelled (its runtime shutting down) panics naming `what`.
 pub(crate) fn joined<T>(joined: Result<T, tokio::task::JoinError>, what: &str) -> T {

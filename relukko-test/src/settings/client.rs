@@ -82,6 +82,18 @@ impl ClientSettings {
     /// Reads the process environment. A value that is not UTF-8 is an error
     /// naming its variable.
     pub fn from_env() -> Result<Self> {
+        // With a server URL, the process's one reading of the environment
+        // holds the client's settings already.
+        if let Ok(crate::settings::Settings {
+            kind: crate::settings::BackendKind::Relukko { client },
+            ..
+        }) = crate::settings::from_env()
+        {
+            return Ok(client);
+        }
+        // Else no server is selected (the skip switch, or no URL: then this
+        // reading makes the error), or a locking setting the client does not
+        // read is bad.
         crate::settings::misspelt::warn_once();
         Self::from_vars(&crate::settings::vars::process())
     }

@@ -18,6 +18,7 @@ pub(crate) use relukko_protocol::vars;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -58,14 +59,34 @@ pub enum BackendKind {
 pub struct Settings {
     /// The backend chosen, with what it needs.
     pub kind: BackendKind,
+    /// What a lock request takes when it does not say.
+    pub defaults: Defaults,
+}
+
+/// What a lock request takes when it does not say: a locker's defaults, from
+/// the environment or its builder methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Defaults {
     /// The longest wait (`RELUKKO_TIMEOUT`).
     pub timeout: Duration,
     /// The server's keep-alive span (`RELUKKO_LEASE`).
     pub lease: Duration,
     /// Put before every name (`RELUKKO_LOCK_PREFIX`).
     pub prefix: String,
-    /// The creator text (`RELUKKO_CREATOR`), if set.
+    /// The creator text (`RELUKKO_CREATOR`), if set; else each lock's
+    /// creator is derived (see [`creator`]).
     pub creator: Option<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: DEFAULT_TIMEOUT,
+            lease: DEFAULT_LEASE,
+            prefix: String::new(),
+            creator: None,
+        }
+    }
 }
 
 /// The default folder of the local backend: one per machine, shared by every
@@ -92,14 +113,22 @@ fn default_local_dir_with(lookup: impl Fn(&str) -> Option<OsString>) -> PathBuf 
     }
 }
 
-/// Reads the settings from the process environment.
+/// The settings of the process environment, read once per process: every
+/// later call answers the same value, so the locker, the client and the
+/// command line see one reading. A bad setting is not kept: each call reads
+/// the environment again and reports it.
 pub fn from_env() -> Result<Settings> {
+    static READ: OnceLock<Settings> = OnceLock::new();
+    if let Some(settings) = READ.get() {
+        return Ok(settings.clone());
+    }
     crate::settings::misspelt::warn_once();
     let settings = parse(|name| std::env::var_os(name))?;
     if matches!(settings.kind, BackendKind::Local { .. }) {
         refuse_misspelt_url(crate::settings::misspelt::in_env())?;
     }
-    Ok(settings)
+    // Two first readers in a race read the same environment: keep one.
+    Ok(READ.get_or_init(|| settings).clone())
 }
 
 /// On the local backend, an error when the environment has a near miss of
@@ -150,10 +179,12 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
     let creator = vars.text(CREATOR)?;
     Ok(Settings {
         kind,
-        timeout,
-        lease,
-        prefix,
-        creator,
+        defaults: Defaults {
+            timeout,
+            lease,
+            prefix,
+            creator,
+        },
     })
 }
 
@@ -259,10 +290,10 @@ mod tests {
                 dir: default_local_dir()
             }
         );
-        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(s.lease, DEFAULT_LEASE);
-        assert_eq!(s.prefix, "");
-        assert_eq!(s.creator, None);
+        assert_eq!(s.defaults.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(s.defaults.lease, DEFAULT_LEASE);
+        assert_eq!(s.defaults.prefix, "");
+        assert_eq!(s.defaults.creator, None);
     }
 
     #[test]
@@ -346,10 +377,10 @@ mod tests {
                 dir: PathBuf::from("/srv/locks")
             }
         );
-        assert_eq!(s.timeout, Duration::from_secs(90));
-        assert_eq!(s.lease, Duration::from_secs(5));
-        assert_eq!(s.prefix, "team-a/");
-        assert_eq!(s.creator.as_deref(), Some("ci bot"));
+        assert_eq!(s.defaults.timeout, Duration::from_secs(90));
+        assert_eq!(s.defaults.lease, Duration::from_secs(5));
+        assert_eq!(s.defaults.prefix, "team-a/");
+        assert_eq!(s.defaults.creator.as_deref(), Some("ci bot"));
     }
 
     #[test]
