@@ -338,8 +338,7 @@ pub mod __cli {
 pub use backend::state::LeaseState;
 #[cfg(feature = "relukko")]
 pub use client::{
-    AcquireOptions, Client, ClientBuilder, ClientSettings, Create, RetryPolicy, WaitProgress,
-    creator_without_token,
+    AcquireOptions, Client, ClientBuilder, Create, RetryPolicy, WaitProgress, creator_without_token,
 };
 pub use error::{Error, Result};
 pub use lease::Lease;
@@ -620,3 +619,5 @@ pub use relukko_protocol::{Lock, format_timestamp};
 /// The settings (`RELUKKO_TIMEOUT`, `RELUKKO_LEASE`, ...) and the backends are
 /// described in the [crate documentation](crate#configuration).
 pub use relukko_test_macros::locked;
+#[cfg(feature = "relukko")]
+pub use settings::ClientSettings;

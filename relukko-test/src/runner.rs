@@ -67,7 +67,7 @@ impl Spec {
     /// The failure of a test whose resources could not be locked. `at` is
     /// where the test is, for async tests whose panic location cannot be
     /// tracked.
-    fn cannot_lock(&self, e: crate::Error, at: Option<&Location<'_>>) -> Failure {
+    fn cannot_lock(&self, e: crate::error::Error, at: Option<&Location<'_>>) -> Failure {
         // A timeout names the resource it waited for; when that is what this
         // message names already (one resource or a pool), say it once.
         let why = if self.names.len() > 1 && !self.any_of {
@@ -264,7 +264,7 @@ mod tests {
     use std::panic::{AssertUnwindSafe, catch_unwind};
 
     use super::Spec;
-    use crate::Error;
+    use crate::error::Error;
     use crate::lease::Finish;
 
     fn spec(names: &'static [&'static str], any_of: bool) -> Spec {

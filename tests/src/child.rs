@@ -115,7 +115,7 @@ pub fn get(addr: SocketAddr, path: &str, key: Option<&str>) -> (u16, String) {
 }
 
 /// A minimal HTTP/1.1 request with an optional JSON body (through
-/// [`raw`](crate::raw)); returns the status and the body, or an error when
+/// [`raw`]); returns the status and the body, or an error when
 /// nothing came back (a server that died mid-request).
 pub fn request(
     addr: SocketAddr,

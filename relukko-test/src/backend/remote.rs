@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{Released, Request};
-use crate::Lock;
 use crate::backend::state::StatusTx;
 use crate::client::pending::Pending;
 use crate::client::{AcquireOptions, Client, Create, Deleted, WaitProgress};
@@ -25,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::report::progress::{PROGRESS_AFTER, PROGRESS_EVERY, Progress};
 use crate::report::{self, stderr};
 use crate::rt::unpoisoned;
+use relukko_protocol::Lock;
 
 /// The first pause after a failed heartbeat.
 const RETRY_FIRST: Duration = Duration::from_millis(200);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-/// What a [`Lease`](crate::Lease) knows about its hold on the resource.
+/// What a [`Lease`](crate::lease::Lease) knows about its hold on the resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LeaseState {
@@ -14,7 +14,7 @@ pub enum LeaseState {
     /// the lock's confirmed expiry (minus a safety margin) passes.
     Uncertain,
     /// No longer held: deleted by someone else, or not kept alive in time.
-    /// See [`Lease::lost_reason`](crate::Lease::lost_reason).
+    /// See [`Lease::lost_reason`](crate::lease::Lease::lost_reason).
     Lost,
     /// Released by its holder.
     Released,

@@ -55,7 +55,7 @@ pub(crate) fn recent(base_url: &str, now: Instant) -> Option<Error> {
 /// Remembers how an acquisition at `base_url` ended: an unreachable server
 /// (a transport error or a timeout, after the retries) is remembered, any
 /// other outcome forgets it.
-pub(crate) fn note<T>(base_url: &str, result: &crate::Result<T>, now: Instant) {
+pub(crate) fn note<T>(base_url: &str, result: &crate::error::Result<T>, now: Instant) {
     let mut last = last();
     match result {
         Err(Error::Transport { url, source }) => {
@@ -87,7 +87,7 @@ pub(crate) fn note<T>(base_url: &str, result: &crate::Result<T>, now: Instant) {
 mod tests {
     use super::*;
 
-    fn down(url: &str) -> crate::Result<()> {
+    fn down(url: &str) -> crate::error::Result<()> {
         Err(Error::Transport {
             url: format!("{url}/v1/locks/"),
             source: Box::new(Cause("Connection refused".into())),

@@ -16,10 +16,10 @@ use super::pending::Pending;
 use super::retry::PollTimer;
 use super::shared::Shared;
 use super::watcher::Registration;
-use crate::Lock;
 use crate::error::{Error, Result};
 use crate::report;
 use crate::rt::unpoisoned;
+use relukko_protocol::Lock;
 use relukko_protocol::token::{new_token, with_token};
 
 type ProgressFn = Arc<dyn Fn(&WaitProgress) + Send + Sync + 'static>;
@@ -441,7 +441,7 @@ mod tests {
     #[tokio::test]
     async fn unreachable_server_fails_by_the_deadline_naming_url_and_cause() {
         // Retries that would go on for about 15 s if they ignored the deadline.
-        let retry = crate::RetryPolicy::default()
+        let retry = crate::client::RetryPolicy::default()
             .first_delay(Duration::from_millis(500))
             .max_delay(Duration::from_millis(500))
             .max_tries(60);

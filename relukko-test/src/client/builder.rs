@@ -136,7 +136,7 @@ impl ClientBuilder {
         self.set(|c| c.ca_bundles.push(bundle))
     }
 
-    /// The skip switch: make no request at all, answer [`Lock::dummy`](crate::Lock::dummy).
+    /// The skip switch: make no request at all, answer [`Lock::dummy`](relukko_protocol::Lock::dummy).
     #[must_use]
     pub fn trust_me_it_is_locked(self, on: bool) -> Self {
         self.set(|c| c.skip = on)

@@ -417,7 +417,7 @@ impl Client {
 // The answers of the calls that take or free a lock: `Create`, and what a
 // holder's DELETE found.
 
-/// The answer to [`Client::create`](crate::Client::create): the lock, or the news that someone holds it
+/// The answer to [`Client::create`](crate::client::Client::create): the lock, or the news that someone holds it
 /// (the server's 409, as a value rather than an error to parse).
 #[must_use = "a Taken answer means the lock is NOT held"]
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tokio::sync::{oneshot, watch};
 
 use super::shared::Shared;
-use crate::Lock;
 use crate::error::Result;
+use relukko_protocol::Lock;
 
 /// Tells a background task whether its caller is still there.
 pub(crate) struct Gone(watch::Receiver<()>);

@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn decode_errors_keep_status_and_excerpt() {
-        match decode::<crate::Lock>(&answer(200, "<html>junk</html>")) {
+        match decode::<relukko_protocol::Lock>(&answer(200, "<html>junk</html>")) {
             Err(e @ Error::Decode { .. }) => {
                 let text = e.to_string();
                 assert!(

@@ -72,7 +72,6 @@ mod shared;
 pub(crate) mod tls;
 mod watcher;
 
-pub use crate::settings::ClientSettings;
 pub use acquire::{AcquireOptions, WaitProgress};
 pub use builder::ClientBuilder;
 pub use calls::Create;

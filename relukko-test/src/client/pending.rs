@@ -62,7 +62,10 @@ impl Pending {
     /// Registers the token of a lock this client made (the `[rl:...]` at
     /// the end of its creator), for as long as the lock is on its way to a
     /// lease.
-    pub(crate) fn for_lock(client: &super::Client, lock: &crate::Lock) -> Option<Pending> {
+    pub(crate) fn for_lock(
+        client: &super::Client,
+        lock: &relukko_protocol::Lock,
+    ) -> Option<Pending> {
         let creator = lock.creator.as_deref()?;
         let token = creator.get(creator.rfind("[rl:")?..)?;
         (token.len() == 37 && token.ends_with(']'))

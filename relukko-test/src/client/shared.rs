@@ -52,7 +52,7 @@ impl Client {
     }
 
     /// Whether the skip switch is on (`RELUKKO_TRUST_ME_IT_IS_LOCKED`): no
-    /// request is made and lock-returning calls answer [`Lock::dummy`](crate::Lock::dummy).
+    /// request is made and lock-returning calls answer [`Lock::dummy`](relukko_protocol::Lock::dummy).
     pub fn is_skip(&self) -> bool {
         self.inner.options.skip
     }

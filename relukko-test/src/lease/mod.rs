@@ -20,8 +20,8 @@ const DROP_BOUND: Duration = Duration::from_secs(5);
 /// The resources a test or helper holds, from acquisition until release.
 ///
 /// A lease is what `#[relukko::locked]` passes to a test that declares a
-/// `relukko::Lease` parameter, and what [`lock`](crate::lock) and
-/// [`lock_blocking`](crate::lock_blocking) return. Clones share one hold:
+/// `relukko::Lease` parameter, and what [`lock`](crate::locker::lock) and
+/// [`lock_blocking`](crate::locker::lock_blocking) return. Clones share one hold:
 /// releasing any clone releases it for all, and dropping the last clone
 /// releases it too (best effort, waiting at most a few seconds). A lease still
 /// held when the process exits (leaked, or `std::process::exit`) is released
@@ -262,7 +262,7 @@ impl Lease {
     }
 
     /// The lock name of [`name`](Lease::name) on the backend: with the prefix
-    /// from `RELUKKO_LOCK_PREFIX` (or [`Locker::prefix`](crate::Locker::prefix)).
+    /// from `RELUKKO_LOCK_PREFIX` (or [`Locker::prefix`](crate::locker::Locker::prefix)).
     pub fn resource(&self) -> &str {
         &self.inner.parts[0].resource
     }
@@ -436,8 +436,10 @@ impl std::fmt::Debug for Lease {
 mod tests {
     use std::time::Duration;
 
+    use crate::backend::state::LeaseState;
+    use crate::locker::LockOptions;
+    use crate::locker::Locker;
     use crate::test_support::TempDir;
-    use crate::{LeaseState, LockOptions, Locker};
 
     #[test]
     fn release_blocking_frees_the_resource_for_the_next_holder() {

@@ -3,7 +3,7 @@
 //!
 //! A fixture or helper inside a locked test that asks for the test's own
 //! resource again would wait for itself until its timeout (10 minutes by
-//! default) and then name itself as the holder. [`Locker`](crate::Locker)
+//! default) and then name itself as the holder. [`Locker`](crate::locker::Locker)
 //! checks here first and fails at once instead. Only the test's own thread
 //! or task is checked: other tests of the process (other threads) asking for
 //! the same resource simply wait, as they should.

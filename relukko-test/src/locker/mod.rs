@@ -21,7 +21,7 @@ pub use options::LockOptions;
 ///
 /// Most code uses the process-wide locker configured from the environment,
 /// through `#[relukko::locked]`, [`lock`] or [`lock_blocking`]; build one
-/// yourself to use a [`Client`](crate::Client) or folder of your choice.
+/// yourself to use a [`Client`](crate::client::Client) or folder of your choice.
 ///
 /// ```
 /// # fn main() -> relukko::Result<()> {
@@ -50,7 +50,7 @@ struct LockerConfig {
 
 /// The process-wide locker, configured from the environment on first use:
 /// `RELUKKO_TRUST_ME_IT_IS_LOCKED` (no locking), else `RELUKKO_URL` /
-/// `RELUKKO_BASE_URL` (a Relukko server; see [`Client::from_env`](crate::Client::from_env)),
+/// `RELUKKO_BASE_URL` (a Relukko server; see [`Client::from_env`](crate::client::Client::from_env)),
 /// else lock files in `RELUKKO_LOCAL_DIR` (default: `/tmp/relukko-locks` on
 /// Unix, `%ProgramData%\\relukko-locks` on Windows). Also `RELUKKO_TIMEOUT`, `RELUKKO_LEASE`,
 /// `RELUKKO_LOCK_PREFIX` and `RELUKKO_CREATOR`.
@@ -155,7 +155,7 @@ impl Locker {
     /// Locks on the Relukko server of `client`.
     #[cfg(feature = "relukko")]
     #[must_use]
-    pub fn relukko(client: crate::Client) -> Locker {
+    pub fn relukko(client: crate::client::Client) -> Locker {
         Self::with_backend(Backend::Remote(Remote::new(client)))
     }
 
@@ -390,7 +390,7 @@ mod tests {
     use std::time::Duration;
 
     use super::{LockOptions, Locker};
-    use crate::Error;
+    use crate::error::Error;
     use crate::test_support::TempDir;
 
     /// A test asking again for a resource it holds is told so by the name it

@@ -47,7 +47,7 @@ impl LockOptions {
     }
 
     /// Lock whichever one of these is free first (a pool);
-    /// [`Lease::name`](crate::Lease::name) tells which.
+    /// [`Lease::name`](crate::lease::Lease::name) tells which.
     #[must_use]
     pub fn any_of<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
         LockOptions {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 #[cfg(feature = "relukko")]
-use crate::Lock;
+use relukko_protocol::Lock;
 
 /// A duration as people read it: `450ms`, `3.2s`, `1m 05s`, `2h 03m`.
 pub fn duration(d: Duration) -> String {
@@ -31,7 +31,7 @@ pub fn duration(d: Duration) -> String {
 pub fn when(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let t = t.replace_nanosecond(0).unwrap_or(t);
-    crate::format_timestamp(t)
+    relukko_protocol::format_timestamp(t)
 }
 
 /// Who holds `l`, for errors and progress lines:

@@ -30,7 +30,7 @@ use crate::settings::vars::{
 /// | `RELUKKO_TRUST_ME_IT_IS_LOCKED` | any non-empty value: the skip switch (as upstream; empty means off) |
 ///
 /// A variable that is set but empty, or whose value cannot be used, is an
-/// [`Error::Config`](crate::Error::Config) naming it (the skip switch excepted: upstream defines
+/// [`Error::Config`](crate::error::Error::Config) naming it (the skip switch excepted: upstream defines
 /// "empty" as "off", and any other value as "on").
 ///
 /// ```
@@ -207,9 +207,9 @@ impl ClientSettings {
 
 impl Client {
     /// A client configured from the environment; see [`ClientSettings::from_env`]
-    /// for the variables. A bad value is an [`Error::Config`](crate::Error::Config)
+    /// for the variables. A bad value is an [`Error::Config`](crate::error::Error::Config)
     /// naming the variable.
-    pub fn from_env() -> crate::Result<Client> {
+    pub fn from_env() -> crate::error::Result<Client> {
         ClientSettings::from_env()?.into_builder().build()
     }
 }
@@ -225,7 +225,7 @@ impl ClientBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Error;
+    use crate::error::Error;
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<ClientSettings> {

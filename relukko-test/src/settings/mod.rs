@@ -74,7 +74,7 @@ pub struct Defaults {
     /// Put before every name (`RELUKKO_LOCK_PREFIX`).
     pub prefix: String,
     /// The creator text (`RELUKKO_CREATOR`), if set; else each lock's
-    /// creator is derived (see [`creator`]).
+    /// creator is derived (see `settings::creator`).
     pub creator: Option<String>,
 }
 

@@ -141,8 +141,9 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    use crate::locker::LockOptions;
+    use crate::locker::Locker;
     use crate::test_support::TempDir;
-    use crate::{LockOptions, Locker};
 
     #[test]
     fn held_files_are_listed_with_their_record_and_free_ones_are_not() {
@@ -177,7 +178,7 @@ mod tests {
         let next = locker.lock_blocking(bounded("inspect/rig 1")).unwrap();
         assert!(matches!(
             lease.release_blocking(),
-            Err(crate::Error::LockLost { .. })
+            Err(crate::error::Error::LockLost { .. })
         ));
         next.release_blocking().unwrap();
     }
