@@ -651,6 +651,46 @@ fn an_ended_local_wait_leaves_no_waiting_thread() {
     in_child("an_ended_local_wait_leaves_no_waiting_thread_worker", &[]);
 }
 
+/// The names of this process's threads, sorted.
+#[cfg(target_os = "linux")]
+fn threads() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("list this process's threads")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// An uncontended `lock_blocking` on lock files and its release run on the
+/// caller's thread: they start no thread but the signal listener that every
+/// first lease starts (the background runtime's threads would cost every
+/// fresh test process about half a millisecond).
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "a worker: its driver runs it"]
+fn a_local_blocking_lock_starts_no_thread_worker() {
+    if std::env::var_os(WORKER_VAR).is_none() {
+        return;
+    }
+    let (locker, _dir) = local();
+    let mut expected = threads();
+    expected.push("relukko-signals".to_owned());
+    expected.sort();
+    let lease = locker.lock_blocking("no-thread").unwrap();
+    assert_eq!(threads(), expected, "threads after lock_blocking");
+    lease.release_blocking().unwrap();
+    assert_eq!(threads(), expected, "threads after release_blocking");
+}
+
+/// Alone in a process of its own: the threads it counts are its own.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_local_blocking_lock_starts_no_thread() {
+    in_child("a_local_blocking_lock_starts_no_thread_worker", &[]);
+}
+
 /// `lock_blocking` and `release_blocking` called from inside a runtime (the
 /// body of a `#[tokio::test]`) wait on the library's runtime: on a server
 /// too, the caller's one thread blocks, and the lock is still taken, waited

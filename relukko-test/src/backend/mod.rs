@@ -136,6 +136,10 @@ pub(crate) struct Request {
     pub(crate) lease: Duration,
     /// The locked test waiting, named in its waiting lines.
     pub(crate) test: Option<String>,
+    /// The wait may block the thread that drives it: a blocking call
+    /// (`lock_blocking`) driving the wait on its own thread. Otherwise a
+    /// backend whose wait blocks (lock files) moves it off the executor.
+    pub(crate) on_this_thread: bool,
 }
 
 /// How a release ended.

@@ -208,8 +208,19 @@ impl Locker {
     /// on the library's runtime, as [`lock`](Locker::lock)'s does; this
     /// thread (also one of another runtime) blocks until it ends.
     pub fn lock_blocking(&self, what: impl Into<LockOptions>) -> Result<Lease> {
-        let plan = self.plan(what.into())?;
-        crate::rt::block_on(acquire(self.inner.backend.clone(), plan))
+        let mut plan = self.plan(what.into())?;
+        match &self.inner.backend {
+            // Lock files and the skip switch need no I/O: the one core runs
+            // here, its wait blocking this thread as a blocking call may.
+            // Starting the background runtime's threads for it would cost
+            // every fresh test process about half a millisecond.
+            Backend::Local(_) | Backend::Skip => {
+                plan.wait.on_this_thread = true;
+                crate::rt::block_here(acquire(self.inner.backend.clone(), plan))
+            }
+            #[cfg(feature = "relukko")]
+            Backend::Remote(_) => crate::rt::block_on(acquire(self.inner.backend.clone(), plan)),
+        }
     }
 
     /// Locks, waiting asynchronously on the library's runtime; works on any
@@ -279,6 +290,7 @@ impl Locker {
                 creator,
                 lease,
                 test,
+                on_this_thread: false,
             },
         })
     }

@@ -139,6 +139,27 @@ pub async fn settle(bound: Duration) -> bool {
     CLEANUPS.settle(bound).await
 }
 
+/// Drives `fut` on this thread until it ends, parking the thread while it
+/// waits: for futures that need no runtime (the lock files' wait, which
+/// blocks this thread itself, and their release).
+pub(crate) fn block_here<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(out) => return out,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
 /// Runs `fut` on the background runtime and blocks this thread until it ends.
 ///
 /// Unlike `Runtime::block_on` this works from anywhere, also from inside

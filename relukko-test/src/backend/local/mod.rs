@@ -332,6 +332,9 @@ impl Local {
         names: Vec<String>,
         wait: Request,
     ) -> Result<(usize, LocalHeld)> {
+        if wait.on_this_thread {
+            return this.acquire_any_blocking(&names, &wait, None);
+        }
         struct CancelOnDrop(Arc<AtomicBool>);
         impl Drop for CancelOnDrop {
             fn drop(&mut self) {

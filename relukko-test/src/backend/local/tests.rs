@@ -10,6 +10,7 @@ fn wait(ms: u64) -> Request {
         creator: "me@here test=t pid=1".into(),
         lease: Duration::from_secs(60),
         test: None,
+        on_this_thread: true,
     }
 }
 
