@@ -157,14 +157,14 @@ async fn run(options: Options) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("no local address: {e}"))?;
     let shutdown = shutdown_signal()?;
-    tracing::info!(target: "relukko_server", "config: {:?}", options.config);
+    tracing::info!(target: "relukko::server", "config: {:?}", options.config);
     // The one line scripts and tests wait for. Rust's stdout is line-buffered,
     // so it is out with the newline, also into a pipe.
     println!("relukko-server listening on http://{addr}");
     super::run::serve_state(listener, state, stop, shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
-    tracing::info!(target: "relukko_server", "stopped");
+    tracing::info!(target: "relukko::server", "stopped");
     Ok(())
 }
 
@@ -180,8 +180,8 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle Ctrl-C: {e}"))?;
     Ok(async move {
         tokio::select! {
-            _ = int.recv() => tracing::info!(target: "relukko_server", "Ctrl-C: shutting down"),
-            _ = term.recv() => tracing::info!(target: "relukko_server", "SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!(target: "relukko::server", "Ctrl-C: shutting down"),
+            _ = term.recv() => tracing::info!(target: "relukko::server", "SIGTERM: shutting down"),
         }
     })
 }
@@ -191,7 +191,7 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 's
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
     Ok(async {
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!(target: "relukko_server", "Ctrl-C: shutting down");
+            tracing::info!(target: "relukko::server", "Ctrl-C: shutting down");
         } else {
             std::future::pending::<()>().await;
         }

@@ -36,7 +36,7 @@ impl ApiError {
 /// The database refused a change (nothing changed): `503`, which clients retry.
 impl From<super::store::StoreError> for ApiError {
     fn from(e: super::store::StoreError) -> Self {
-        tracing::error!(target: "relukko_server", "{e}");
+        tracing::error!(target: "relukko::server", "{e}");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the lock could not be stored: {e}"),

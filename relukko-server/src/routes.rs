@@ -76,7 +76,7 @@ async fn log_request(State(state): State<AppState>, req: Request, next: Next) ->
         .metrics()
         .request(route.as_deref(), &method, response.status().as_u16());
     tracing::info!(
-        target: "relukko_server",
+        target: "relukko::server",
         "{method} {path} {} {:.1?}",
         response.status().as_u16(),
         start.elapsed()

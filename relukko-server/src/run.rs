@@ -92,7 +92,7 @@ pub(crate) async fn serve_state(
             match tokio::time::timeout(GRACEFUL_LIMIT, &mut server).await {
                 Ok(result) => result,
                 Err(_) => {
-                    tracing::warn!(target: "relukko_server", "requests still open after {GRACEFUL_LIMIT:?}; cutting them");
+                    tracing::warn!(target: "relukko::server", "requests still open after {GRACEFUL_LIMIT:?}; cutting them");
                     Ok(())
                 }
             }

@@ -85,7 +85,7 @@ impl AppState {
             return Ok(Self::new(config, stop));
         };
         let (store, stored) = Store::open(&path)?;
-        tracing::info!(target: "relukko_server", "database {}: {} locks loaded", path.display(), stored.len());
+        tracing::info!(target: "relukko::server", "database {}: {} locks loaded", path.display(), stored.len());
         Ok(Self::with_store(config, stop, Some(store), stored))
     }
 
@@ -100,7 +100,7 @@ impl AppState {
         for lock in stored {
             // Cannot happen (every change goes through one mutex); kept safe anyway.
             if locks.by_name.contains_key(&lock.lock_name) {
-                tracing::warn!(target: "relukko_server", "database holds lock {:?} twice; ignoring {}", lock.lock_name, lock.id);
+                tracing::warn!(target: "relukko::server", "database holds lock {:?} twice; ignoring {}", lock.lock_name, lock.id);
                 continue;
             }
             locks.by_name.insert(lock.lock_name.clone(), lock.id);
@@ -303,11 +303,11 @@ pub(crate) async fn cleanup_loop(state: AppState) {
         match result {
             Ok(removed) => {
                 for lock in removed {
-                    tracing::info!(target: "relukko_server", "clean-up removed expired lock {:?} ({})", lock.lock_name, lock.id);
+                    tracing::info!(target: "relukko::server", "clean-up removed expired lock {:?} ({})", lock.lock_name, lock.id);
                 }
             }
             Err(e) => {
-                tracing::warn!(target: "relukko_server", "clean-up failed, retrying next pass: {e}");
+                tracing::warn!(target: "relukko::server", "clean-up failed, retrying next pass: {e}");
             }
         }
     }

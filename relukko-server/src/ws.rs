@@ -77,13 +77,13 @@ async fn session(
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break,
                         Err(_) => {
-                            tracing::info!(target: "relukko_server", "closing a WebSocket client that does not keep up");
+                            tracing::info!(target: "relukko::server", "closing a WebSocket client that does not keep up");
                             break;
                         }
                     }
                 }
                 Err(RecvError::Lagged(skipped)) => {
-                    tracing::debug!(target: "relukko_server", "a WebSocket client fell behind; skipped {skipped} events");
+                    tracing::debug!(target: "relukko::server", "a WebSocket client fell behind; skipped {skipped} events");
                 }
                 Err(RecvError::Closed) => break,
             },
