@@ -380,35 +380,29 @@ impl Waiter {
     }
 }
 
-impl Client {
-    /// Waits until the lock `name` is ours, or `opts`' timeout passes
-    /// ([`Error::WaitTimeout`] naming the holder). Transport errors and 5xx
-    /// answers are retried within the deadline; an error that outlasts the
-    /// retries is returned as it is (e.g. [`Error::Transport`] naming the URL).
-    ///
-    /// Dropping the future mid-wait leaves no lock behind.
-    pub async fn acquire(&self, name: &str, opts: AcquireOptions) -> Result<Lock> {
-        if self.is_skip() {
-            return Ok(Lock::dummy());
-        }
-        let wait = Waiter {
-            name: name.to_owned(),
-            token: new_token(),
-            opts,
-            started: Instant::now(),
-        };
-        let started = wait.started;
-        let got = run_guarded(Arc::clone(&self.inner), move |inner, gone| {
-            wait.run(inner, gone)
-        })
-        .await?;
-        // `None` only comes back when the caller is gone, so nobody sees this.
-        got.ok_or_else(|| Error::WaitTimeout {
-            resource: name.to_owned(),
-            waited: started.elapsed(),
-            holder: None,
-        })
+/// [`Client::acquire`]: the wait, as a [`Waiter`] that adopts or cleans up
+/// what a dropped call leaves.
+pub(super) async fn acquire(client: &Client, name: &str, opts: AcquireOptions) -> Result<Lock> {
+    if client.is_skip() {
+        return Ok(Lock::dummy());
     }
+    let wait = Waiter {
+        name: name.to_owned(),
+        token: new_token(),
+        opts,
+        started: Instant::now(),
+    };
+    let started = wait.started;
+    let got = run_guarded(Arc::clone(&client.inner), move |inner, gone| {
+        wait.run(inner, gone)
+    })
+    .await?;
+    // `None` only comes back when the caller is gone, so nobody sees this.
+    got.ok_or_else(|| Error::WaitTimeout {
+        resource: name.to_owned(),
+        waited: started.elapsed(),
+        holder: None,
+    })
 }
 
 #[cfg(test)]

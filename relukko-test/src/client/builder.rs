@@ -51,14 +51,6 @@ impl std::fmt::Debug for ClientBuilder {
     }
 }
 
-impl Client {
-    /// A builder for a client of the server at `url` (`http://` or `https://`,
-    /// optionally with a path prefix).
-    pub fn builder(url: impl AsRef<str>) -> ClientBuilder {
-        ClientBuilder::new(url)
-    }
-}
-
 impl ClientBuilder {
     pub(crate) fn new(url: impl AsRef<str>) -> Self {
         ClientBuilder {

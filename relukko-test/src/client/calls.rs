@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::Client;
+use super::acquire::AcquireOptions;
 use super::http::{check, decode, is_transient};
 use super::shared::Shared;
 use crate::error::{Error, Result};
@@ -199,6 +200,16 @@ impl Shared {
 }
 
 impl Client {
+    /// Waits until the lock `name` is ours, or `opts`' timeout passes
+    /// ([`Error::WaitTimeout`] naming the holder). Transport errors and 5xx
+    /// answers are retried within the deadline; an error that outlasts the
+    /// retries is returned as it is (e.g. [`Error::Transport`] naming the URL).
+    ///
+    /// Dropping the future mid-wait leaves no lock behind.
+    pub async fn acquire(&self, name: &str, opts: AcquireOptions) -> Result<Lock> {
+        super::acquire::acquire(self, name, opts).await
+    }
+
     /// Deletes the lock `id` for its holder, with retries, and says what the
     /// server answered: see [`Deleted`]. Runs on the caller's executor.
     pub(crate) async fn release_lock(&self, id: Uuid) -> Result<Deleted> {

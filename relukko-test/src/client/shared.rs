@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::builder::ClientBuilder;
 use super::options::ClientOptions;
 use super::watcher::{Target, WatchStats, Watcher};
 
@@ -45,6 +46,12 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// A builder for a client of the server at `url` (`http://` or `https://`,
+    /// optionally with a path prefix).
+    pub fn builder(url: impl AsRef<str>) -> ClientBuilder {
+        ClientBuilder::new(url)
+    }
+
     /// The server's base URL, without credentials (empty for a skip client
     /// built with no URL).
     pub fn base_url(&self) -> &str {
