@@ -325,11 +325,16 @@ pub fn worker_at(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // A worker starts with SIGHUP, SIGINT and SIGTERM at their defaults, as
-    // a test process under a terminal or CI does. A runner started under
-    // `nohup` (or as a background job of a script) passes SIG_IGN on, and a
-    // process that ignores a signal is rightly not ended by it, so the
-    // signal tests would wait for a release that never comes.
+    default_signals(&mut cmd);
+    cmd
+}
+
+/// Starts `cmd` with SIGHUP, SIGINT and SIGTERM at their defaults, as a test
+/// process under a terminal or CI is. A runner started under `nohup` (or as
+/// a background job of a script) passes SIG_IGN on, and a process that
+/// ignores a signal is rightly not ended by it, so the signal tests (and the
+/// torture's signal faults) would wait for a release that never comes.
+pub fn default_signals(cmd: &mut Command) {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -344,7 +349,8 @@ pub fn worker_at(
             });
         }
     }
-    cmd
+    #[cfg(not(unix))]
+    let _ = cmd;
 }
 
 /// Runs `procs` worker processes of this test binary at once (the tests

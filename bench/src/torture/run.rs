@@ -331,6 +331,7 @@ impl Run<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        history::default_signals(&mut cmd);
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start a worker: {e}"))?;
