@@ -96,11 +96,22 @@ pub const USER: &str = "RELUKKO_USER";
 /// The password of the page at `/`, with [`USER`].
 pub const PASSWORD: &str = "RELUKKO_PASSWORD";
 
+/// How long a client may take to send a request head.
+pub const HEAD_TIMEOUT: &str = "RELUKKO_HEAD_TIMEOUT";
+/// How long a client may take to send a request body.
+pub const BODY_TIMEOUT: &str = "RELUKKO_BODY_TIMEOUT";
+/// How long a kept-alive connection may stay idle.
+pub const IDLE_TIMEOUT: &str = "RELUKKO_IDLE_TIMEOUT";
+/// The most HTTP connections served at once.
+pub const MAX_CONNECTIONS: &str = "RELUKKO_MAX_CONNECTIONS";
+/// The most WebSocket clients at once.
+pub const MAX_WEBSOCKETS: &str = "RELUKKO_MAX_WEBSOCKETS";
+
 /// Set by `relukko run` for its command: the names it holds.
 pub const HELD: &str = "RELUKKO_HELD";
 
 /// Every variable this crate reads or sets, for the misspelling check.
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 30] = [
     URL_VARS[0],
     URL_VARS[1],
     API_KEY,
@@ -125,6 +136,11 @@ pub const ALL: [&str; 25] = [
     DB,
     USER,
     PASSWORD,
+    HEAD_TIMEOUT,
+    BODY_TIMEOUT,
+    IDLE_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_WEBSOCKETS,
     HELD,
 ];
 

@@ -14,8 +14,14 @@ use std::time::Duration;
 use clap::Parser;
 use tracing::level_filters::LevelFilter;
 
-use super::config::{DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE, ServerConfig};
+use super::config::{
+    DEFAULT_BODY_TIMEOUT, DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE, DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_WEBSOCKETS, ServerConfig,
+};
 use relukko_protocol::vars::{self, VarError, Vars};
+
+/// Shorter keys start with a warning.
+const MIN_KEY_LENGTH: usize = 16;
 
 const ABOUT: &str = "A Relukko-compatible lock server.";
 
@@ -83,6 +89,33 @@ struct Flags {
     /// Without it, locks live in memory only [env: RELUKKO_DB]
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+
+    /// How long a client may take to send a whole request head, from
+    /// connecting or from the head's first byte; then the connection is closed
+    /// [env: RELUKKO_HEAD_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = vars::parse_duration)]
+    head_timeout: Option<Duration>,
+
+    /// How long a client may take to send a whole request body; then it is
+    /// answered 408 [env: RELUKKO_BODY_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION", value_parser = vars::parse_duration)]
+    body_timeout: Option<Duration>,
+
+    /// How long a kept-alive connection may stay idle between requests
+    /// [env: RELUKKO_IDLE_TIMEOUT] [default: 60s]
+    #[arg(long, value_name = "DURATION", value_parser = vars::parse_duration)]
+    idle_timeout: Option<Duration>,
+
+    /// The most HTTP connections served at once; at the cap a new connection
+    /// closes the oldest one not answering a request. Lowered to fit the
+    /// open-files limit [env: RELUKKO_MAX_CONNECTIONS] [default: 4096]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// The most WebSocket clients at once; an upgrade over it is answered 503
+    /// (clients then poll) [env: RELUKKO_MAX_WEBSOCKETS] [default: 4096]
+    #[arg(long, value_name = "N")]
+    max_websockets: Option<usize>,
 }
 
 /// What the command line and the environment ask for.
@@ -148,6 +181,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
+    // Before the limits are worked out from it (in `open`).
+    if let Some((before, after)) = super::listen::raise_open_files_limit() {
+        tracing::info!(target: "relukko::server", "open-files limit raised from {before} to {after}");
+    }
     // The database first: a file another server has open stops us before we listen.
     let (state, stop) = super::run::open(options.config.clone()).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind((options.bind.as_str(), options.port))
@@ -158,6 +195,13 @@ async fn run(options: Options) -> Result<(), String> {
         .map_err(|e| format!("no local address: {e}"))?;
     let shutdown = shutdown_signal()?;
     tracing::info!(target: "relukko::server", "config: {:?}", options.config);
+    if options.config.api_key().chars().count() < MIN_KEY_LENGTH {
+        tracing::warn!(
+            target: "relukko::server",
+            "RELUKKO_API_KEY is shorter than {MIN_KEY_LENGTH} characters; a longer one \
+             (for example from `openssl rand -hex 16`) is much harder to guess"
+        );
+    }
     // The one line scripts and tests wait for. Rust's stdout is line-buffered,
     // so it is out with the newline, also into a pipe.
     println!("relukko-server listening on http://{addr}");
@@ -278,9 +322,58 @@ where
             ));
         }
     };
+    let timeout =
+        |flag: Option<Duration>, name: &str, default: Duration| -> Result<Duration, Stop> {
+            let timeout = match flag {
+                Some(t) => t,
+                None => env.duration(name).map_err(setting)?.unwrap_or(default),
+            };
+            if timeout.is_zero() {
+                return Err(Stop::Usage(format!("{name} must be longer than 0")));
+            }
+            Ok(timeout)
+        };
+    let count = |flag: Option<usize>, name: &str, default: usize| -> Result<usize, Stop> {
+        match flag {
+            Some(n) => Ok(n),
+            None => match env.text(name).map_err(setting)? {
+                Some(n) => n.trim().parse().map_err(|_| {
+                    Stop::Usage(format!(
+                        "invalid setting {name}: {n:?} is not a whole number"
+                    ))
+                }),
+                None => Ok(default),
+            },
+        }
+    };
     let mut config = ServerConfig::new(api_key)
         .grace(grace)
-        .cleanup_interval(interval);
+        .cleanup_interval(interval)
+        .head_timeout(timeout(
+            flags.head_timeout,
+            vars::HEAD_TIMEOUT,
+            DEFAULT_HEAD_TIMEOUT,
+        )?)
+        .body_timeout(timeout(
+            flags.body_timeout,
+            vars::BODY_TIMEOUT,
+            DEFAULT_BODY_TIMEOUT,
+        )?)
+        .idle_timeout(timeout(
+            flags.idle_timeout,
+            vars::IDLE_TIMEOUT,
+            DEFAULT_IDLE_TIMEOUT,
+        )?)
+        .max_connections(count(
+            flags.max_connections,
+            vars::MAX_CONNECTIONS,
+            DEFAULT_MAX_CONNECTIONS,
+        )?)
+        .max_websockets(count(
+            flags.max_websockets,
+            vars::MAX_WEBSOCKETS,
+            DEFAULT_MAX_WEBSOCKETS,
+        )?);
     if let Some(db) = db {
         config = config.database(db);
     }
@@ -368,6 +461,28 @@ mod tests {
         assert_eq!(o.config.get_cleanup_interval(), DEFAULT_CLEANUP_INTERVAL);
         assert_eq!(o.log, LevelFilter::INFO);
         assert_eq!(o.config.get_database(), None);
+        assert_eq!(o.config.get_head_timeout(), DEFAULT_HEAD_TIMEOUT);
+        assert_eq!(o.config.get_body_timeout(), DEFAULT_BODY_TIMEOUT);
+        assert_eq!(o.config.get_idle_timeout(), DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(o.config.get_max_connections(), DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(o.config.get_max_websockets(), DEFAULT_MAX_WEBSOCKETS);
+        let limits = run(
+            &["--head-timeout=2s", "--max-connections", "7"],
+            &[
+                KEY,
+                ("RELUKKO_HEAD_TIMEOUT", "9s"),
+                ("RELUKKO_BODY_TIMEOUT", "3s"),
+                ("RELUKKO_IDLE_TIMEOUT", "4s"),
+                ("RELUKKO_MAX_WEBSOCKETS", "5"),
+            ],
+        )
+        .unwrap()
+        .config;
+        assert_eq!(limits.get_head_timeout(), Duration::from_secs(2));
+        assert_eq!(limits.get_body_timeout(), Duration::from_secs(3));
+        assert_eq!(limits.get_idle_timeout(), Duration::from_secs(4));
+        assert_eq!(limits.get_max_connections(), 7);
+        assert_eq!(limits.get_max_websockets(), 5);
 
         let env = [
             KEY,
@@ -432,6 +547,16 @@ mod tests {
             .config
             .page_login
             .is_some()
+        );
+        let m = usage(run(&[], &[KEY, ("RELUKKO_HEAD_TIMEOUT", "0s")]));
+        assert!(
+            m.contains("RELUKKO_HEAD_TIMEOUT") && m.contains("longer than 0"),
+            "{m}"
+        );
+        let m = usage(run(&[], &[KEY, ("RELUKKO_MAX_CONNECTIONS", "many")]));
+        assert!(
+            m.contains("RELUKKO_MAX_CONNECTIONS") && m.contains("many"),
+            "{m}"
         );
         let m = usage(run(&[], &[KEY, ("RELUKKO_DB", "")]));
         assert!(m.contains("RELUKKO_DB"), "{m}");

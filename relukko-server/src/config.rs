@@ -10,6 +10,19 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(180);
 pub const DEFAULT_CLEANUP_INTERVAL: Duration = Duration::from_secs(30);
 /// The largest request body accepted; bigger ones get `413`.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// How long a client has to send a whole request head, from the moment it
+/// connects or sends the head's first byte.
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to send a whole request body once its head arrived.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a kept-alive connection may sit between two requests. Longer than
+/// our client's pool keeps an idle connection (30 s), so the server is not
+/// the side that closes a connection a client is about to reuse.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most HTTP connections served at once (WebSocket clients not included).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// The most WebSocket clients (`/ws/broadcast` and the page's) at once.
+pub const DEFAULT_MAX_WEBSOCKETS: usize = 4096;
 
 /// The settings of one server: API key, expiry grace, clean-up interval and body limit.
 ///
@@ -29,6 +42,30 @@ pub struct ServerConfig {
     pub(crate) body_limit: usize,
     pub(crate) db: Option<PathBuf>,
     pub(crate) page_login: Option<super::credentials::Login>,
+    pub(crate) limits: Limits,
+}
+
+/// What one connection may take: the timeouts and the caps of
+/// [`ServerConfig`], in one place for the connection layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) head_timeout: Duration,
+    pub(crate) body_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_websockets: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head_timeout: DEFAULT_HEAD_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_websockets: DEFAULT_MAX_WEBSOCKETS,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -43,6 +80,7 @@ impl ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             db: None,
             page_login: None,
+            limits: Limits::default(),
         }
     }
 
@@ -87,6 +125,78 @@ impl ServerConfig {
         self
     }
 
+    /// How long a client may take to send a whole request head (from its
+    /// connecting, or from the first byte of the head); then the connection is
+    /// closed. Default 10 s. Zero is taken as one millisecond.
+    #[must_use]
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.head_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a client may take to send a whole request body once the head
+    /// arrived; then it is answered `408` and the connection closed. Default
+    /// 10 s. Zero is taken as one millisecond.
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.body_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a kept-alive connection may stay idle between two requests
+    /// before the server closes it. Default 60 s. Zero is taken as one
+    /// millisecond.
+    #[must_use]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most HTTP connections served at once (default 4096; at least 1).
+    /// At the cap, a new connection closes the oldest one that is not in the
+    /// middle of a request (one still sending its head first, then an idle
+    /// one), so unfinished connections cannot keep a real request out. The
+    /// server lowers the cap further if its open-files limit is lower.
+    #[must_use]
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.limits.max_connections = connections.max(1);
+        self
+    }
+
+    /// The most WebSocket clients (`/ws/broadcast` and the page's) at once
+    /// (default 4096). An upgrade over the cap is answered `503`; our client
+    /// then polls instead.
+    #[must_use]
+    pub fn max_websockets(mut self, clients: usize) -> Self {
+        self.limits.max_websockets = clients;
+        self
+    }
+
+    /// The timeout set by [`head_timeout`](Self::head_timeout).
+    pub fn get_head_timeout(&self) -> Duration {
+        self.limits.head_timeout
+    }
+
+    /// The timeout set by [`body_timeout`](Self::body_timeout).
+    pub fn get_body_timeout(&self) -> Duration {
+        self.limits.body_timeout
+    }
+
+    /// The timeout set by [`idle_timeout`](Self::idle_timeout).
+    pub fn get_idle_timeout(&self) -> Duration {
+        self.limits.idle_timeout
+    }
+
+    /// The cap set by [`max_connections`](Self::max_connections).
+    pub fn get_max_connections(&self) -> usize {
+        self.limits.max_connections
+    }
+
+    /// The cap set by [`max_websockets`](Self::max_websockets).
+    pub fn get_max_websockets(&self) -> usize {
+        self.limits.max_websockets
+    }
+
     /// The API key every `/v1` request and the WebSocket upgrade must carry.
     pub fn api_key(&self) -> &str {
         &self.api_key
@@ -124,6 +234,7 @@ impl fmt::Debug for ServerConfig {
             .field("body_limit", &self.body_limit)
             .field("db", &self.db)
             .field("page_login", &self.page_login)
+            .field("limits", &self.limits)
             .finish()
     }
 }

@@ -48,6 +48,7 @@ impl TestServer {
             cleanup_interval: super::config::DEFAULT_CLEANUP_INTERVAL,
             port: 0,
             page_login: None,
+            max_websockets: super::config::DEFAULT_MAX_WEBSOCKETS,
         }
     }
 
@@ -101,6 +102,7 @@ pub struct TestServerBuilder {
     cleanup_interval: Duration,
     port: u16,
     page_login: Option<(String, String)>,
+    max_websockets: usize,
 }
 
 impl fmt::Debug for TestServerBuilder {
@@ -110,6 +112,7 @@ impl fmt::Debug for TestServerBuilder {
             .field("grace", &self.grace)
             .field("cleanup_interval", &self.cleanup_interval)
             .field("port", &self.port)
+            .field("max_websockets", &self.max_websockets)
             .field(
                 "page_login",
                 &self.page_login.as_ref().map(|_| "<redacted>"),
@@ -156,6 +159,15 @@ impl TestServerBuilder {
         self
     }
 
+    /// The most WebSocket clients at once (default 4096); an upgrade over it
+    /// is answered `503`, as [`ServerConfig::max_websockets`] says. Zero
+    /// refuses every WebSocket, for tests of clients that must then poll.
+    #[must_use]
+    pub fn max_websockets(mut self, clients: usize) -> Self {
+        self.max_websockets = clients;
+        self
+    }
+
     /// Starts the server and returns once it is listening.
     ///
     /// # Panics
@@ -166,7 +178,8 @@ impl TestServerBuilder {
         let api_key = self.api_key.unwrap_or_else(random_key);
         let mut config = ServerConfig::new(api_key.clone())
             .grace(self.grace)
-            .cleanup_interval(self.cleanup_interval);
+            .cleanup_interval(self.cleanup_interval)
+            .max_websockets(self.max_websockets);
         if let Some((user, password)) = &self.page_login {
             config = config.page_login(user, password);
         }

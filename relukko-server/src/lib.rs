@@ -51,6 +51,7 @@ mod clock;
 mod config;
 mod credentials;
 mod fixture;
+mod listen;
 mod metrics;
 mod page;
 mod reply;
@@ -60,6 +61,10 @@ mod state;
 mod store;
 mod ws;
 
-pub use config::{DEFAULT_BODY_LIMIT, DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE, ServerConfig};
+pub use config::{
+    DEFAULT_BODY_LIMIT, DEFAULT_BODY_TIMEOUT, DEFAULT_CLEANUP_INTERVAL, DEFAULT_GRACE,
+    DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_WEBSOCKETS,
+    ServerConfig,
+};
 pub use fixture::{TestServer, TestServerBuilder};
 pub use run::serve;

@@ -58,12 +58,53 @@ fn unauthorized(state: &AppState) -> Response {
     response
 }
 
-/// Guards `/page/locks`: the page login or the API key.
+/// Why a state-changing request seems to come from another site's page, if
+/// it does: the browser says so in `Sec-Fetch-Site`, or its `Origin` is not
+/// this server. A browser sends the page login (basic auth) along with a
+/// request another site's page makes, so the login alone proves nothing.
+/// Clients that send neither header (curl, scripts) are not browsers on
+/// another site's behalf and pass.
+fn from_elsewhere(headers: &HeaderMap) -> Option<String> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("?");
+        if !matches!(site, "same-origin" | "none") {
+            return Some(format!("Sec-Fetch-Site: {site}"));
+        }
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    let origin = origin.to_str().unwrap_or("?");
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .filter(|a| !a.is_empty() && !a.contains('/'));
+    // Behind a proxy the browser's host may arrive as X-Forwarded-Host.
+    let this = [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name)?.to_str().ok());
+    let same = authority.is_some_and(|a| this.into_iter().any(|host| host.eq_ignore_ascii_case(a)));
+    (!same).then(|| format!("Origin: {origin}"))
+}
+
+fn refused_from_elsewhere(why: &str) -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!("refused: this request comes from another site's page ({why})"),
+    )
+    .into_response()
+}
+
+/// Guards `/page/locks`: the page login or the API key; a release only from
+/// the page itself.
 pub(crate) async fn require_login(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Response {
+    if req.method() != axum::http::Method::GET {
+        if let Some(why) = from_elsewhere(req.headers()) {
+            return refused_from_elsewhere(&why);
+        }
+    }
     if authorized(&state, req.headers()) {
         next.run(req).await
     } else {
@@ -103,6 +144,9 @@ pub(crate) async fn page(State(state): State<AppState>, headers: HeaderMap) -> R
 
 /// `POST /page/ticket`: `{"ticket": "...", "expires_in": 30}`.
 pub(crate) async fn ticket(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(why) = from_elsewhere(&headers) {
+        return refused_from_elsewhere(&why);
+    }
     if !authorized(&state, &headers) {
         return unauthorized(&state);
     }
@@ -139,4 +183,55 @@ pub(crate) async fn socket(
         .into_response();
     }
     super::ws::accept(state, ws, Socket::Page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn the_page_itself_and_clients_without_browser_headers_pass() {
+        assert_eq!(from_elsewhere(&headers(&[("host", "rig:3000")])), None);
+        let page = [
+            ("host", "rig:3000"),
+            ("origin", "http://rig:3000"),
+            ("sec-fetch-site", "same-origin"),
+        ];
+        assert_eq!(from_elsewhere(&headers(&page)), None);
+        let proxied = [
+            ("host", "127.0.0.1:3000"),
+            ("x-forwarded-host", "locks.example"),
+            ("origin", "https://locks.example"),
+        ];
+        assert_eq!(from_elsewhere(&headers(&proxied)), None);
+    }
+
+    #[test]
+    fn another_site_is_named() {
+        let evil = [("host", "rig:3000"), ("origin", "https://evil.example")];
+        assert_eq!(
+            from_elsewhere(&headers(&evil)).as_deref(),
+            Some("Origin: https://evil.example")
+        );
+        let cross = [("host", "rig:3000"), ("sec-fetch-site", "cross-site")];
+        assert!(
+            from_elsewhere(&headers(&cross))
+                .unwrap()
+                .contains("cross-site")
+        );
+        let same_site = [("host", "rig:3000"), ("sec-fetch-site", "same-site")];
+        assert!(from_elsewhere(&headers(&same_site)).is_some());
+        for origin in ["null", "http://rig:3001", "http://rig:3000/x", "rig:3000"] {
+            let h = [("host", "rig:3000"), ("origin", origin)];
+            assert!(from_elsewhere(&headers(&h)).is_some(), "{origin}");
+        }
+    }
 }

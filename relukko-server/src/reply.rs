@@ -48,7 +48,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "status": self.status.as_u16(), "message": self.message });
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
             // The body was left unread, so this connection cannot carry another
             // request; say so, or a client may reuse it and lose its next request.
             response
@@ -133,17 +136,25 @@ pub(crate) async fn read_whole_body(
     next: Next,
 ) -> Response {
     let limit = state.config().body_limit;
+    let timeout = state.config().limits.body_timeout;
     let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
         // Over the limit, or the client stopped sending: either way this
         // connection cannot carry another request (see `into_response`).
-        Err(_) => ApiError::new(
+        Ok(Err(_)) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("the request body is larger than {limit} bytes, or was cut short"),
+        )
+        .into_response(),
+        // A body sent slowly holds a connection; a stranger must not hold
+        // one for as long as they like.
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {timeout:?}"),
         )
         .into_response(),
     }

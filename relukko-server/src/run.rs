@@ -2,13 +2,12 @@
 //! routes served, the clean-up pass beside them, and the graceful shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::config::ServerConfig;
-use super::{routes, state};
+use super::{listen, routes, state};
 
 /// How long a shutdown waits for open requests before it cuts them.
 const GRACEFUL_LIMIT: Duration = Duration::from_millis(1500);
@@ -58,8 +57,9 @@ pub async fn serve(
 /// The state of a server about to start: its locks (loaded from the database,
 /// if configured) and the switch that stops it.
 pub(crate) fn open(
-    config: ServerConfig,
+    mut config: ServerConfig,
 ) -> std::io::Result<(state::AppState, watch::Sender<bool>)> {
+    config.limits = listen::within_open_files(config.limits);
     let (stop_tx, stop_rx) = watch::channel(false);
     let state =
         state::AppState::open(config, stop_rx).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -73,29 +73,23 @@ pub(crate) async fn serve_state(
     stop_tx: watch::Sender<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stop_rx = state.stop_signal();
     let cleanup = tokio::spawn(state::cleanup_loop(state.clone()));
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-
-    let mut graceful = stop_rx;
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|stopped| *stopped).await;
-        })
-        .into_future();
+    let limits = state.config().limits;
+    tracing::info!(
+        target: "relukko::server",
+        "serving at most {} connections and {} WebSocket clients",
+        limits.max_connections,
+        limits.max_websockets
+    );
+    let app = routes::router(state.clone());
+    let server = listen::serve(listener, app, limits, state.stop_signal(), GRACEFUL_LIMIT);
     tokio::pin!(server);
 
     let result = tokio::select! {
         result = &mut server => result,
         () = shutdown => {
             let _ = stop_tx.send(true);
-            match tokio::time::timeout(GRACEFUL_LIMIT, &mut server).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::warn!(target: "relukko::server", "requests still open after {GRACEFUL_LIMIT:?}; cutting them");
-                    Ok(())
-                }
-            }
+            server.await
         }
     };
     // Tell WebSocket sessions even when the server ended on its own.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, watch};
 use uuid::Uuid;
 
 use super::clock::{now, truncate};
@@ -62,6 +62,8 @@ struct Shared {
     store: Option<Store>,
     metrics: Metrics,
     tickets: Tickets,
+    /// One permit per WebSocket client the server may still take.
+    websockets: Arc<Semaphore>,
 }
 
 #[derive(Debug, Default)]
@@ -85,7 +87,8 @@ impl AppState {
             return Ok(Self::new(config, stop));
         };
         let (store, stored) = Store::open(&path)?;
-        tracing::info!(target: "relukko::server", "database {}: {} locks loaded", path.display(), stored.len());
+        let locks = if stored.len() == 1 { "lock" } else { "locks" };
+        tracing::info!(target: "relukko::server", "database {}: {} {locks} loaded", path.display(), stored.len());
         Ok(Self::with_store(config, stop, Some(store), stored))
     }
 
@@ -106,8 +109,12 @@ impl AppState {
             locks.by_name.insert(lock.lock_name.clone(), lock.id);
             locks.by_id.insert(lock.id, lock);
         }
+        let websockets = Arc::new(Semaphore::new(
+            config.limits.max_websockets.min(Semaphore::MAX_PERMITS),
+        ));
         AppState {
             inner: Arc::new(Shared {
+                websockets,
                 config,
                 locks: Mutex::new(locks),
                 events,
@@ -121,6 +128,12 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Room for one more WebSocket client, held while it is connected;
+    /// `None` at the cap.
+    pub(crate) fn websocket_room(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.websockets.clone().try_acquire_owned().ok()
     }
 
     /// The page's outstanding WebSocket tickets.

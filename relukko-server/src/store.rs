@@ -12,12 +12,56 @@
 //! applied in memory and answered. A failed write leaves both untouched.
 
 use std::fmt;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use uuid::Uuid;
 
 use relukko_protocol::Lock;
+
+/// Opens the database file, creating it (and its missing folders) readable
+/// by this user only, whatever the umask: it holds every creator and client
+/// address. An existing file that others can read is used as it is, with one
+/// warning saying how to fix it.
+fn open_owner_only(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            if !folder.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(folder)?;
+            }
+        }
+        // The mode applies only when the file is created.
+        options.mode(0o600);
+        let file = options.open(path)?;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                target: "relukko::server",
+                "database {} can be read by other users (mode {:o}); `chmod 600 {}` keeps \
+                 its creators and client addresses to yourself",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    {
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)?;
+        }
+        options.open(path)
+    }
+}
 
 /// Lock id (as `u128`) to the lock's JSON.
 const LOCKS: TableDefinition<'_, u128, &str> = TableDefinition::new("locks");
@@ -51,7 +95,15 @@ impl Store {
         let fail = |what: &str, e: &dyn fmt::Display| {
             StoreError(format!("database {}: {what}: {e}", path.display()))
         };
-        let db = Database::create(path).map_err(|e| fail("cannot open", &e))?;
+        let file = open_owner_only(path).map_err(|e| fail("cannot open", &e))?;
+        let db = Database::builder().create_file(file).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError(format!(
+                "database {}: another process has it open (another relukko-server on the \
+                 same --db?); stop that one, or give this server another file",
+                path.display()
+            )),
+            e => fail("cannot open", &e),
+        })?;
         // Make sure the table exists, so a new file reads as empty.
         let tx = db.begin_write().map_err(|e| fail("cannot write", &e))?;
         tx.open_table(LOCKS).map_err(|e| fail("cannot write", &e))?;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, watch};
 
 use super::metrics::{Connected, Socket};
 use super::reply::ApiError;
@@ -21,6 +22,16 @@ use super::state::AppState;
 
 /// The longest a client may take to accept one message before it is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client's read buffer: it sends only pings, pongs and a close.
+const READ_BUFFER: usize = 4 * 1024;
+/// Events are gathered up to this size before a write (and a flush writes
+/// the rest): a batch of events costs one system call, and an idle client
+/// keeps at most about this much.
+const WRITE_BUFFER: usize = 8 * 1024;
+/// The largest message or frame a client may send.
+const MAX_INCOMING: usize = 16 * 1024;
+/// The most events written to one client in one go.
+const MAX_BATCH: usize = 64;
 
 /// The upgrade handler (behind the API-key check).
 pub(crate) async fn upgrade(
@@ -42,23 +53,40 @@ pub(crate) fn accept(
             return ApiError::new(rejection.status(), rejection.body_text()).into_response();
         }
     };
+    let Some(room) = state.websocket_room() else {
+        // Our client takes a refused upgrade as "no WebSocket" and polls.
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the server has its most WebSocket clients ({}); poll /v1/locks/ instead",
+                state.config().limits.max_websockets
+            ),
+        )
+        .into_response();
+    };
     // Subscribe before answering 101: a client sees every change made after its
     // upgrade succeeded.
     let events = state.subscribe();
     let stop = state.stop_signal();
     let metrics = state.clone();
-    ws.on_upgrade(move |socket| {
-        let connected = metrics.metrics().connected(kind);
-        session(socket, events, stop, connected)
-    })
+    // Clients send nothing but pings and a close, so small buffers do: with
+    // tungstenite's defaults (128 KiB to read) an idle client cost over 100 KiB.
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
+        .on_upgrade(move |socket| {
+            let connected = metrics.metrics().connected(kind);
+            session(socket, events, stop, (connected, room))
+        })
 }
 
 async fn session(
     socket: WebSocket,
     mut events: broadcast::Receiver<Utf8Bytes>,
     mut stop: watch::Receiver<bool>,
-    // Counted as connected until the session ends.
-    _connected: Connected,
+    // Counted as connected, and its room taken, until the session ends.
+    _connected: (Connected, OwnedSemaphorePermit),
 ) {
     let (mut sink, mut stream) = socket.split();
     loop {
@@ -73,7 +101,23 @@ async fn session(
             }
             event = events.recv() => match event {
                 Ok(text) => {
-                    match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text))).await {
+                    // Every event already waiting goes out in the same write:
+                    // under a burst of changes, one system call per client
+                    // and burst rather than per change.
+                    let mut batch = vec![text];
+                    while batch.len() < MAX_BATCH {
+                        match events.try_recv() {
+                            Ok(text) => batch.push(text),
+                            Err(_) => break,
+                        }
+                    }
+                    let send = async {
+                        for text in batch {
+                            sink.feed(Message::Text(text)).await?;
+                        }
+                        sink.flush().await
+                    };
+                    match tokio::time::timeout(SEND_TIMEOUT, send).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break,
                         Err(_) => {

@@ -102,6 +102,28 @@ async fn polling_alone_acquires_with_websocket_off() {
 }
 
 #[tokio::test]
+async fn polling_takes_over_when_the_server_has_no_room_for_another_websocket() {
+    let server = TestServer::builder().max_websockets(0).start();
+    let holder = builder(server.base_url(), &server).build().unwrap();
+    let waiter = builder(server.base_url(), &server)
+        .poll_max(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let x = unique("wait-ws-full");
+    let held = holder.create(&x, None).await.unwrap().lock().unwrap();
+    let task = spawn_waiting(&waiter, &x).await;
+    holder.delete(held.id).await.unwrap();
+    let got = bounded(task).await.unwrap().unwrap();
+    assert_eq!(got.lock_name, x);
+    assert_eq!(
+        waiter.__watch_stats().connects,
+        0,
+        "every upgrade was refused"
+    );
+    waiter.delete(got.id).await.unwrap();
+}
+
+#[tokio::test]
 async fn polling_takes_over_when_a_proxy_blocks_the_websocket() {
     let server = TestServer::start();
     let proxy = Proxy::start(server.addr(), Mode::Forward);

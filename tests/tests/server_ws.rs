@@ -74,6 +74,37 @@ async fn the_upgrade_needs_the_right_key() {
 }
 
 #[tokio::test]
+async fn an_upgrade_over_the_cap_is_refused_with_503_until_a_client_leaves() {
+    let server = TestServer::builder().max_websockets(2).start();
+    let key = Some(server.api_key());
+    let first = ws_connect(server.base_url(), key).await.unwrap();
+    let _second = ws_connect(server.base_url(), key).await.unwrap();
+    match ws_connect(server.base_url(), key).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("most WebSocket clients (2)"), "{body}");
+        }
+        Err(other) => panic!("expected an HTTP 503, got {other}"),
+        Ok(_) => panic!("a third client was let in over the cap of 2"),
+    }
+    // A client that leaves makes room; the server notices its close.
+    drop(first);
+    let deadline = Instant::now() + STEP;
+    loop {
+        match ws_connect(server.base_url(), key).await {
+            Ok(_) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "no room after a client left: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_plain_get_of_the_websocket_route_has_an_error_body() {
     let server = TestServer::start();
     let api = Api::new(&server);
