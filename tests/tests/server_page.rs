@@ -181,6 +181,151 @@ async fn a_page_login_protects_the_page_and_only_the_page() {
     assert_error(status, &body, 404);
 }
 
+/// A browser sends the page login along with any request to the server, also
+/// one that another site's page makes: the page's writes are refused when
+/// the browser says they come from elsewhere.
+#[tokio::test]
+async fn page_writes_from_another_site_are_refused() {
+    let server = TestServer::builder().page_login("admin", "pw").start();
+    let api = Api::new(&server);
+    let base = server.base_url().to_owned();
+    let host = base.trim_start_matches("http://").to_owned();
+    let lock = api.create(&unique("page-csrf")).await;
+    let write = |method: Method, path: &str, headers: &[(&str, &str)]| {
+        let mut rb = api
+            .http
+            .request(method, format!("{base}{path}"))
+            .basic_auth("admin", Some("pw"));
+        for (name, value) in headers {
+            rb = rb.header(*name, *value);
+        }
+        rb
+    };
+    let delete = format!("/page/locks/{}", lock.id);
+    for headers in [
+        vec![("Origin", "https://evil.example")],
+        vec![("Sec-Fetch-Site", "cross-site")],
+        vec![
+            ("Origin", "https://evil.example"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        vec![("Origin", "null")],
+    ] {
+        for (method, path) in [
+            (Method::DELETE, delete.as_str()),
+            (Method::POST, "/page/ticket"),
+        ] {
+            let (status, body) = Api::send(write(method.clone(), path, &headers)).await;
+            assert_error(status, &body, 403);
+            assert!(
+                body["message"].as_str().unwrap().contains("another site"),
+                "{method} {path} {headers:?}: {body}"
+            );
+        }
+    }
+    let (status, _) = api
+        .call(Method::GET, &format!("/v1/locks/{}", lock.id), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "a refused release released");
+
+    // The page itself (same origin), and clients that send neither header.
+    let own_origin = format!("http://{host}");
+    let same = [
+        ("Origin", own_origin.as_str()),
+        ("Sec-Fetch-Site", "same-origin"),
+    ];
+    let (status, body) = Api::send(write(Method::POST, "/page/ticket", &same)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = Api::send(write(Method::POST, "/page/ticket", &[])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = Api::send(write(Method::DELETE, &delete, &same)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The page never says "No locks are held." when it cannot know: before a
+/// key is entered, after a wrong one, and when opened with the login in its
+/// address (`http://user:pw@host/`), where it must also work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_it_does_not_know_rather_than_no_locks() {
+    let Some(chromium) = find_chromium() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the browser test: install chromium (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: no chromium on PATH (set RELUKKO_TEST_CHROMIUM)");
+        return;
+    };
+    let claims_none = "document.body.innerText.includes('No locks are held')";
+    let unknown = "!document.getElementById('unknown').hidden && \
+                   document.getElementById('table').hidden && \
+                   document.getElementById('count').textContent === ''";
+
+    // The key page, before a key and after a wrong one, with a lock held.
+    let server = TestServer::start();
+    let api = Api::new(&server);
+    api.create(&unique("held-while-unknown")).await;
+    let mut browser = Browser::start(&chromium, 1000, 500).await;
+    browser.goto(&format!("{}/", server.base_url())).await;
+    browser
+        .wait_for(
+            "!document.getElementById('login').hidden",
+            "the page asks for the key",
+        )
+        .await;
+    assert_eq!(browser.eval(unknown).await, Value::Bool(true));
+    assert_eq!(browser.eval(claims_none).await, Value::Bool(false));
+    browser
+        .eval(
+            "document.getElementById('key').value = 'not-the-key'; \
+             document.getElementById('use-key').click(); true",
+        )
+        .await;
+    browser
+        .wait_for(
+            "document.getElementById('error').textContent.includes('did not accept')",
+            "the wrong key is refused",
+        )
+        .await;
+    assert_eq!(browser.eval(unknown).await, Value::Bool(true));
+    assert_eq!(browser.eval(claims_none).await, Value::Bool(false));
+    drop(browser);
+
+    // A page login given in the address: the page works and shows the
+    // creator as its holder wrote it, without our client's token.
+    let server = TestServer::builder().page_login("admin", "pw").start();
+    let api = Api::new(&server);
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/v1/locks/",
+            Some(json!({
+                "lock_name": "hil-rig-3",
+                "creator": "alice: nightly HIL flash [rl:b7760997eb994a4fbb2a90c938e351d4]"
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut browser = Browser::start(&chromium, 1000, 500).await;
+    let with_login = server.base_url().replacen("http://", "http://admin:pw@", 1);
+    browser.goto(&format!("{with_login}/")).await;
+    browser
+        .wait_for(
+            "document.getElementById('status').className === 'live'",
+            "the page opened with the login in its address goes live",
+        )
+        .await;
+    let creator = browser
+        .eval("document.querySelector('tr[data-name=\"hil-rig-3\"] .creator').textContent")
+        .await;
+    assert_eq!(creator, Value::String("alice: nightly HIL flash".into()));
+    assert_eq!(
+        browser
+            .eval("document.getElementById('count').textContent")
+            .await,
+        Value::String("1 lock".into())
+    );
+}
+
 /// The page in headless Chromium: it shows a lock a client takes, releases it
 /// after a confirmation, and shows a deletion made elsewhere.
 ///
