@@ -23,6 +23,7 @@ mod remote;
 mod report;
 mod scale;
 mod stats;
+mod strangers;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -38,6 +39,12 @@ cargo relukko-bench [--json] [--quick]
 
     --json    print one JSON object instead of the table
     --quick   fewer samples, shorter runs, no crowd of 64 or 128 (about 50 s in all)
+
+cargo relukko-bench --server [--json] [--quick]
+
+    the server against crowds and strangers: creates with 1500 idle
+    WebSocket clients (500 with --quick) against none, memory per client,
+    a keyed request's answer time under a flood of unfinished connections
 
 cargo relukko-bench --build-cost [--json] [--offline] [--rounds N]
 
@@ -123,6 +130,33 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     if let Some(code) = child::run_hidden_mode(&args) {
         return ExitCode::from(code as u8);
+    }
+    if args.get(1).map(String::as_str) == Some(strangers::SERVER) {
+        let files = args.get(2).and_then(|f| f.parse().ok()).unwrap_or(0);
+        return match strangers::serve_child(files) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("relukko-bench server child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if args.iter().any(|a| a == "--server") {
+        let quick = args.iter().any(|a| a == "--quick");
+        return match strangers::run(quick) {
+            Ok(v) if args.iter().any(|a| a == "--json") => {
+                println!("{v}");
+                ExitCode::SUCCESS
+            }
+            Ok(v) => {
+                print!("{}", strangers::table(&v));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("relukko-bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.iter().any(|a| a == "--build-cost") {
         return build_cost::main(&args[1..]);

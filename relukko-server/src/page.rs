@@ -100,10 +100,10 @@ pub(crate) async fn require_login(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.method() != axum::http::Method::GET {
-        if let Some(why) = from_elsewhere(req.headers()) {
-            return refused_from_elsewhere(&why);
-        }
+    if req.method() != axum::http::Method::GET
+        && let Some(why) = from_elsewhere(req.headers())
+    {
+        return refused_from_elsewhere(&why);
     }
     if authorized(&state, req.headers()) {
         next.run(req).await

@@ -75,10 +75,39 @@ pub(crate) fn accept(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_INCOMING)
         .max_frame_size(MAX_INCOMING)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
             let connected = metrics.metrics().connected(kind);
-            session(socket, events, stop, (connected, room))
+            let session = session(socket, events, stop, (connected, room));
+            match fan_out() {
+                Some(runtime) => drop(runtime.spawn(session)),
+                None => session.await,
+            }
         })
+}
+
+/// The runtime every WebSocket session runs on: one thread of its own, so
+/// that pushing a change to thousands of clients never queues the HTTP
+/// requests (a holder's heartbeat, the next create) behind their writes.
+/// While it is busy writing, further changes pile up and go out together,
+/// one write per client for the lot. `None` if the thread cannot start; the
+/// sessions then run where they were accepted.
+fn fan_out() -> Option<&'static tokio::runtime::Handle> {
+    static FAN_OUT: std::sync::OnceLock<Option<tokio::runtime::Handle>> =
+        std::sync::OnceLock::new();
+    FAN_OUT
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("relukko-server-websockets".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .ok()?;
+            Some(handle)
+        })
+        .as_ref()
 }
 
 async fn session(
