@@ -91,6 +91,8 @@ pub const CLEANUP_INTERVAL: &str = "RELUKKO_CLEANUP_INTERVAL";
 pub const LOG: &str = "RELUKKO_LOG";
 /// The database file that keeps locks across restarts.
 pub const DB: &str = "RELUKKO_DB";
+/// Upstream's name for the PostgreSQL URL; read when [`DB`] is not set.
+pub const DATABASE_URL: &str = "DATABASE_URL";
 /// The login of the page at `/`, with [`PASSWORD`].
 pub const USER: &str = "RELUKKO_USER";
 /// The password of the page at `/`, with [`USER`].

@@ -86,7 +86,9 @@ struct Flags {
     /// Keep the locks in this database file (created if missing), so a restart
     /// does not forget them: every change is on disk before it is answered, and
     /// the locks in it are loaded on start, their clean-up going on as before.
-    /// Without it, locks live in memory only [env: RELUKKO_DB]
+    /// Or a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=...),
+    /// which any number of replicas may share. Without it, locks live in
+    /// memory only [env: RELUKKO_DB, or DATABASE_URL for a URL]
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
 
@@ -186,7 +188,9 @@ async fn run(options: Options) -> Result<(), String> {
         tracing::info!(target: "relukko::server", "open-files limit raised from {before} to {after}");
     }
     // The database first: a file another server has open stops us before we listen.
-    let (state, stop) = super::run::open(options.config.clone()).map_err(|e| e.to_string())?;
+    let (state, stop) = super::run::open(options.config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind((options.bind.as_str(), options.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", options.bind, options.port))?;
@@ -299,10 +303,23 @@ where
             Some(path) if path.is_empty() => {
                 return Err(setting(VarError {
                     name: vars::DB.to_owned(),
-                    reason: "is set but empty: unset it or give it a path".to_owned(),
+                    reason: "is set but empty: unset it or give it a path or a postgres:// URL"
+                        .to_owned(),
                 }));
             }
-            path => path.map(PathBuf::from),
+            Some(path) => Some(PathBuf::from(path)),
+            // Upstream's variable, for a PostgreSQL URL only.
+            None => match env.text(vars::DATABASE_URL).map_err(setting)? {
+                Some(url) if is_postgres_url(&url) => Some(PathBuf::from(url)),
+                Some(_) => {
+                    return Err(Stop::Usage(
+                        "DATABASE_URL is not a postgres:// URL: give a database file with \
+                         --db or RELUKKO_DB, or unset DATABASE_URL"
+                            .to_owned(),
+                    ));
+                }
+                None => None,
+            },
         },
     };
     if db.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
@@ -375,7 +392,10 @@ where
             DEFAULT_MAX_WEBSOCKETS,
         )?);
     if let Some(db) = db {
-        config = config.database(db);
+        config = match db.to_str().filter(|d| is_postgres_url(d)) {
+            Some(url) => config.postgres(url),
+            None => config.database(db),
+        };
     }
     if let Some((user, password)) = login {
         config = config.page_login(&user, &password);
@@ -386,6 +406,11 @@ where
         port,
         log,
     })
+}
+
+/// Whether `--db` names a PostgreSQL database rather than a file.
+fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
 }
 
 fn parse_port(name: &str, v: &str) -> Result<u16, Stop> {
@@ -560,6 +585,25 @@ mod tests {
         );
         let m = usage(run(&[], &[KEY, ("RELUKKO_DB", "")]));
         assert!(m.contains("RELUKKO_DB"), "{m}");
+        let m = usage(run(&[], &[KEY, ("DATABASE_URL", "/tmp/x.redb")]));
+        assert!(m.contains("DATABASE_URL"), "{m}");
+        let pg = run(&[], &[KEY, ("DATABASE_URL", "postgres://u:pw@h/db")])
+            .unwrap()
+            .config;
+        assert_eq!(pg.get_database(), None);
+        assert!(format!("{pg:?}").contains("postgres://u@h/db"), "{pg:?}");
+        assert!(!format!("{pg:?}").contains("pw"), "{pg:?}");
+        let file = run(
+            &[],
+            &[
+                KEY,
+                ("RELUKKO_DB", "x.redb"),
+                ("DATABASE_URL", "postgres://h/db"),
+            ],
+        )
+        .unwrap()
+        .config;
+        assert_eq!(file.get_database(), Some(std::path::Path::new("x.redb")));
         // The flag wins without reading the variable.
         assert!(run(&["--port", "0"], &[KEY, ("RELUKKO_BIND_PORT", "x")]).is_ok());
     }

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub(crate) cleanup_interval: Duration,
     pub(crate) body_limit: usize,
     pub(crate) db: Option<PathBuf>,
+    /// A PostgreSQL URL; its password never shows in `Debug`.
+    pub(crate) postgres: Option<String>,
     pub(crate) page_login: Option<super::credentials::Login>,
     pub(crate) limits: Limits,
 }
@@ -79,6 +81,7 @@ impl ServerConfig {
             cleanup_interval: DEFAULT_CLEANUP_INTERVAL,
             body_limit: DEFAULT_BODY_LIMIT,
             db: None,
+            postgres: None,
             page_login: None,
             limits: Limits::default(),
         }
@@ -113,6 +116,18 @@ impl ServerConfig {
     #[must_use]
     pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
         self.db = Some(path.into());
+        self
+    }
+
+    /// Keeps the locks in PostgreSQL at `url`
+    /// (`postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=...`), which any
+    /// number of servers (replicas) may share: each serves the same locks and
+    /// pushes every change to its WebSocket clients. The server creates and
+    /// migrates its tables itself. Needs the `postgres` feature (on by
+    /// default); wins over [`database`](Self::database).
+    #[must_use]
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        self.postgres = Some(url.into());
         self
     }
 
@@ -225,6 +240,21 @@ impl ServerConfig {
     }
 }
 
+/// A database URL without its password.
+pub(crate) fn shown_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
@@ -233,6 +263,7 @@ impl fmt::Debug for ServerConfig {
             .field("cleanup_interval", &self.cleanup_interval)
             .field("body_limit", &self.body_limit)
             .field("db", &self.db)
+            .field("postgres", &self.postgres.as_deref().map(shown_url))
             .field("page_login", &self.page_login)
             .field("limits", &self.limits)
             .finish()

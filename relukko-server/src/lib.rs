@@ -54,6 +54,8 @@ mod fixture;
 mod listen;
 mod metrics;
 mod page;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod reply;
 mod routes;
 mod run;

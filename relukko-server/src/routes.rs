@@ -86,6 +86,15 @@ async fn log_request(State(state): State<AppState>, req: Request, next: Next) ->
 
 /// `GET /metrics` (behind the API-key check).
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    #[cfg(feature = "postgres")]
+    let (held, expired) = match state.postgres() {
+        Some(pg) => match pg.counts().await {
+            Ok(counts) => counts,
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => state.counts(now()),
+    };
+    #[cfg(not(feature = "postgres"))]
     let (held, expired) = state.counts(now());
     let body = state.metrics().render(held, expired);
     let mut response = body.into_response();
@@ -96,8 +105,24 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
-async fn healthchecker() -> Json<serde_json::Value> {
+/// `200` while up; with PostgreSQL, `503` while the database does not answer
+/// (so a load balancer sends requests to a replica that can serve them).
+async fn healthchecker(State(state): State<AppState>) -> Response {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = state.postgres() {
+        return match pg.check().await {
+            Ok(()) => Json(serde_json::json!({
+                "status": "success",
+                "message": "relukko-test server is up",
+                "database": "reachable",
+            }))
+            .into_response(),
+            Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        };
+    }
+    let _ = state;
     Json(serde_json::json!({ "status": "success", "message": "relukko-test server is up" }))
+        .into_response()
 }
 
 async fn not_found(uri: Uri) -> ApiError {
@@ -132,14 +157,25 @@ async fn create(
 ) -> Result<(StatusCode, Json<Lock>), ApiError> {
     let ip = peer.ip().to_canonical().to_string();
     let name = body.lock_name.clone();
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = state.postgres() {
+        return match pg
+            .create(&body.lock_name, body.creator.as_deref(), &ip)
+            .await?
+        {
+            Some(lock) => Ok((StatusCode::CREATED, Json(lock))),
+            None => Err(taken(&name)),
+        };
+    }
     match changing(&state, move |s| s.create(body.lock_name, body.creator, ip)).await? {
         Ok(lock) => Ok((StatusCode::CREATED, Json(lock))),
-        Err(CreateError::Taken) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("lock {name:?} is taken"),
-        )),
+        Err(CreateError::Taken) => Err(taken(&name)),
         Err(CreateError::Store(e)) => Err(e.into()),
     }
+}
+
+fn taken(name: &str) -> ApiError {
+    ApiError::new(StatusCode::CONFLICT, format!("lock {name:?} is taken"))
 }
 
 /// Runs a change of the state. With a database it waits for the disk, so it
@@ -162,18 +198,38 @@ async fn changing<T: Send + 'static>(
         })
 }
 
-async fn list(State(state): State<AppState>) -> Json<Vec<Lock>> {
-    Json(state.list())
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<Lock>>, ApiError> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = state.postgres() {
+        return Ok(Json(pg.list().await?));
+    }
+    Ok(Json(state.list()))
 }
 
 async fn get_one(
     State(state): State<AppState>,
     LockId(id): LockId,
 ) -> Result<Json<Lock>, ApiError> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = state.postgres() {
+        return pg
+            .get(id)
+            .await?
+            .map(Json)
+            .ok_or_else(|| ApiError::no_lock(id));
+    }
     state.get(id).map(Json).ok_or_else(|| ApiError::no_lock(id))
 }
 
 async fn delete(State(state): State<AppState>, LockId(id): LockId) -> Result<Json<Lock>, ApiError> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = state.postgres() {
+        return pg
+            .delete(id)
+            .await?
+            .map(Json)
+            .ok_or_else(|| ApiError::no_lock(id));
+    }
     match changing(&state, move |s| s.delete(id)).await? {
         Some(Ok(lock)) => Ok(Json(lock)),
         Some(Err(e)) => Err(e.into()),
@@ -297,6 +353,20 @@ async fn change(
     id: uuid::Uuid,
     f: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, ApiError> + Send + 'static,
 ) -> Result<Json<Lock>, ApiError> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = state.postgres() {
+        let f = move |lock: &Lock, now| {
+            f(lock, now).map(|mut l| {
+                l.expires_at = truncate(l.expires_at);
+                l
+            })
+        };
+        return match pg.update(id, f).await? {
+            Some(Ok(lock)) => Ok(Json(lock)),
+            Some(Err(e)) => Err(e),
+            None => Err(ApiError::no_lock(id)),
+        };
+    }
     match changing(state, move |s| s.update(id, f)).await? {
         Some(Ok(lock)) => Ok(Json(lock)),
         Some(Err(e)) => Err(e),

@@ -50,19 +50,20 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (state, stop_tx) = open(config)?;
+    let (state, stop_tx) = open(config).await?;
     serve_state(listener, state, stop_tx, shutdown).await
 }
 
 /// The state of a server about to start: its locks (loaded from the database,
 /// if configured) and the switch that stops it.
-pub(crate) fn open(
+pub(crate) async fn open(
     mut config: ServerConfig,
 ) -> std::io::Result<(state::AppState, watch::Sender<bool>)> {
     config.limits = listen::within_open_files(config.limits);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state =
-        state::AppState::open(config, stop_rx).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let state = state::AppState::open_any(config, stop_rx)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok((state, stop_tx))
 }
 

@@ -28,13 +28,23 @@ pub(crate) enum Change {
 }
 
 impl Change {
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Change::Created => "created",
             Change::Updated => "updated",
             Change::Deleted => "deleted",
         }
     }
+}
+
+/// The text of a change event, as `/ws/broadcast` sends it:
+/// `{"created": lock}`, `{"updated": lock}` or `{"deleted": lock}`.
+pub(crate) fn event_text(change: Change, lock: &Lock) -> String {
+    let mut event = serde_json::Map::new();
+    // Serializing a Lock cannot fail: plain strings, a UUID and formattable UTC times.
+    let value = serde_json::to_value(lock).unwrap_or_default();
+    event.insert(change.key().to_owned(), value);
+    serde_json::Value::Object(event).to_string()
 }
 
 /// Why a creation failed.
@@ -60,6 +70,10 @@ struct Shared {
     stop: watch::Receiver<bool>,
     /// Where every change is written before it is answered; `None`: memory only.
     store: Option<Store>,
+    /// PostgreSQL, when it holds the locks: then it is the only source, and
+    /// `locks` and `store` stay empty.
+    #[cfg(feature = "postgres")]
+    postgres: Option<crate::postgres::Pg>,
     metrics: Metrics,
     tickets: Tickets,
     /// One permit per WebSocket client the server may still take.
@@ -78,7 +92,33 @@ impl AppState {
         Self::with_store(config, stop, None, Vec::new())
     }
 
-    /// A state over the configured database (if any), with the locks stored in it.
+    /// A state over the configured database (PostgreSQL or a file), if any.
+    pub(crate) async fn open_any(
+        config: ServerConfig,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Self, StoreError> {
+        #[cfg(feature = "postgres")]
+        if let Some(url) = config.postgres.clone() {
+            let mut state = Self::new(config, stop.clone());
+            let events = state.inner.events.clone();
+            let pg = crate::postgres::Pg::open(&url, events, stop).await?;
+            tracing::info!(target: "relukko::server", "database {}: locks in PostgreSQL", pg.shown());
+            // Just made: no other reference to it exists yet.
+            if let Some(shared) = Arc::get_mut(&mut state.inner) {
+                shared.postgres = Some(pg);
+            }
+            return Ok(state);
+        }
+        #[cfg(not(feature = "postgres"))]
+        if config.postgres.is_some() {
+            return Err(StoreError(
+                "this relukko-server was built without the `postgres` feature".to_owned(),
+            ));
+        }
+        Self::open(config, stop)
+    }
+
+    /// A state over the configured database file (if any), with the locks stored in it.
     pub(crate) fn open(
         config: ServerConfig,
         stop: watch::Receiver<bool>,
@@ -120,6 +160,8 @@ impl AppState {
                 events,
                 stop,
                 store,
+                #[cfg(feature = "postgres")]
+                postgres: None,
                 metrics: Metrics::default(),
                 tickets: Tickets::default(),
             }),
@@ -146,6 +188,12 @@ impl AppState {
         let locks = self.locks();
         let expired = locks.by_id.values().filter(|l| l.expires_at < now).count();
         (locks.by_id.len(), expired)
+    }
+
+    /// PostgreSQL, when it holds the locks.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn postgres(&self) -> Option<&crate::postgres::Pg> {
+        self.inner.postgres.as_ref()
     }
 
     /// Whether changes are written to a database (and so may block on the disk).
@@ -190,15 +238,11 @@ impl AppState {
     /// Sends an event; called with the lock held, so events go out in the order
     /// of the changes. `broadcast::send` never waits for receivers.
     fn publish(&self, change: Change, lock: &Lock) {
-        let mut event = serde_json::Map::new();
-        // Serializing a Lock cannot fail: plain strings, a UUID and formattable UTC times.
-        let Ok(value) = serde_json::to_value(lock) else {
-            return;
-        };
-        event.insert(change.key().to_owned(), value);
-        let text = serde_json::Value::Object(event).to_string();
         // No receivers is not an error here.
-        let _ = self.inner.events.send(Utf8Bytes::from(text));
+        let _ = self
+            .inner
+            .events
+            .send(Utf8Bytes::from(event_text(change, lock)));
     }
 
     /// Creates a lock, atomically: of concurrent creations of one name exactly one wins.
@@ -309,6 +353,12 @@ pub(crate) async fn cleanup_loop(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        #[cfg(feature = "postgres")]
+        let result = match state.postgres() {
+            Some(pg) => pg.remove_expired(state.config().grace).await,
+            None => state.remove_expired(now()),
+        };
+        #[cfg(not(feature = "postgres"))]
         let result = state.remove_expired(now());
         state
             .metrics()

@@ -3,6 +3,7 @@
 pub mod browser;
 pub mod child;
 pub mod history;
+pub mod postgres;
 pub mod proxy;
 pub mod raw;
 pub mod setup;
