@@ -223,7 +223,11 @@ mod tests {
             .lock_blocking(bounded("a b"))
             .unwrap();
         // An older version's record: the holder line only.
-        std::fs::write(local.path_for("a b"), "bob since 2024\n").unwrap();
+        std::fs::write(
+            super::super::tests::my_record(&local, "a b"),
+            "bob since 2024\n",
+        )
+        .unwrap();
         let h = local.holding("a b").unwrap().expect("held");
         assert_eq!(h.lock_name, "a b");
         assert_eq!(h.creator.as_deref(), Some("bob since 2024"));

@@ -121,25 +121,6 @@ pub(super) fn enqueue(key: Key) -> Ticket {
     }
 }
 
-/// Reads through the process's handle of the file at `key` if it has one,
-/// else through `fresh` (which may open and close a handle: safe, because
-/// the table stays locked meanwhile, so no thread of this process can open
-/// and lock the file before that handle is closed again).
-pub(super) fn read<T>(
-    key: &Key,
-    shared: impl FnOnce(&LockFile) -> T,
-    fresh: impl FnOnce() -> T,
-) -> T {
-    let table = unpoisoned(&TABLE);
-    let file = table
-        .get(key)
-        .and_then(|gate| unpoisoned(&gate.state).file.clone());
-    match file {
-        Some(file) => shared(&file),
-        None => fresh(),
-    }
-}
-
 impl Ticket {
     /// Waits for the turn; gives up (answering `None`) once `abandoned`
     /// answers true, which it is asked at least every [`RECHECK`]. `stale`
