@@ -269,7 +269,7 @@ fn holder_pid(locks: &str, dev: u64, ino: u64) -> Option<u32> {
 const ADMIN_HINT: &str = "on a shared machine, have an admin create it as root with mode 1777 \
      (e.g. the tmpfiles.d line `d /tmp/relukko-locks 1777 root root -`)";
 
-#[cfg(unix)]
+#[cfg(all(unix, test))]
 pub(super) use unix::foreign_lock_file_warning;
 
 #[cfg(unix)]
