@@ -348,7 +348,7 @@ mod shared_host {
             let before = unsafe { libc::umask(umask) };
             let taken = ["new", "old"].map(|n| {
                 local
-                    .acquire_any_blocking(&[format!("{n}")], &wait(1000), None)
+                    .acquire_any_blocking(&[n.to_owned()], &wait(1000), None)
                     .unwrap()
                     .1
             });
