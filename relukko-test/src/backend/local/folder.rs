@@ -329,7 +329,8 @@ mod unix {
                 if owner != 0 && owner != euid() {
                     warnings.push(format!(
                         "the lock folder {} belongs to user {owner}, who can delete its lock files \
-                         (noticed at release, but then two holders may have overlapped); {ADMIN_HINT}",
+                         (their holders notice within seconds, but two holders may have \
+                         overlapped by then); {ADMIN_HINT}",
                         path.display()
                     ));
                 }

@@ -81,8 +81,8 @@ impl Local {
     }
 
     /// Frees the name for the next taker by removing the lock file. The
-    /// holder keeps its (now nameless) file until it releases, and then
-    /// learns that its lock was gone (see `LocalHeld::release`).
+    /// holder keeps its (now nameless) file until it releases; its lease
+    /// turns lost within seconds (see `watch`), and its release says so.
     pub fn force_release(&self, h: &Holding) -> Result<()> {
         std::fs::remove_file(&h.file).map_err(|e| Error::local(&h.lock_name, &h.file, e))
     }

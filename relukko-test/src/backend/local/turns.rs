@@ -18,8 +18,8 @@
 //!   if the file was deleted or replaced, the gate is retired: a fresh gate
 //!   for the new file takes its place in the table, and the waiters move
 //!   there in their order. The old holder keeps the old (now unnamed) file,
-//!   so there are never two holders of the same file, and learns at release,
-//!   as any holder of a replaced file does.
+//!   so there are never two holders of the same file, and learns within
+//!   seconds, as any holder of a replaced file does (see `watch`).
 //!
 //! Lock order: the table, then a gate's state; two gates' states only with
 //! the table locked (retiring a gate, leaving one that was retired).
