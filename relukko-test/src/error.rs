@@ -92,6 +92,21 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 
+    /// The server answered with a redirect to another origin (scheme, host
+    /// or port, https to http included), which is not followed: the API key
+    /// goes only to the server's own origin. Never retried.
+    #[error(
+        "{from} redirected to {to}, another origin (scheme, host or port): not followed, so \
+         that the API key is sent to no other place; if the server moved, point the server URL \
+         (RELUKKO_URL) at its new address yourself"
+    )]
+    Redirected {
+        /// The request URL that answered with the redirect, without secrets.
+        from: String,
+        /// Where the redirect led, without secrets.
+        to: String,
+    },
+
     /// A request or a whole call ran past its deadline.
     #[error("{what} timed out after {after:?} ({url})")]
     Timeout {

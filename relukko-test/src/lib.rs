@@ -202,8 +202,8 @@
 //! 3. else the **local backend**: one lock file per resource in one folder per
 //!    machine, locked with `flock` (`LockFileEx` on Windows). It serializes
 //!    every test process and thread of this machine, under `cargo test` and
-//!    `cargo nextest run`, with no setup. The file records the holder, for
-//!    waiters' messages.
+//!    `cargo nextest run`, with no setup. The holder records itself in a
+//!    file of its own next to the lock file, for waiters' messages.
 //!
 //! ### The local lock folder
 //!
@@ -223,11 +223,13 @@
 //!   `RELUKKO_LOCAL_DIR` at it.
 //! - **Shared machines.** Whoever comes first creates the folder, mode `1777`
 //!   like `/tmp` (anyone may add lock files, only their owners may delete
-//!   them). The owner of the folder can still delete anyone's lock files: a
-//!   lock file deleted while held is noticed (the holder is told at release),
-//!   but meanwhile a second holder may have got in. So a folder owned by
-//!   another user (not root) works, with one warning line, and admins of shared
-//!   machines should create it as root at boot, e.g. with
+//!   them). The owner of the folder, or of a lock file, can still delete it
+//!   while it is held, and a second holder may then get in: the holder checks
+//!   its lock file about once a second, and a deleted or replaced one makes
+//!   its lease [`Lost`](LeaseState::Lost) within seconds, with a line on
+//!   stderr. So a folder or a lock file owned by another user (not root)
+//!   works, with one warning line, and admins of shared machines should
+//!   create the folder as root at boot, e.g. with
 //!   `/etc/tmpfiles.d/relukko.conf` holding
 //!   `d /tmp/relukko-locks 1777 root root -` (the `-` age also keeps
 //!   `systemd-tmpfiles` from cleaning the lock files away).
@@ -236,9 +238,17 @@
 //!   the sticky bit (`chmod +t` it); a lock file that is a symbolic link, not a
 //!   regular file, or has other hard links. Lock files are opened without
 //!   following symbolic links, and only this user's own files get their
-//!   permissions changed or are truncated (in another user's lock file the
-//!   holder record is overwritten in place), so a file planted in the folder
-//!   can never turn a holder against another file.
+//!   permissions changed, so a file planted in the folder can never turn a
+//!   holder against another file.
+//! - **Holder records are private.** Lock files are mode `0644` (`flock`
+//!   needs no write access), whatever the umask; the holder's record (its
+//!   creator text, which may carry a CI job's details) is in a file of its
+//!   own, `<lock file>.<uid>.holder`, mode `0600`. Other users see
+//!   `pid 4711 of user alice` instead, and nobody can forge a holder: on
+//!   Linux a record is believed only for the user whose process holds the
+//!   lock, as `/proc/locks` tells. Lock files of older versions (mode `0666`,
+//!   with the record inside) keep working; this user's own are made `0644`
+//!   and emptied at their next lock.
 //! - **Threads of one process** take turns in an in-process table, first come
 //!   first served, before they touch the file lock, and the process keeps one
 //!   handle per lock file. So locking stays correct also where file locks

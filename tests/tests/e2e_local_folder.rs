@@ -243,6 +243,7 @@ fn folders_and_files_of_other_users() {
                 .unwrap()
                 .to_string_lossy()
                 .starts_with(WORKER_LOCK)
+                && p.extension().is_some_and(|e| e == "lock")
         })
         .expect("the worker's lock file");
     mode(&file, 0o644);

@@ -3,6 +3,7 @@
 #![cfg(unix)]
 
 mod inspect;
+mod local_users;
 mod run;
 mod support;
 

@@ -81,15 +81,19 @@ impl Held {
         Held::Skip
     }
 
-    /// Starts the heartbeat, for backends whose locks expire.
+    /// Starts what tells the lease of a loss: the heartbeat of a server's
+    /// lock, which expires; the watch of a lock file, which someone may
+    /// delete.
     pub(crate) fn start_keepalive(&mut self, resource: &str, lease: Duration, status: &StatusTx) {
-        #[cfg(feature = "relukko")]
-        if let Held::Remote(h) = self {
-            h.start_heartbeat(resource, lease, status.clone());
+        match self {
+            Held::Skip => {}
+            Held::Local(h) => h.watch(resource, status),
+            #[cfg(feature = "relukko")]
+            Held::Remote(h) => h.start_heartbeat(resource, lease, status.clone()),
         }
-        // Local locks do not expire; only the Relukko backend keeps alive.
+        // Local locks do not expire.
         #[cfg(not(feature = "relukko"))]
-        let _ = (self, resource, lease, status);
+        let _ = lease;
     }
 
     /// Releases, waiting at most `bound`: each backend's one release. Runs

@@ -178,6 +178,8 @@ impl ClientBuilder {
         }
         let http = reqwest::Client::builder()
             .default_headers(headers)
+            // The key in the default headers goes only where the base URL is.
+            .redirect(super::redirect::policy())
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
             .pool_idle_timeout(Duration::from_secs(30))

@@ -149,9 +149,12 @@ impl Shared {
         let started = Instant::now();
         let fail = |e: reqwest::Error| {
             let timed_out = e.is_timeout();
+            let off_origin = super::redirect::refused(&e);
             let cause = crate::error::chain(&e.without_url());
             tracing::debug!(target: "relukko::client", %what, url = %shown, error = %cause, "request failed");
-            if is_plain_http_answer(&shown, &cause) {
+            if let Some((from, to)) = off_origin {
+                Error::Redirected { from, to }
+            } else if is_plain_http_answer(&shown, &cause) {
                 Error::NotTls { url: shown.clone() }
             } else if timed_out {
                 Error::Timeout {

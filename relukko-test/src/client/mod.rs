@@ -67,6 +67,7 @@ pub(crate) mod http;
 pub(crate) mod key;
 mod options;
 pub(crate) mod pending;
+mod redirect;
 mod retry;
 mod shared;
 pub(crate) mod tls;

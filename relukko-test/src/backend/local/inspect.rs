@@ -81,8 +81,8 @@ impl Local {
     }
 
     /// Frees the name for the next taker by removing the lock file. The
-    /// holder keeps its (now nameless) file until it releases, and then
-    /// learns that its lock was gone (see `LocalHeld::release`).
+    /// holder keeps its (now nameless) file until it releases; its lease
+    /// turns lost within seconds (see `watch`), and its release says so.
     pub fn force_release(&self, h: &Holding) -> Result<()> {
         std::fs::remove_file(&h.file).map_err(|e| Error::local(&h.lock_name, &h.file, e))
     }
@@ -223,7 +223,11 @@ mod tests {
             .lock_blocking(bounded("a b"))
             .unwrap();
         // An older version's record: the holder line only.
-        std::fs::write(local.path_for("a b"), "bob since 2024\n").unwrap();
+        std::fs::write(
+            super::super::tests::my_record(&local, "a b"),
+            "bob since 2024\n",
+        )
+        .unwrap();
         let h = local.holding("a b").unwrap().expect("held");
         assert_eq!(h.lock_name, "a b");
         assert_eq!(h.creator.as_deref(), Some("bob since 2024"));

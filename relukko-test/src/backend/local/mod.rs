@@ -9,10 +9,13 @@
 //! other users of the machine cannot turn a holder against their own files
 //! ([`folder`]). Lock files are never deleted: deleting a file another
 //! process has open would let a third process lock a new file of the same
-//! name while the first still holds the old one.
+//! name while the first still holds the old one. Whoever can delete one
+//! anyway (its owner, the folder's) makes its holder's lease lost within
+//! seconds ([`watch`]).
 
 mod folder;
 mod turns;
+mod watch;
 
 use std::ffi::OsString;
 use std::fs::{File, TryLockError};
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use self::folder::{Folder, LockFile};
 use self::turns::{Ticket, Turn};
+use super::state::StatusTx;
 use super::{Released, Request};
 use crate::error::{Error, Result};
 use crate::report;
@@ -123,6 +127,10 @@ pub(crate) struct LocalHeld {
     taken: Taken,
     path: PathBuf,
     resource: String,
+    /// This user's record file of the lock, with our record in it.
+    record: Option<File>,
+    /// The watch on the lock file, once a lease watches it.
+    watch: Option<watch::Watch>,
 }
 
 impl Local {
@@ -187,7 +195,7 @@ impl Local {
             if let Some(turn) = turns::try_take(folder.key(&files[i]))
                 && let Some(taken) = self.try_take(&folder, name, &files[i], turn)?
             {
-                return Ok((i, self.hold(names, i, taken, &wait.creator)));
+                return Ok((i, self.hold(&folder, names, i, taken, &wait.creator)));
             }
         }
         keys.iter().for_each(|k| crate::courtesy::contended(k));
@@ -251,7 +259,9 @@ impl Local {
                 step = step.min(CANCEL_CHECK);
             }
             match rx.recv_timeout(step) {
-                Ok((i, Ok(taken))) => return Ok((i, self.hold(names, i, taken, &wait.creator))),
+                Ok((i, Ok(taken))) => {
+                    return Ok((i, self.hold(&folder, names, i, taken, &wait.creator)));
+                }
                 Ok((_, Err(e))) => return Err(e),
                 Err(RecvTimeoutError::Timeout) => {}
                 // Every helper sends before it ends unless abandoned, and
@@ -307,21 +317,39 @@ impl Local {
         Ok(None)
     }
 
-    /// The held lock of `names[i]`, recorded as `creator`'s.
-    fn hold(&self, names: &[String], i: usize, taken: Taken, creator: &str) -> LocalHeld {
-        let held = LocalHeld {
-            taken,
-            path: self.path_for(&names[i]),
-            resource: names[i].clone(),
-        };
+    /// The held lock of `names[i]`, recorded as `creator`'s in this user's
+    /// record file.
+    fn hold(
+        &self,
+        folder: &Folder,
+        names: &[String],
+        i: usize,
+        taken: Taken,
+        creator: &str,
+    ) -> LocalHeld {
+        let file = file_name(&names[i]);
+        if taken.file.owned {
+            // An older version's record in the lock file itself, which every
+            // user can read: gone (a no-op for an empty file).
+            let _ = taken.file.file.set_len(0);
+        }
         // Best effort: the lock itself does not depend on it. A line for
         // waiters' messages, then one in JSON for `relukko list` (see
         // `inspect`).
         let since = report::now();
         let json = serde_json::json!({ "lock_name": names[i], "creator": creator, "since": since });
         let text = format!("{creator} since {since}\n{json}");
-        let _ = folder::write_record(&held.taken.file, &text);
-        held
+        let record = folder.open_record(&file).ok();
+        if let Some(r) = &record {
+            let _ = folder::write_record(r, &text);
+        }
+        LocalHeld {
+            taken,
+            path: self.path_for(&names[i]),
+            resource: names[i].clone(),
+            record,
+            watch: None,
+        }
     }
 
     /// The async form: waits on a blocking thread of the background runtime.
@@ -361,14 +389,10 @@ impl Local {
     /// [`Local::holders`] in the opened `folder`.
     fn holders_in(&self, folder: &Folder, names: &[String]) -> String {
         let one = |n: &String| {
-            let file = file_name(n);
-            turns::read(
-                &folder.key(&file),
-                |shared| folder::read_record(&shared.file),
-                || folder.read_record(&file),
-            )
-            .and_then(|record| first_line(&record))
-            .unwrap_or_else(|| "an unknown holder".to_owned())
+            folder
+                .holder(&file_name(n))
+                .and_then(|record| first_line(&record))
+                .unwrap_or_else(|| "an unknown holder".to_owned())
         };
         report::holders(names, names.iter().map(one).collect())
     }
@@ -460,12 +484,35 @@ impl Helper {
 }
 
 impl LocalHeld {
+    /// Watches the lock file until release: `status` turns lost within
+    /// seconds if it is deleted or replaced (see [`watch`]).
+    pub(crate) fn watch(&mut self, resource: &str, status: &StatusTx) {
+        self.watch = Some(watch::watch(
+            Arc::clone(&self.taken.file),
+            self.path.clone(),
+            resource,
+            status.clone(),
+        ));
+    }
+
+    /// Stops the watch, then empties our record if the lock file is still
+    /// ours (after a loss, the record may be a later holder's of this user);
+    /// answers whether it was. The watch goes first: a check just after
+    /// our unlock could take a deletion by the next holder for a loss.
+    fn unwatch_and_clear(&mut self) -> bool {
+        self.watch = None;
+        let intact = folder::is_current(&self.taken.file.file, &self.path);
+        if intact && let Some(record) = &self.record {
+            let _ = folder::clear_record(record);
+        }
+        intact
+    }
+
     /// Empties the record and frees the lock. If the lock file was deleted
     /// or replaced while held, others may have locked the new file meanwhile:
     /// that is reported as [`Released::AlreadyGone`], so the holder learns it.
     pub(crate) fn release(mut self) -> Result<Released> {
-        let intact = folder::is_current(&self.taken.file.file, &self.path);
-        let _ = folder::clear_record(&self.taken.file);
+        let intact = self.unwatch_and_clear();
         self.taken
             .unlock()
             .map_err(|e| Error::local(&self.resource, &self.path, e))?;
@@ -482,7 +529,7 @@ impl Drop for LocalHeld {
     /// Dropped without [`LocalHeld::release`]: the record is emptied too.
     fn drop(&mut self) {
         if !self.taken.unlocked {
-            let _ = folder::clear_record(&self.taken.file);
+            self.unwatch_and_clear();
         }
     }
 }
@@ -517,12 +564,12 @@ fn first_line(record: &str) -> Option<String> {
     (!line.is_empty()).then(|| line.to_owned())
 }
 
-/// The whole record of the lock file at `path` (at most 4 KiB), if any, read
-/// without following a symlink.
+/// The whole holder record of the lock file at `path` (at most 4 KiB), if
+/// any (see [`Folder::holder`]), read without following a symlink.
 pub(crate) fn read_record(path: &std::path::Path) -> Option<String> {
     let dir = path.parent()?;
     let folder = Folder::open(dir, "").ok()?;
-    folder.read_record(path.file_name()?)
+    folder.holder(path.file_name()?)
 }
 
 /// FNV-1a, 64 bits: a hash that every build of this crate agrees on (std's

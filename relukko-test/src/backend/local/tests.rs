@@ -4,6 +4,16 @@
 use super::*;
 use crate::test_support::TempDir;
 
+/// This user's record file of the lock of `name`.
+pub(super) fn my_record(local: &Local, name: &str) -> PathBuf {
+    #[cfg(unix)]
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    #[cfg(not(unix))]
+    let uid = 0;
+    local.dir.join(folder::record_name(&file_name(name), uid))
+}
+
 fn wait(ms: u64) -> Request {
     Request {
         timeout: Duration::from_millis(ms),
@@ -513,6 +523,64 @@ fn a_waiter_moved_off_a_replaced_file_still_waits_its_turn_where_locks_belong_to
     assert!(other.0.wait().unwrap().success());
     second.join().expect("the second holder was alone");
     first.join().expect("the first holder was alone");
+}
+
+/// A lease on lock files turns lost within seconds when its lock file is
+/// deleted (by its owner, the folder's, or `relukko release`) or replaced,
+/// with the reason; before, it learnt only at release, while a second
+/// holder had the name meanwhile.
+#[test]
+fn a_lease_turns_lost_soon_after_its_lock_file_is_deleted_or_replaced() {
+    use crate::backend::state::LeaseState;
+    let dir = TempDir::new("watched");
+    let locker = crate::locker::Locker::local(dir.path());
+    let local = Local::new(dir.path().to_path_buf());
+    for (name, replace) in [("deleted", false), ("replaced", true)] {
+        let lease = locker
+            .lock_blocking(crate::locker::LockOptions::new(name).timeout(Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(lease.state(), LeaseState::Held);
+        let path = local.path_for(name);
+        std::fs::remove_file(&path).unwrap();
+        if replace {
+            std::fs::write(&path, "").unwrap();
+        }
+        // Generous: the check runs about every second.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lease.state() != LeaseState::Lost {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: still {:?}",
+                lease.state()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let reason = lease.lost_reason().unwrap_or_default();
+        assert!(reason.contains("was deleted or replaced"), "{reason}");
+        assert!(reason.contains(&path.display().to_string()), "{reason}");
+        assert!(
+            lease.release_blocking().is_err(),
+            "{name}: released as if held"
+        );
+    }
+}
+
+/// A hold released in time is never called lost by its watch, also when
+/// its lock file is deleted right after the release.
+#[test]
+fn a_released_hold_is_not_called_lost_by_its_watch() {
+    use crate::backend::state::{LeaseState, StatusTx};
+    let dir = TempDir::new("watch-released");
+    let local = Local::new(dir.path().to_path_buf());
+    let (_, mut held) = local
+        .acquire_any_blocking(&["w".to_owned()], &wait(1000), None)
+        .unwrap();
+    let status = StatusTx::new("w", None);
+    held.watch("w", &status);
+    assert_eq!(held.release().unwrap(), Released::Freed);
+    std::fs::remove_file(local.path_for("w")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(status.get().state, LeaseState::Held);
 }
 
 mod folder_checks;

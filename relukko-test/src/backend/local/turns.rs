@@ -18,8 +18,8 @@
 //!   if the file was deleted or replaced, the gate is retired: a fresh gate
 //!   for the new file takes its place in the table, and the waiters move
 //!   there in their order. The old holder keeps the old (now unnamed) file,
-//!   so there are never two holders of the same file, and learns at release,
-//!   as any holder of a replaced file does.
+//!   so there are never two holders of the same file, and learns within
+//!   seconds, as any holder of a replaced file does (see `watch`).
 //!
 //! Lock order: the table, then a gate's state; two gates' states only with
 //! the table locked (retiring a gate, leaving one that was retired).
@@ -118,25 +118,6 @@ pub(super) fn enqueue(key: Key) -> Ticket {
         gate,
         id,
         done: false,
-    }
-}
-
-/// Reads through the process's handle of the file at `key` if it has one,
-/// else through `fresh` (which may open and close a handle: safe, because
-/// the table stays locked meanwhile, so no thread of this process can open
-/// and lock the file before that handle is closed again).
-pub(super) fn read<T>(
-    key: &Key,
-    shared: impl FnOnce(&LockFile) -> T,
-    fresh: impl FnOnce() -> T,
-) -> T {
-    let table = unpoisoned(&TABLE);
-    let file = table
-        .get(key)
-        .and_then(|gate| unpoisoned(&gate.state).file.clone());
-    match file {
-        Some(file) => shared(&file),
-        None => fresh(),
     }
 }
 

@@ -6,10 +6,9 @@
 use super::*;
 
 /// A holder record is cut to [`folder::RECORD`] bytes, newline included, at
-/// a character boundary: records in other users' files are padded to that
-/// size, so a longer one would leave a tail behind. Cutting one byte longer,
-/// or inside a character, left every suite green; a cut that never finds a
-/// boundary fails here rather than hanging.
+/// a character boundary (it once was padded to that size in other users'
+/// files). Cutting one byte longer, or inside a character, left every suite
+/// green; a cut that never finds a boundary fails here rather than hanging.
 #[test]
 fn a_long_record_is_cut_to_the_record_size_at_a_character_boundary() {
     let dir = TempDir::new("long-record");
@@ -37,7 +36,7 @@ fn a_long_record_is_cut_to_the_record_size_at_a_character_boundary() {
             .recv_timeout(Duration::from_secs(60))
             .expect("the record is written")
             .unwrap();
-        let record = std::fs::read(local.path_for(name)).unwrap();
+        let record = std::fs::read(my_record(&local, name)).unwrap();
         assert_eq!(record.len(), len, "{name}");
         let text = String::from_utf8(record).expect("whole characters only");
         assert_eq!(text, format!("{}\n", &creator[..len - 1]), "{name}");
@@ -276,65 +275,199 @@ mod shared_host {
             .acquire_any_blocking(&["rig".to_owned()], &wait(200), None)
             .unwrap();
         assert_eq!(mode(&locks), 0o1777);
-        assert_eq!(mode(&local.path_for("rig")), 0o666);
+        assert_eq!(mode(&local.path_for("rig")), 0o644);
+        assert_eq!(mode(&my_record(&local, "rig")), 0o600);
         held.release().unwrap();
     }
 
     /// As root: a folder (and a lock file) owned by another user still
-    /// works, but that user's file is neither truncated nor chmod-ed.
+    /// works, but that user's file is neither written, truncated nor
+    /// chmod-ed: the record goes to this user's own record file.
     #[test]
-    fn a_folder_and_file_of_another_user_work_without_chmod_or_truncation() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to chown a folder to another user");
+    fn a_folder_and_file_of_another_user_work_untouched() {
+        if !is_root("chown a folder to another user") {
             return;
         }
-        let nobody = 65534;
         let dir = TempDir::new("other-user");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-        std::os::unix::fs::chown(dir.path(), Some(nobody), Some(nobody)).unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
         let local = Local::new(dir.path().to_path_buf());
         let theirs = local.path_for("theirs");
         let old = "x".repeat(2 * folder::RECORD);
         std::fs::write(&theirs, &old).unwrap();
         std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o640)).unwrap();
-        std::os::unix::fs::chown(&theirs, Some(nobody), Some(nobody)).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
 
         let names = ["theirs".to_owned()];
         let (_, held) = local
             .acquire_any_blocking(&names, &wait(200), None)
             .unwrap();
-        let len = std::fs::metadata(&theirs).unwrap().len();
-        assert_eq!(len, old.len() as u64, "not truncated");
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), old, "untouched");
         assert_eq!(mode(&theirs), 0o640, "not chmod-ed");
-        let text = std::fs::read_to_string(&theirs).unwrap();
-        assert!(text.starts_with("me@here test=t pid=1 since "), "{text}");
-        // Padded to exactly the record size, nothing written past it
-        // (padding one byte more left every suite green).
-        let bytes = std::fs::read(&theirs).unwrap();
-        assert_eq!(
-            bytes[folder::RECORD - 1],
-            b'\n',
-            "padded to the record size"
+        let record = std::fs::read_to_string(my_record(&local, "theirs")).unwrap();
+        assert!(
+            record.starts_with("me@here test=t pid=1 since "),
+            "{record}"
         );
-        assert_eq!(
-            &bytes[folder::RECORD..],
-            &old.as_bytes()[folder::RECORD..],
-            "nothing written past the record"
+        assert!(
+            local
+                .holders(&names)
+                .starts_with("me@here test=t pid=1 since ")
         );
         held.release().unwrap();
-        let text = std::fs::read_to_string(&theirs).unwrap();
-        assert!(
-            text[..folder::RECORD].trim().is_empty(),
-            "record cleared: {text}"
+        assert_eq!(std::fs::read_to_string(&theirs).unwrap(), old, "untouched");
+        assert_eq!(
+            std::fs::metadata(my_record(&local, "theirs"))
+                .unwrap()
+                .len(),
+            0,
+            "record cleared"
         );
 
         // A file of ours in their folder is ours to set up.
         let (_, mine) = local
             .acquire_any_blocking(&["mine".to_owned()], &wait(200), None)
             .unwrap();
-        assert_eq!(mode(&local.path_for("mine")), 0o666);
+        assert_eq!(mode(&local.path_for("mine")), 0o644);
         mine.release().unwrap();
-        assert_eq!(std::fs::metadata(local.path_for("mine")).unwrap().len(), 0);
+    }
+
+    /// Lock files are 0644 and records 0600 whatever the umask, and a lock
+    /// file of ours left 0666 by an older version, with its record inside
+    /// (readable by all), is made 0644 and emptied (0666 files and records in
+    /// the lock file let any user read a creator's CI token, and forge it).
+    #[test]
+    fn lock_files_are_0644_and_records_0600_whatever_the_umask() {
+        let dir = TempDir::new("modes");
+        let local = Local::new(dir.path().to_path_buf());
+        let old = local.path_for("old");
+        std::fs::write(&old, "bob token=SECRET since 2024\n").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o666)).unwrap();
+        for umask in [0o077, 0o000] {
+            // SAFETY: umask cannot fail; other tests' files get explicit modes.
+            let before = unsafe { libc::umask(umask) };
+            let taken = ["new", "old"].map(|n| {
+                local
+                    .acquire_any_blocking(&[n.to_owned()], &wait(1000), None)
+                    .unwrap()
+                    .1
+            });
+            // SAFETY: as above.
+            unsafe { libc::umask(before) };
+            for n in ["new", "old"] {
+                assert_eq!(mode(&local.path_for(n)), 0o644, "{n}, umask {umask:o}");
+                assert_eq!(mode(&my_record(&local, n)), 0o600, "{n}, umask {umask:o}");
+            }
+            assert_eq!(std::fs::metadata(&old).unwrap().len(), 0, "old record kept");
+            for held in taken {
+                held.release().unwrap();
+            }
+        }
+    }
+
+    /// As root, with the other user `nobody` in a shared folder: while root
+    /// holds a lock, nobody can read its record (nor find it in the lock
+    /// file), write the lock file or the record, or delete the record; and a
+    /// record nobody plants under its own name does not make it the holder
+    /// (before, the record in the 0666 lock file was readable and writable
+    /// by all, so `relukko who` showed a forged holder).
+    #[test]
+    fn another_user_can_neither_read_nor_forge_the_holder_record() {
+        if !is_root("run a child as user nobody") {
+            return;
+        }
+        let dir = TempDir::new("forge");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let local = Arc::new(Local::new(dir.path().to_path_buf()));
+        let names = ["rig-a".to_owned()];
+        let mut request = wait(1000);
+        request.creator = "alice token=SECRET-7f3".into();
+        let (_, held) = local.acquire_any_blocking(&names, &request, None).unwrap();
+
+        let lock = local.path_for("rig-a");
+        let record = my_record(&local, "rig-a");
+        let planted = dir
+            .path()
+            .join(folder::record_name(&file_name("rig-a"), NOBODY));
+        let script = r#"
+            [ -r "$2" ] || { echo cannot-reach-folder; exit 0; }
+            cat "$1" >/dev/null 2>&1 && echo read-record
+            grep -q SECRET "$2" 2>/dev/null && echo read-secret-in-lock-file
+            (printf forged >> "$2") 2>/dev/null && echo wrote-lock-file
+            (printf forged >> "$1") 2>/dev/null && echo wrote-record
+            rm -f "$1" 2>/dev/null; [ -e "$1" ] || echo deleted-record
+            printf 'forged since 2099
+{"lock_name":"rig-a","creator":"forged","since":"2099"}
+'                 > "$3" && echo planted
+        "#;
+        let out = as_nobody(script, &[&record, &lock, &planted]);
+        if out.trim() == "cannot-reach-folder" {
+            eprintln!("skipped: user nobody cannot reach {}", dir.path().display());
+            return;
+        }
+        assert_eq!(out.trim(), "planted", "what user nobody could do");
+        let holder = local.holders(&names);
+        assert!(
+            holder.starts_with("alice token=SECRET-7f3 since "),
+            "{holder}"
+        );
+        held.release().unwrap();
+    }
+
+    /// As root, one warning line names the other user (not root) owning a
+    /// lock file (it can delete it while it is held) and the fix.
+    #[test]
+    fn the_warning_for_a_lock_file_of_another_user_names_them_and_the_fix() {
+        let w = super::folder::foreign_lock_file_warning(
+            std::path::Path::new("/l/rig-b-0.lock"),
+            "rig-b",
+            NOBODY,
+        );
+        assert!(
+            w.starts_with("the lock file /l/rig-b-0.lock belongs to user nobody (uid 65534)")
+                || w.starts_with("the lock file /l/rig-b-0.lock belongs to user uid 65534"),
+            "{w}"
+        );
+        assert!(w.contains("can delete it while it is held"), "{w}");
+        assert!(w.contains("have an admin create"), "{w}");
+        assert!(w.contains("Relukko server"), "{w}");
+    }
+
+    const NOBODY: u32 = 65534;
+
+    /// Whether this runs as root; if not, says that the test is skipped.
+    fn is_root(to: &str) -> bool {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root {
+            eprintln!("skipped: needs root to {to}");
+        }
+        root
+    }
+
+    /// Runs `sh -c script` as user nobody with `args` as $1...; its stdout.
+    fn as_nobody(script: &str, args: &[&std::path::Path]) -> String {
+        let out = std::process::Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .args(args)
+            .output()
+            .or_else(|_| {
+                let quoted: Vec<String> =
+                    args.iter().map(|a| format!("'{}'", a.display())).collect();
+                std::process::Command::new("su")
+                    .args(["-s", "/bin/sh", "nobody", "-c"])
+                    .arg(format!("set -- {}; {script}", quoted.join(" ")))
+                    .output()
+            })
+            .expect("run a child as nobody (setpriv or su)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
