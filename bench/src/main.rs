@@ -227,6 +227,7 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     let (w, n) = plan.handoff_ws;
     let ws = remote::handoff(
         &server,
+        &server,
         true,
         w,
         n,
@@ -268,7 +269,7 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
         all.left()
             .saturating_sub(plan.contention + Duration::from_secs(5)),
     );
-    let poll = remote::handoff(&server, false, w, n, plan.poll_hold, &poll_budget).await?;
+    let poll = remote::handoff(&server, &server, false, w, n, plan.poll_hold, &poll_budget).await?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
@@ -280,8 +281,10 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
 
     let scale = scale::run(&server, &plan.scale, SCALE_DEADLINE).await?;
-
     drop(server);
+
+    let stores = stores(&plan).await?;
+
     let mut settings = plan.json();
     settings["quick"] = json!(quick);
     settings["server"] = json!("relukko_server::TestServer in this process, 127.0.0.1");
@@ -299,6 +302,70 @@ async fn run(plan: Plan, quick: bool) -> Result<Results, String> {
         fresh_relukko,
         contention,
         scale,
+        stores,
         settings,
     })
+}
+
+/// The same figures on the server's database stores: uncontended on a redb
+/// file, and on PostgreSQL (a throwaway cluster, when it is installed)
+/// uncontended and the WebSocket handoff from a holder on replica A to a
+/// waiter on replica B.
+async fn stores(plan: &Plan) -> Result<report::Stores, String> {
+    let budget = Budget::new(Duration::from_secs(60));
+    let (w, n) = plan.uncontended;
+    let n = n.min(300);
+    let dir = relukko_e2e::temp::TempDir::new("bench-redb");
+    let redb = relukko_server::TestServer::builder()
+        .database(dir.join("locks.redb"))
+        .start();
+    let t = Instant::now();
+    eprint!("relukko-bench: uncontended acquire + release, redb file ... ");
+    let uncontended_redb =
+        remote::uncontended(&redb, w, n, &budget.sub(Duration::from_secs(40))).await?;
+    eprintln!("{:.1} s", t.elapsed().as_secs_f64());
+    drop(redb);
+    // Started on a thread: it waits for PostgreSQL with blocking calls.
+    let pg = tokio::task::spawn_blocking(relukko_e2e::postgres::TestPostgres::start)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(pg) = pg else {
+        return Ok(report::Stores {
+            uncontended_redb: Stat::of(&uncontended_redb),
+            postgres: None,
+        });
+    };
+    let a = relukko_server::TestServer::builder()
+        .postgres(pg.url())
+        .start();
+    let b = relukko_server::TestServer::builder()
+        .postgres(pg.url())
+        .api_key(a.api_key())
+        .start();
+    let t = Instant::now();
+    eprint!("relukko-bench: uncontended acquire + release, PostgreSQL ... ");
+    let uncontended = remote::uncontended(&a, w, n, &budget.sub(Duration::from_secs(25))).await?;
+    eprintln!("{:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    eprint!("relukko-bench: handoff, WebSocket on, PostgreSQL replica A to replica B ... ");
+    let (w, n) = plan.handoff_ws;
+    let handoff = remote::handoff(
+        &a,
+        &b,
+        true,
+        w,
+        n,
+        plan.ws_hold,
+        &budget.sub(Duration::from_secs(5)),
+    )
+    .await?;
+    eprintln!("{:.1} s", t.elapsed().as_secs_f64());
+    drop((a, b));
+    let stores = report::Stores {
+        uncontended_redb: Stat::of(&uncontended_redb),
+        postgres: Some((Stat::of(&uncontended), Stat::of(&handoff))),
+    };
+    // Stopped on a thread too.
+    let _ = tokio::task::spawn_blocking(move || drop(pg)).await;
+    Ok(stores)
 }

@@ -60,6 +60,7 @@ pub async fn uncontended(
 /// time from the start of the release to the waiter holding the lock.
 pub async fn handoff(
     server: &TestServer,
+    waiter_server: &TestServer,
     websocket: bool,
     warm: usize,
     n: usize,
@@ -72,7 +73,7 @@ pub async fn handoff(
         "bench-handoff-poll"
     };
     let holder = locker(server, websocket)?;
-    let waiter = locker(server, websocket)?;
+    let waiter = locker(waiter_server, websocket)?;
     let mut samples = Vec::with_capacity(n);
     for i in 0..warm + n {
         // A round takes at most the longest hold plus a poll period or so.

@@ -21,7 +21,18 @@ pub struct Results {
     pub fresh_relukko: Fresh,
     pub contention: Contention,
     pub scale: Scale,
+    pub stores: Stores,
     pub settings: Value,
+}
+
+/// The figures on the server's database stores.
+#[derive(Debug)]
+pub struct Stores {
+    /// Uncontended acquire + release on a redb file.
+    pub uncontended_redb: Stat,
+    /// On PostgreSQL, when installed: uncontended, and the WebSocket handoff
+    /// from replica A to replica B.
+    pub postgres: Option<(Stat, Stat)>,
 }
 
 /// Every crowd, the idle ones first.
@@ -79,6 +90,29 @@ impl Results {
                 meets: measured(&self.uncontended)
                     && self.uncontended.p50 <= 1.0
                     && self.uncontended.p99 <= 5.0,
+            },
+            Verdict {
+                key: "uncontended_redb_ms",
+                target: "measured (beside PostgreSQL)",
+                meets: measured(&self.stores.uncontended_redb),
+            },
+            Verdict {
+                key: "uncontended_postgres_ms",
+                target: "p50 <= 3 ms",
+                meets: self
+                    .stores
+                    .postgres
+                    .as_ref()
+                    .is_some_and(|(u, _)| measured(u) && u.p50 <= 3.0),
+            },
+            Verdict {
+                key: "handoff_postgres_replicas_ms",
+                target: "p50 <= 3 ms",
+                meets: self
+                    .stores
+                    .postgres
+                    .as_ref()
+                    .is_some_and(|(_, h)| measured(h) && h.p50 <= 3.0),
             },
             Verdict {
                 key: "handoff_ws_ms",
@@ -184,6 +218,9 @@ impl Results {
             .collect();
         json!({
             "uncontended_ms": self.uncontended.json(),
+            "uncontended_redb_ms": self.stores.uncontended_redb.json(),
+            "uncontended_postgres_ms": self.stores.postgres.as_ref().map(|(u, _)| u.json()),
+            "handoff_postgres_replicas_ms": self.stores.postgres.as_ref().map(|(_, h)| h.json()),
             "handoff_ws_ms": self.handoff_ws.json(),
             "handoff_poll_ms": self.handoff_poll.json(),
             "handoff_local_ms": self.handoff_local.json(),
@@ -260,6 +297,26 @@ impl Results {
             &self.uncontended,
             "uncontended_ms",
         );
+        t += &row(
+            "uncontended acquire+release (redb file)",
+            &self.stores.uncontended_redb,
+            "uncontended_redb_ms",
+        );
+        match &self.stores.postgres {
+            Some((uncontended, handoff)) => {
+                t += &row(
+                    "uncontended acquire+release (PostgreSQL)",
+                    uncontended,
+                    "uncontended_postgres_ms",
+                );
+                t += &row(
+                    "handoff, WebSocket, PostgreSQL replica A to B",
+                    handoff,
+                    "handoff_postgres_replicas_ms",
+                );
+            }
+            None => t += "PostgreSQL rows: not measured (PostgreSQL is not installed)\n",
+        }
         t += &row(
             "handoff, WebSocket on (Relukko)",
             &self.handoff_ws,

@@ -49,6 +49,8 @@ impl TestServer {
             port: 0,
             page_login: None,
             max_websockets: super::config::DEFAULT_MAX_WEBSOCKETS,
+            database: None,
+            postgres: None,
         }
     }
 
@@ -103,6 +105,8 @@ pub struct TestServerBuilder {
     port: u16,
     page_login: Option<(String, String)>,
     max_websockets: usize,
+    database: Option<std::path::PathBuf>,
+    postgres: Option<String>,
 }
 
 impl fmt::Debug for TestServerBuilder {
@@ -113,6 +117,11 @@ impl fmt::Debug for TestServerBuilder {
             .field("cleanup_interval", &self.cleanup_interval)
             .field("port", &self.port)
             .field("max_websockets", &self.max_websockets)
+            .field("database", &self.database)
+            .field(
+                "postgres",
+                &self.postgres.as_deref().map(super::config::shown_url),
+            )
             .field(
                 "page_login",
                 &self.page_login.as_ref().map(|_| "<redacted>"),
@@ -168,6 +177,22 @@ impl TestServerBuilder {
         self
     }
 
+    /// Keeps the locks in a database file, as [`ServerConfig::database`]
+    /// (default: memory only).
+    #[must_use]
+    pub fn database(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.database = Some(path.into());
+        self
+    }
+
+    /// Keeps the locks in PostgreSQL at `url`, as [`ServerConfig::postgres`]:
+    /// several `TestServer`s on one URL are replicas of one server.
+    #[must_use]
+    pub fn postgres(mut self, url: impl Into<String>) -> Self {
+        self.postgres = Some(url.into());
+        self
+    }
+
     /// Starts the server and returns once it is listening.
     ///
     /// # Panics
@@ -180,6 +205,12 @@ impl TestServerBuilder {
             .grace(self.grace)
             .cleanup_interval(self.cleanup_interval)
             .max_websockets(self.max_websockets);
+        if let Some(path) = &self.database {
+            config = config.database(path);
+        }
+        if let Some(url) = &self.postgres {
+            config = config.postgres(url.clone());
+        }
         if let Some((user, password)) = &self.page_login {
             config = config.page_login(user, password);
         }
@@ -246,12 +277,21 @@ fn run_thread(
                 return;
             }
         };
+        // The database (if any) opened before `start` returns: a test sees
+        // its failure at once, and the first request finds it ready.
+        let (state, stop_tx) = match super::run::open(config).await {
+            Ok(opened) => opened,
+            Err(e) => {
+                let _ = ready.send(Err(e.to_string()));
+                return;
+            }
+        };
         let _ = ready.send(Ok(()));
         let stop = async move {
             // A dropped sender (the TestServer vanished without Drop) also stops.
             let _ = shutdown.await;
         };
-        if let Err(e) = super::run::serve(listener, config, stop).await {
+        if let Err(e) = super::run::serve_state(listener, state, stop_tx, stop).await {
             tracing::error!("relukko TestServer stopped with an error: {e}");
         }
     });

@@ -253,8 +253,8 @@ async fn update(
 ) -> Result<Json<Lock>, ApiError> {
     change(&state, id, move |lock, _now| {
         let mut lock = lock.clone();
-        if let Some(creator) = body.creator {
-            lock.creator = Some(creator);
+        if let Some(creator) = &body.creator {
+            lock.creator = Some(creator.clone());
         }
         if let Some(expires_at) = body.expires_at {
             lock.expires_at = truncate(on_the_wire(expires_at)?);
@@ -351,10 +351,11 @@ fn out_of_range(what: String) -> ApiError {
 async fn change(
     state: &AppState,
     id: uuid::Uuid,
-    f: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, ApiError> + Send + 'static,
+    f: impl Fn(&Lock, OffsetDateTime) -> Result<Lock, ApiError> + Send + Sync + 'static,
 ) -> Result<Json<Lock>, ApiError> {
     #[cfg(feature = "postgres")]
     if let Some(pg) = state.postgres() {
+        // May run more than once (a retry after a concurrent change).
         let f = move |lock: &Lock, now| {
             f(lock, now).map(|mut l| {
                 l.expires_at = truncate(l.expires_at);

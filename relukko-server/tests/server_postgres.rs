@@ -136,6 +136,22 @@ async fn every_replica_pushes_every_change_and_wakes_waiters() {
     let (kind, pushed) = next_event_for(&mut on_b, &name).await;
     assert_eq!((kind.as_str(), pushed.id), ("created", lock.id));
 
+    // A creator far over NOTIFY's 8000 bytes: stored whole, announced cut.
+    let big = unique("pg-big");
+    let creator = "c".repeat(60_000);
+    let (status, body) = api_a
+        .call(
+            Method::POST,
+            "/v1/locks/",
+            Some(json!({"lock_name": big, "creator": creator})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["creator"].as_str().map(str::len), Some(60_000));
+    let (kind, pushed) = next_event_for(&mut on_b, &big).await;
+    assert_eq!(kind, "created");
+    assert!(pushed.creator.unwrap().len() < 8000);
+
     // A waiter on B, woken by a release through A (the push, not a poll:
     // its polls are an hour apart).
     let (holder, waiter) = (client(&a), client(&b));

@@ -100,6 +100,28 @@ impl Heard {
     }
 }
 
+/// The trigger's announcement (PostgreSQL's JSON: times with an offset, in
+/// the session's time zone) as the event `/ws/broadcast` sends, in the
+/// protocol's format.
+fn normalized(payload: &str) -> Option<String> {
+    let serde_json::Value::Object(event) = serde_json::from_str(payload).ok()? else {
+        return None;
+    };
+    let (kind, value) = event.into_iter().next()?;
+    let change = [Change::Created, Change::Updated, Change::Deleted]
+        .into_iter()
+        .find(|c| c.key() == kind)?;
+    let mut lock: Lock = serde_json::from_value(value).ok()?;
+    for t in [
+        &mut lock.expires_at,
+        &mut lock.created_at,
+        &mut lock.updated_at,
+    ] {
+        *t = t.to_offset(time::UtcOffset::UTC);
+    }
+    Some(event_text(change, &lock))
+}
+
 /// Listens until the connection ends; `Err` if it could not start.
 async fn listen<T>(
     config: &tokio_postgres::Config,
@@ -151,8 +173,12 @@ where
         let _ = events.send(Utf8Bytes::from(event));
     }
     while let Some(payload) = notifications.recv().await {
-        heard.note(&payload);
-        let _ = events.send(Utf8Bytes::from(payload));
+        let Some(event) = normalized(&payload) else {
+            tracing::warn!(target: "relukko::server", "an announcement that is not a lock event: {payload:.200}");
+            continue;
+        };
+        heard.note(&event);
+        let _ = events.send(Utf8Bytes::from(event));
     }
     drop(client);
     Ok(())
@@ -201,6 +227,19 @@ mod tests {
             told.iter()
                 .any(|e| e.starts_with("{\"updated\"") && e.contains("\"a\""))
         );
+    }
+
+    #[test]
+    fn announcements_become_the_protocols_events() {
+        let payload = r#"{"deleted" : {"id" : "6f1c1a52-8d3b-4a55-9d36-2b1d1e7c6a11", "lock_name" : "rig", "creator" : null, "ip" : "127.0.0.1", "expires_at" : "2026-12-07T20:11:23.75523+01:00", "created_at" : "2026-12-07T19:01:23+00:00", "updated_at" : "2026-12-07T19:01:23.000001+00:00"}}"#;
+        let event = normalized(payload).unwrap();
+        assert!(event.starts_with(r#"{"deleted":{"#), "{event}");
+        assert!(
+            event.contains(r#""expires_at":"2026-12-07T19:11:23.75523Z""#),
+            "{event}"
+        );
+        assert!(normalized(r#"{"renamed": {}}"#).is_none());
+        assert!(normalized("not json").is_none());
     }
 
     #[test]

@@ -12,10 +12,13 @@
 //! - **The clean-up** is one `DELETE ... WHERE expires_at + grace < now()`:
 //!   every replica may run it; a row is deleted (and its deletion announced)
 //!   by exactly one of them.
-//! - **Every change is announced** with `pg_notify` in the transaction that
-//!   makes it, so it is sent if and only if the change commits, in commit
-//!   order; each replica listens (see [`changes`]) and pushes what it hears to
-//!   its WebSocket clients, its own changes included.
+//! - **Every change is announced** by a trigger (`pg_notify`) in the
+//!   transaction that makes it, so it is sent if and only if the change
+//!   commits, in commit order; each replica listens (see [`changes`]) and
+//!   pushes what it hears to its WebSocket clients, its own changes included.
+//! - **One statement per request** (an update: a read, then a write that
+//!   happens only if the row is still the one read), each prepared once per
+//!   connection: a round trip or two to the database per request.
 //! - **The schema** is created and migrated by the server, versioned in
 //!   `relukko_schema`, under an advisory lock so replicas starting together
 //!   take turns.
@@ -38,7 +41,6 @@ use tokio_postgres::Row;
 use tokio_postgres::config::SslMode;
 use uuid::Uuid;
 
-use super::state::{Change, event_text};
 use super::store::StoreError;
 use relukko_protocol::Lock;
 
@@ -49,10 +51,12 @@ const MIGRATION_LOCK: i64 = 0x7265_6c75_6b6b_6f00; // "relukko\0"
 /// The longest one statement (with getting a connection) may take before the
 /// request is answered 503.
 const STATEMENT_LIMIT: Duration = Duration::from_secs(10);
-/// `NOTIFY` payloads must stay below 8000 bytes.
-const MAX_PAYLOAD: usize = 7900;
+/// How often an update retries when another changed the lock between its
+/// read and its write.
+const UPDATE_TRIES: usize = 8;
 /// Every migration, in order; the schema's version is how many have run.
-const MIGRATIONS: &[&str] = &["CREATE TABLE relukko_locks (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE relukko_locks (
         id uuid PRIMARY KEY,
         lock_name text NOT NULL UNIQUE,
         creator text,
@@ -61,7 +65,29 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE relukko_locks (
         created_at timestamptz NOT NULL,
         updated_at timestamptz NOT NULL
     );
-    CREATE INDEX relukko_locks_expires_at ON relukko_locks (expires_at);"];
+    CREATE INDEX relukko_locks_expires_at ON relukko_locks (expires_at);",
+    // Every change announced by the database itself, in its transaction:
+    // whichever replica (or clean-up, or operator's SQL) made it. Long names
+    // and creators are cut to keep under NOTIFY's 8000 bytes; the row keeps
+    // them whole.
+    "CREATE FUNCTION relukko_announce() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        r relukko_locks;
+        kind text;
+    BEGIN
+        IF TG_OP = 'DELETE' THEN r := OLD; kind := 'deleted';
+        ELSIF TG_OP = 'INSERT' THEN r := NEW; kind := 'created';
+        ELSE r := NEW; kind := 'updated';
+        END IF;
+        PERFORM pg_notify('relukko_changes', json_build_object(kind, json_build_object(
+            'id', r.id, 'lock_name', left(r.lock_name, 2500), 'creator', left(r.creator, 2500),
+            'ip', r.ip, 'expires_at', r.expires_at, 'created_at', r.created_at,
+            'updated_at', r.updated_at))::text);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER relukko_announce AFTER INSERT OR UPDATE OR DELETE ON relukko_locks
+        FOR EACH ROW EXECUTE FUNCTION relukko_announce();",
+];
 const COLUMNS: &str = "id, lock_name, creator, ip, expires_at, created_at, updated_at";
 
 /// `url` without its password, for logs and messages.
@@ -244,60 +270,25 @@ impl Pg {
             .await
     }
 
-    /// Creates a lock; `Ok(None)` if the name is taken.
+    /// Creates a lock; `Ok(None)` if the name is taken. One statement: the
+    /// unique name decides a race, the trigger announces it.
     pub(crate) async fn create(
         &self,
         lock_name: &str,
         creator: Option<&str>,
         ip: &str,
     ) -> Result<Option<Lock>, StoreError> {
-        let mut client = self.client().await?;
-        self.bounded(async {
-            let tx = client.transaction().await?;
-            let row = tx
-                .query_opt(
-                    &format!(
-                        "INSERT INTO relukko_locks ({COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, now() + interval '10 minutes', now(), now()) \
-                         ON CONFLICT (lock_name) DO NOTHING RETURNING {COLUMNS}"
-                    ),
-                    &[&Uuid::new_v4(), &lock_name, &creator, &ip],
-                )
-                .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let lock = lock_of(&row)?;
-            announce(&tx, Change::Created, &lock).await?;
-            tx.commit().await?;
-            Ok(Some(lock))
-        })
-        .await
-    }
-
-    /// All locks, oldest first.
-    pub(crate) async fn list(&self) -> Result<Vec<Lock>, StoreError> {
         let client = self.client().await?;
         self.bounded(async {
-            let rows = client
-                .query(
-                    &format!("SELECT {COLUMNS} FROM relukko_locks ORDER BY created_at, lock_name"),
-                    &[],
-                )
+            let statement = client
+                .prepare_cached(&format!(
+                    "INSERT INTO relukko_locks ({COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, now() + interval '10 minutes', now(), now()) \
+                     ON CONFLICT (lock_name) DO NOTHING RETURNING {COLUMNS}"
+                ))
                 .await?;
-            rows.iter().map(lock_of).collect()
-        })
-        .await
-    }
-
-    pub(crate) async fn get(&self, id: Uuid) -> Result<Option<Lock>, StoreError> {
-        let client = self.client().await?;
-        self.bounded(async {
             client
-                .query_opt(
-                    &format!("SELECT {COLUMNS} FROM relukko_locks WHERE id = $1"),
-                    &[&id],
-                )
+                .query_opt(&statement, &[&Uuid::new_v4(), &lock_name, &creator, &ip])
                 .await?
                 .as_ref()
                 .map(lock_of)
@@ -306,89 +297,124 @@ impl Pg {
         .await
     }
 
-    /// As `AppState::update`: `change` sees the lock and the database's now
-    /// (the row locked meanwhile); `None` if there is no such lock.
+    /// All locks, oldest first.
+    pub(crate) async fn list(&self) -> Result<Vec<Lock>, StoreError> {
+        let client = self.client().await?;
+        self.bounded(async {
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM relukko_locks ORDER BY created_at, lock_name"
+                ))
+                .await?;
+            let rows = client.query(&statement, &[]).await?;
+            rows.iter().map(lock_of).collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn get(&self, id: Uuid) -> Result<Option<Lock>, StoreError> {
+        let client = self.client().await?;
+        self.bounded(async {
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM relukko_locks WHERE id = $1"
+                ))
+                .await?;
+            client
+                .query_opt(&statement, &[&id])
+                .await?
+                .as_ref()
+                .map(lock_of)
+                .transpose()
+        })
+        .await
+    }
+
+    /// As `AppState::update`: `change` sees the lock and the database's now;
+    /// `None` if there is no such lock. The write happens only if nobody
+    /// changed the lock since it was read (its row version, `xmin`, is the
+    /// same); else it reads again and retries.
     pub(crate) async fn update<E: From<StoreError>>(
         &self,
         id: Uuid,
-        change: impl FnOnce(&Lock, OffsetDateTime) -> Result<Lock, E>,
+        change: impl Fn(&Lock, OffsetDateTime) -> Result<Lock, E>,
     ) -> Result<Option<Result<Lock, E>>, StoreError> {
-        let mut client = self.client().await?;
-        let shown = self.shown.clone();
-        let outcome =
-            tokio::time::timeout(STATEMENT_LIMIT, async {
-                let tx = client.transaction().await?;
-                let Some(row) = tx
-                    .query_opt(
-                        &format!(
-                            "SELECT {COLUMNS}, now() FROM relukko_locks WHERE id = $1 FOR UPDATE"
-                        ),
-                        &[&id],
-                    )
-                    .await?
-                else {
-                    return Ok::<_, tokio_postgres::Error>(None);
-                };
-                let stored = lock_of(&row)?;
-                let now: OffsetDateTime = row.try_get(7)?;
-                let mut changed = match change(&stored, now) {
-                    Ok(l) => l,
-                    Err(e) => return Ok(Some(Err(e))),
-                };
-                changed.updated_at = now;
-                let row = tx
-                .query_one(
-                    &format!(
-                        "UPDATE relukko_locks SET creator = $2, expires_at = $3, updated_at = $4 \
-                         WHERE id = $1 RETURNING {COLUMNS}"
-                    ),
-                    &[&id, &changed.creator, &changed.expires_at, &changed.updated_at],
-                )
+        let client = self.client().await?;
+        for _ in 0..UPDATE_TRIES {
+            let read = self
+                .bounded(async {
+                    let statement = client
+                        .prepare_cached(&format!(
+                            "SELECT {COLUMNS}, now(), xmin::text FROM relukko_locks WHERE id = $1"
+                        ))
+                        .await?;
+                    client.query_opt(&statement, &[&id]).await
+                })
                 .await?;
-                let lock = lock_of(&row)?;
-                announce(&tx, Change::Updated, &lock).await?;
-                tx.commit().await?;
-                Ok(Some(Ok(lock)))
-            })
-            .await;
-        match outcome {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(e)) => Err(unavailable(&shown, e)),
-            Err(_) => Err(unavailable(
-                &shown,
-                format!("no answer within {STATEMENT_LIMIT:?}"),
-            )),
+            let Some(row) = read else {
+                return Ok(None);
+            };
+            let (stored, now, version): (Lock, OffsetDateTime, String) = (
+                lock_of(&row).map_err(|e| unavailable(&self.shown, e))?,
+                row.try_get(7).map_err(|e| unavailable(&self.shown, e))?,
+                row.try_get(8).map_err(|e| unavailable(&self.shown, e))?,
+            );
+            let changed = match change(&stored, now) {
+                Ok(l) => l,
+                Err(e) => return Ok(Some(Err(e))),
+            };
+            let written = self
+                .bounded(async {
+                    let statement = client
+                        .prepare_cached(&format!(
+                            "UPDATE relukko_locks SET creator = $2, expires_at = $3, updated_at = $4 \
+                             WHERE id = $1 AND xmin::text = $5 RETURNING {COLUMNS}"
+                        ))
+                        .await?;
+                    client
+                        .query_opt(
+                            &statement,
+                            &[&id, &changed.creator, &changed.expires_at, &now, &version],
+                        )
+                        .await
+                })
+                .await?;
+            if let Some(row) = written {
+                return Ok(Some(Ok(
+                    lock_of(&row).map_err(|e| unavailable(&self.shown, e))?
+                )));
+            }
+            // Changed (or deleted) meanwhile: read again.
         }
+        Err(StoreError(format!(
+            "lock {id} kept changing under {UPDATE_TRIES} tries to update it; try again"
+        )))
     }
 
     /// Deletes the lock with `id`; `None` if there is none.
     pub(crate) async fn delete(&self, id: Uuid) -> Result<Option<Lock>, StoreError> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         self.bounded(async {
-            let tx = client.transaction().await?;
-            let row = tx
-                .query_opt(
-                    &format!("DELETE FROM relukko_locks WHERE id = $1 RETURNING {COLUMNS}"),
-                    &[&id],
-                )
+            let statement = client
+                .prepare_cached(&format!(
+                    "DELETE FROM relukko_locks WHERE id = $1 RETURNING {COLUMNS}"
+                ))
                 .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let lock = lock_of(&row)?;
-            announce(&tx, Change::Deleted, &lock).await?;
-            tx.commit().await?;
-            Ok(Some(lock))
+            client
+                .query_opt(&statement, &[&id])
+                .await?
+                .as_ref()
+                .map(lock_of)
+                .transpose()
         })
         .await
     }
 
     /// The clean-up pass, by the database's clock.
     pub(crate) async fn remove_expired(&self, grace: Duration) -> Result<Vec<Lock>, StoreError> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         self.bounded(async {
-            let tx = client.transaction().await?;
-            let rows = tx
+            let rows = client
                 .query(
                     &format!(
                         "DELETE FROM relukko_locks \
@@ -397,14 +423,7 @@ impl Pg {
                     &[&grace.as_secs_f64()],
                 )
                 .await?;
-            let mut removed = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let lock = lock_of(row)?;
-                announce(&tx, Change::Deleted, &lock).await?;
-                removed.push(lock);
-            }
-            tx.commit().await?;
-            Ok(removed)
+            rows.iter().map(lock_of).collect()
         })
         .await
     }
@@ -438,33 +457,6 @@ pub(crate) fn lock_of(row: &Row) -> Result<Lock, tokio_postgres::Error> {
         created_at: utc(row.try_get(5)?),
         updated_at: utc(row.try_get(6)?),
     })
-}
-
-/// Announces a change, in the transaction that makes it. The event is the
-/// one `/ws/broadcast` sends; a creator too long for a notification is cut
-/// (the lock itself keeps it whole).
-async fn announce(
-    tx: &tokio_postgres::Transaction<'_>,
-    change: Change,
-    lock: &Lock,
-) -> Result<(), tokio_postgres::Error> {
-    let mut text = event_text(change, lock);
-    if text.len() > MAX_PAYLOAD {
-        let mut short = lock.clone();
-        if let Some(creator) = &mut short.creator {
-            let over = text.len() - MAX_PAYLOAD;
-            let mut keep = creator.len().saturating_sub(over + 16);
-            while !creator.is_char_boundary(keep) {
-                keep -= 1;
-            }
-            creator.truncate(keep);
-            creator.push('…');
-        }
-        text = event_text(change, &short);
-    }
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &text])
-        .await
-        .map(drop)
 }
 
 #[cfg(test)]
