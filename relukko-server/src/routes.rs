@@ -159,6 +159,9 @@ async fn create(
     let name = body.lock_name.clone();
     #[cfg(feature = "postgres")]
     if let Some(pg) = state.postgres() {
+        for text in std::iter::once(&body.lock_name).chain(&body.creator) {
+            storable_in_postgres(text)?;
+        }
         return match pg
             .create(&body.lock_name, body.creator.as_deref(), &ip)
             .await?
@@ -172,6 +175,19 @@ async fn create(
         Err(CreateError::Taken) => Err(taken(&name)),
         Err(CreateError::Store(e)) => Err(e.into()),
     }
+}
+
+/// PostgreSQL's text cannot hold a NUL character: a `422` for the client,
+/// not a `503` that it would retry.
+#[cfg(feature = "postgres")]
+fn storable_in_postgres(text: &str) -> Result<(), ApiError> {
+    if text.contains('\0') {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a lock name or creator with a NUL character (\\u0000) cannot be stored",
+        ));
+    }
+    Ok(())
 }
 
 fn taken(name: &str) -> ApiError {
@@ -357,10 +373,12 @@ async fn change(
     if let Some(pg) = state.postgres() {
         // May run more than once (a retry after a concurrent change).
         let f = move |lock: &Lock, now| {
-            f(lock, now).map(|mut l| {
-                l.expires_at = truncate(l.expires_at);
-                l
-            })
+            let mut l = f(lock, now)?;
+            l.expires_at = truncate(l.expires_at);
+            if let Some(creator) = &l.creator {
+                storable_in_postgres(creator)?;
+            }
+            Ok(l)
         };
         return match pg.update(id, f).await? {
             Some(Ok(lock)) => Ok(Json(lock)),

@@ -128,7 +128,7 @@ async fn every_replica_pushes_every_change_and_wakes_waiters() {
         return;
     };
     let (a, b) = (replica(&pg), replica(&pg));
-    let api_a = Api::at(&base(&a), KEY);
+    let (api_a, api_b) = (Api::at(&base(&a), KEY), Api::at(&base(&b), KEY));
     let mut on_b = ws_connect(&base(&b), Some(KEY)).await.unwrap();
 
     let name = unique("pg-push");
@@ -151,6 +151,27 @@ async fn every_replica_pushes_every_change_and_wakes_waiters() {
     let (kind, pushed) = next_event_for(&mut on_b, &big).await;
     assert_eq!(kind, "created");
     assert!(pushed.creator.unwrap().len() < 8000);
+
+    // Input PostgreSQL cannot take as it is: a name of 60 kB (longer than an
+    // index entry) is stored; a NUL character is the client's error (422),
+    // never a 503 the client would retry.
+    let long = format!("{}-{}", unique("pg-long"), "n".repeat(60_000));
+    let (status, body) = api_a
+        .call(Method::POST, "/v1/locks/", Some(json!({"lock_name": long})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = api_b
+        .call(Method::POST, "/v1/locks/", Some(json!({"lock_name": long})))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the long name is taken once");
+    let (status, body) = api_a
+        .call(
+            Method::POST,
+            "/v1/locks/",
+            Some(json!({"lock_name": "nul\u{0}name"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     // A waiter on B, woken by a release through A (the push, not a poll:
     // its polls are an hour apart).

@@ -3,7 +3,7 @@
 //! history they leave and says whether a safety or liveness property broke.
 //!
 //! ```text
-//! cargo relukko-torture [--seconds N] [--seed S] [--backend local|relukko|both] [--json]
+//! cargo relukko-torture [--seconds N] [--seed S] [--backend local|relukko|both|postgres|all] [--json]
 //! ```
 //!
 //! Loopback only, bounded in time (N seconds per backend plus a few to set up
@@ -24,11 +24,12 @@ use crate::check::Figures;
 use crate::run::Backend;
 
 const USAGE: &str = "\
-cargo relukko-torture [--seconds N] [--seed S] [--backend local|relukko|both] [--json]
+cargo relukko-torture [--seconds N] [--seed S] [--backend local|relukko|both|postgres|all] [--json]
 
     --seconds N   how long to run each backend (default 120)
     --seed S      the seed of the fault schedule (default: from the clock; printed)
-    --backend B   local, relukko or both (default both)
+    --backend B   local, relukko, both (the two), postgres (two replicas of our
+                  server on a PostgreSQL cluster it starts), or all (default both)
     --json        one JSON object per backend, one per line, instead of the table
 
 Exits 1 when a safety or liveness property fails (undetected overlaps,
@@ -76,8 +77,12 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
                     "local" => vec![Backend::Local],
                     "relukko" => vec![Backend::Relukko],
                     "both" => vec![Backend::Local, Backend::Relukko],
+                    "postgres" => vec![Backend::Postgres],
+                    "all" => vec![Backend::Local, Backend::Relukko, Backend::Postgres],
                     other => {
-                        return Err(format!("--backend {other:?}: say local, relukko or both"));
+                        return Err(format!(
+                            "--backend {other:?}: say local, relukko, both, postgres or all"
+                        ));
                     }
                 };
             }
@@ -188,7 +193,7 @@ fn table(args: &Args, backend: Backend, f: &Figures) -> String {
         f.deadline_overruns,
         mark(f.deadline_overruns == 0)
     );
-    if backend == Backend::Relukko {
+    if backend.remote() {
         out += &format!("  bad requests sent     {:>6}\n", f.bad_requests_sent);
         out += &format!(
             "  server 5xx            {:>6}   {}\n",

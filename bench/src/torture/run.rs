@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use relukko_e2e::history::{self, Writer, now_ns};
+use relukko_e2e::postgres::TestPostgres;
 use relukko_e2e::proxy::{Mode, Proxy};
 use relukko_e2e::raw;
 use relukko_e2e::temp::TempDir;
@@ -74,11 +75,19 @@ const SERVER_KINDS: [&str; 8] = [
     "malformed",
 ];
 
+/// Faults of the PostgreSQL store (its backend): PostgreSQL itself
+/// restarted (a fast shutdown, as in a failover); a replica killed is the
+/// server's "restart" there, which then keeps every lock.
+const POSTGRES_KINDS: [&str; 1] = ["pg_restart"];
+
 /// Which backend a run uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Local,
     Relukko,
+    /// The Relukko backend on two replicas of our server over one
+    /// PostgreSQL, half the workers on each (each replica behind a proxy).
+    Postgres,
 }
 
 impl Backend {
@@ -86,7 +95,13 @@ impl Backend {
         match self {
             Backend::Local => "local",
             Backend::Relukko => "relukko",
+            Backend::Postgres => "postgres",
         }
+    }
+
+    /// Whether workers use a server (and so the server's faults apply).
+    pub fn remote(self) -> bool {
+        self != Backend::Local
     }
 }
 
@@ -106,6 +121,12 @@ pub fn schedule(seed: u64, backend: Backend, run: Duration) -> Vec<Planned> {
     let kinds: Vec<&'static str> = match backend {
         Backend::Local => PROCESS_KINDS.to_vec(),
         Backend::Relukko => PROCESS_KINDS.iter().chain(&SERVER_KINDS).copied().collect(),
+        Backend::Postgres => PROCESS_KINDS
+            .iter()
+            .chain(&SERVER_KINDS)
+            .chain(&POSTGRES_KINDS)
+            .copied()
+            .collect(),
     };
     // About one fault a second (so each kind fires a few times a minute),
     // leaving the workers time to make progress in between. Kinds come in
@@ -144,7 +165,7 @@ pub fn bounds(backend: Backend) -> BTreeMap<String, Duration> {
     let (kill, signal, stop) = match backend {
         // The kernel drops a dead process's file locks at once.
         Backend::Local => (SLACK, SLACK, stopped),
-        Backend::Relukko => (
+        Backend::Relukko | Backend::Postgres => (
             expiry,
             // The release within its bound, then a waiter's next look (a
             // poll, or sooner by the WebSocket) and its create.
@@ -182,37 +203,83 @@ struct Remote {
     addr: SocketAddr,
     key: String,
     proxy: Proxy,
+    /// On PostgreSQL: the database, and the second replica with its own proxy.
+    postgres: Option<(TestPostgres, TestServer, Proxy)>,
 }
 
 impl Remote {
-    fn start() -> Remote {
-        let server = TestServer::builder()
-            .grace(GRACE)
-            .cleanup_interval(CLEANUP)
-            .start();
+    fn start(backend: Backend) -> Result<Remote, String> {
+        let pg = match backend {
+            Backend::Postgres => Some(TestPostgres::start().ok_or(
+                "--backend postgres needs PostgreSQL installed (initdb; apt-get install postgresql)",
+            )?),
+            _ => None,
+        };
+        let builder = || {
+            let b = TestServer::builder().grace(GRACE).cleanup_interval(CLEANUP);
+            match &pg {
+                Some(pg) => b.postgres(pg.url()),
+                None => b,
+            }
+        };
+        let server = builder().start();
         let addr = server.addr();
         let key = server.api_key().to_owned();
         let proxy = Proxy::start(addr, Mode::Forward);
-        Remote {
+        let postgres = pg.map(|pg| {
+            let second = TestServer::builder()
+                .grace(GRACE)
+                .cleanup_interval(CLEANUP)
+                .postgres(pg.url())
+                .api_key(key.clone())
+                .start();
+            let proxy = Proxy::start(second.addr(), Mode::Forward);
+            (pg, second, proxy)
+        });
+        Ok(Remote {
             server: Some(server),
             addr,
             key,
             proxy,
-        }
+            postgres,
+        })
     }
 
-    /// Stops the server (forgetting every lock) and starts a new one on the same port.
+    /// The URL of the second replica's proxy, for half the workers.
+    fn second_url(&self) -> Option<String> {
+        self.postgres.as_ref().map(|(_, _, proxy)| proxy.base_url())
+    }
+
+    /// Stops PostgreSQL (a fast shutdown), waits `down`, starts it again.
+    fn restart_postgres(&mut self, down: Duration) -> Result<(), String> {
+        let Some((pg, _, _)) = self.postgres.as_mut() else {
+            return Ok(());
+        };
+        pg.stop();
+        std::thread::sleep(down);
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pg.start_again()));
+        started.map_err(|_| "PostgreSQL did not start again".to_owned())
+    }
+
+    /// Stops the server (forgetting every lock, unless they are in
+    /// PostgreSQL: then it is a replica killed and restarted) and starts a
+    /// new one on the same port.
     fn restart(&mut self) -> Result<(), String> {
         drop(self.server.take());
+        let url = self.postgres.as_ref().map(|(pg, _, _)| pg.url());
         for _ in 0..20 {
-            let (key, port) = (self.key.clone(), self.addr.port());
+            let (key, port, url) = (self.key.clone(), self.addr.port(), url.clone());
             let started = std::panic::catch_unwind(move || {
-                TestServer::builder()
+                let b = TestServer::builder()
                     .api_key(key)
                     .port(port)
                     .grace(GRACE)
-                    .cleanup_interval(CLEANUP)
-                    .start()
+                    .cleanup_interval(CLEANUP);
+                match url {
+                    Some(url) => b.postgres(url),
+                    None => b,
+                }
+                .start()
             });
             if let Ok(server) = started {
                 self.server = Some(server);
@@ -291,6 +358,8 @@ fn signal(pid: u32, sig: libc::c_int) {
 /// Everything one run needs and holds.
 struct Run<'a> {
     backend: Backend,
+    /// On PostgreSQL: every other worker talks to the second replica.
+    second_url: Option<String>,
     seed: u64,
     dir: &'a Path,
     history: Writer,
@@ -327,10 +396,11 @@ impl Run<'_> {
             }
         }
         let log = self.log.try_clone().map_err(|e| e.to_string())?;
-        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(url) = self.second_url.as_ref().filter(|_| self.spawned.is_multiple_of(2)) {
+            cmd.env("RELUKKO_URL", url);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         history::default_signals(&mut cmd);
         let child = cmd
             .spawn()
@@ -413,7 +483,11 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
     let history_path = dir.path().join("history");
     let history = Writer::open(&history_path).map_err(|e| format!("history: {e}"))?;
     let log = File::create(dir.path().join("workers.log")).map_err(|e| e.to_string())?;
-    let mut remote = (backend == Backend::Relukko).then(Remote::start);
+    let mut remote = match backend.remote() {
+        true => Some(Remote::start(backend)?),
+        false => None,
+    };
+    let second_url = remote.as_ref().and_then(Remote::second_url);
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let env: Vec<(String, String)> = match &remote {
         None => vec![(
@@ -435,6 +509,7 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
     let end = start + run_for;
     let mut run = Run {
         backend,
+        second_url,
         seed,
         dir: dir.path(),
         history,
@@ -586,6 +661,14 @@ pub fn run(backend: Backend, seed: u64, run_for: Duration) -> Result<Figures, St
                         "restart" => {
                             run.history.line(0, "window", "restart begin");
                             let restarted = r.restart();
+                            run.history.line(0, "window", "restart end");
+                            result = restarted;
+                        }
+                        // An outage of the database: the checker counts it
+                        // as a restart window (5xx inside it are expected).
+                        "pg_restart" => {
+                            run.history.line(0, "window", "restart begin");
+                            let restarted = r.restart_postgres(f.lasts);
                             run.history.line(0, "window", "restart end");
                             result = restarted;
                         }

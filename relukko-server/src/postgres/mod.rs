@@ -4,7 +4,8 @@
 //! PostgreSQL is the one source of truth: every request is a statement on
 //! it, so whatever replica answers sees what any other one did. The rules of
 //! the protocol map onto it this way:
-//! - **One holder per name**: a `UNIQUE` constraint on `lock_name`; a create
+//! - **One holder per name**: a `UNIQUE` constraint on the name (its
+//!   SHA-256, so names of any length fit an index entry); a create
 //!   is `INSERT ... ON CONFLICT DO NOTHING`, never a check-then-insert, so of
 //!   any number of replicas racing for a name exactly one row goes in.
 //! - **One clock**: every time (created, updated, expires, the clean-up's
@@ -56,9 +57,12 @@ const STATEMENT_LIMIT: Duration = Duration::from_secs(10);
 const UPDATE_TRIES: usize = 8;
 /// Every migration, in order; the schema's version is how many have run.
 const MIGRATIONS: &[&str] = &[
+    // Names are unique by their SHA-256: a B-tree index entry cannot hold a
+    // name of kilobytes, and the protocol sets no limit below the body's.
     "CREATE TABLE relukko_locks (
         id uuid PRIMARY KEY,
-        lock_name text NOT NULL UNIQUE,
+        lock_name text NOT NULL,
+        name_key bytea GENERATED ALWAYS AS (sha256(lock_name::bytea)) STORED UNIQUE,
         creator text,
         ip text,
         expires_at timestamptz NOT NULL,
@@ -67,22 +71,29 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX relukko_locks_expires_at ON relukko_locks (expires_at);",
     // Every change announced by the database itself, in its transaction:
-    // whichever replica (or clean-up, or operator's SQL) made it. Long names
-    // and creators are cut to keep under NOTIFY's 8000 bytes; the row keeps
-    // them whole.
+    // whichever replica (or clean-up, or operator's SQL) made it. A name or
+    // creator too long for NOTIFY's 8000 bytes is cut in the announcement;
+    // the row keeps it whole.
     "CREATE FUNCTION relukko_announce() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         r relukko_locks;
         kind text;
+        payload text;
+        cut integer := 2147483647;
     BEGIN
         IF TG_OP = 'DELETE' THEN r := OLD; kind := 'deleted';
         ELSIF TG_OP = 'INSERT' THEN r := NEW; kind := 'created';
         ELSE r := NEW; kind := 'updated';
         END IF;
-        PERFORM pg_notify('relukko_changes', json_build_object(kind, json_build_object(
-            'id', r.id, 'lock_name', left(r.lock_name, 2500), 'creator', left(r.creator, 2500),
-            'ip', r.ip, 'expires_at', r.expires_at, 'created_at', r.created_at,
-            'updated_at', r.updated_at))::text);
+        LOOP
+            payload := json_build_object(kind, json_build_object(
+                'id', r.id, 'lock_name', left(r.lock_name, cut), 'creator', left(r.creator, cut),
+                'ip', r.ip, 'expires_at', r.expires_at, 'created_at', r.created_at,
+                'updated_at', r.updated_at))::text;
+            EXIT WHEN octet_length(payload) < 7900;
+            cut := 800;
+        END LOOP;
+        PERFORM pg_notify('relukko_changes', payload);
         RETURN NULL;
     END $$;
     CREATE TRIGGER relukko_announce AFTER INSERT OR UPDATE OR DELETE ON relukko_locks
@@ -109,6 +120,15 @@ impl std::fmt::Debug for Pg {
 
 fn unavailable(shown: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError(format!("the database {shown} is unavailable: {e}"))
+}
+
+/// A driver error with what PostgreSQL said, if it said something
+/// (`tokio_postgres::Error` alone shows only "db error").
+fn said(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{e}: {}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 /// A client for TLS as the URL's `sslmode` asks: none for `disable`, rustls
@@ -215,7 +235,7 @@ impl Pg {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(STATEMENT_LIMIT, f).await {
             Ok(Ok(t)) => Ok(t),
-            Ok(Err(e)) => Err(unavailable(&self.shown, e)),
+            Ok(Err(e)) => Err(unavailable(&self.shown, said(&e))),
             Err(_) => Err(unavailable(
                 &self.shown,
                 format!("no answer within {STATEMENT_LIMIT:?}"),
@@ -284,7 +304,7 @@ impl Pg {
                 .prepare_cached(&format!(
                     "INSERT INTO relukko_locks ({COLUMNS}) \
                      VALUES ($1, $2, $3, $4, now() + interval '10 minutes', now(), now()) \
-                     ON CONFLICT (lock_name) DO NOTHING RETURNING {COLUMNS}"
+                     ON CONFLICT (name_key) DO NOTHING RETURNING {COLUMNS}"
                 ))
                 .await?;
             client
