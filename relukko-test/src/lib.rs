@@ -309,7 +309,7 @@ mod test_support;
 pub mod __private {
     pub use crate::lease::Lease;
     pub use crate::runner::{
-        Spec, run_async, run_async_should_panic, run_sync, run_sync_should_panic,
+        Failure, Spec, fail, run_async, run_async_should_panic, run_sync, run_sync_should_panic,
     };
 }
 
