@@ -264,7 +264,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn without_user_variables_the_creator_names_the_account() {
-        const CHILD: &str = "RELUKKO_TEST_CREATOR_CHILD";
+        const CHILD: &str = "CREATOR_TEST_CHILD_OF_RELUKKO";
         if std::env::var_os(CHILD).is_some() {
             println!("creator=[{}]", for_test(None));
             return;
