@@ -384,6 +384,13 @@ fn server_down_fails_clearly_and_never_falls_back_to_local() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("could not lock e2e-plain"), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    // Nothing listens on a port of this machine: said at once, with what to check.
+    assert!(
+        text.contains("not retried: nothing listens on that port of this machine")
+            && text.contains("relukko health")
+            && text.contains("HTTPS_PROXY"),
+        "{text}"
+    );
     assert_eq!(
         history.summary().entries,
         0,
