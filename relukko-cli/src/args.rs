@@ -181,6 +181,84 @@ pub(crate) struct ReleaseArgs {
     pub(crate) yes: bool,
 }
 
+/// Parses the command line; `relukko run` without `--` (a common slip:
+/// `relukko run rig sleep 1`) says where the command goes instead of clap's
+/// bare "required arguments were not provided".
+pub(crate) fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    Cli::try_parse_from(&args).map_err(|e| match missing_dashes(&args, &e) {
+        Some(message) => {
+            use clap::CommandFactory;
+            let mut cli = Cli::command();
+            cli.build();
+            let run = cli.find_subcommand_mut("run").expect("run is a command");
+            run.error(clap::error::ErrorKind::MissingRequiredArgument, message)
+        }
+        None => e,
+    })
+}
+
+/// The flags of `run` that take a value (the next word, unless `--flag=v`).
+const RUN_VALUE_FLAGS: [&str; 5] = [
+    "--timeout",
+    "--lease",
+    "--creator",
+    "--on-lost",
+    "--kill-after",
+];
+
+/// For `relukko run` with no `--`, the message naming the fix, with the
+/// user's own line corrected: `--` after the first name (the rest of the
+/// words are most likely the command).
+fn missing_dashes(args: &[OsString], e: &clap::Error) -> Option<String> {
+    if e.kind() != clap::error::ErrorKind::MissingRequiredArgument {
+        return None;
+    }
+    let words: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let at = words.iter().position(|w| w == "run")?;
+    if words.iter().any(|w| w == "--") {
+        return None;
+    }
+    let mut fixed: Vec<String> = words[at..=at].to_vec();
+    let mut names = 0;
+    let mut rest = words[at + 1..].iter();
+    while let Some(w) = rest.next() {
+        if w.starts_with('-') {
+            fixed.push(w.clone());
+            if RUN_VALUE_FLAGS.contains(&w.as_str()) {
+                fixed.extend(rest.next().cloned());
+            }
+            continue;
+        }
+        if names == 1 {
+            fixed.push("--".to_owned());
+        }
+        names += 1;
+        fixed.push(w.clone());
+    }
+    let example = match names {
+        // A pool's names cannot be told from the command's words.
+        _ if words.iter().any(|w| w == "--any-of") => {
+            "relukko run --any-of NAME... -- CMD...".to_owned()
+        }
+        0 => "relukko run NAME -- CMD...".to_owned(),
+        1 => format!("relukko {} -- CMD...", fixed.join(" ")),
+        _ => format!("relukko {}", fixed.join(" ")),
+    };
+    Some(format!(
+        "no command to run: the command goes after `--`, as in\n\n    {example}\n\n\
+         (every word before `--` is a NAME to lock)"
+    ))
+}
+
 /// A duration flag, read like the library's duration settings.
 fn duration(v: &str) -> Result<Duration, String> {
     relukko_protocol::vars::parse_duration(v)
@@ -232,5 +310,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("CMD"), "{err}");
+    }
+
+    #[test]
+    fn a_run_without_dashes_shows_the_line_with_them() {
+        let err = |args: &[&str]| parse_from(args).unwrap_err().to_string();
+        let e = err(&["relukko", "run", "x", "sleep", "1"]);
+        assert!(e.contains("relukko run x -- sleep 1"), "{e}");
+        let e = err(&["relukko", "run", "--timeout", "5m", "x", "sleep", "1"]);
+        assert!(e.contains("relukko run --timeout 5m x -- sleep 1"), "{e}");
+        let e = err(&["relukko", "run", "--any-of", "a", "b", "sleep", "1"]);
+        assert!(e.contains("relukko run --any-of NAME... -- CMD..."), "{e}");
+        assert!(e.contains("Usage: relukko run"), "{e}");
+        let e = err(&["relukko", "run", "x"]);
+        assert!(e.contains("relukko run x -- CMD..."), "{e}");
+        // Other mistakes keep clap's own message.
+        let e = err(&["relukko", "run", "--", "true"]);
+        assert!(e.contains("<NAME>"), "{e}");
+        assert!(!e.contains("goes after"), "{e}");
     }
 }

@@ -55,10 +55,11 @@ impl Entry {
     }
 
     fn local(h: &Holding, prefix: &str) -> Entry {
-        let who = h
-            .creator
-            .clone()
-            .unwrap_or_else(|| "an unknown holder".into());
+        let who = h.creator.clone().unwrap_or_else(|| {
+            "a holder whose lock file holds no record (still being written, or a process \
+                 that locks the file without writing one)"
+                .into()
+        });
         Entry {
             name: strip(&h.lock_name, prefix),
             lock_name: h.lock_name.clone(),

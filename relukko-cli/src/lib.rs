@@ -16,13 +16,11 @@ mod signals;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use exit::{code, say};
 
 /// Entry point of the `relukko` binary. Exit codes: see `relukko --help`.
 pub fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    let cli = match args::parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             let usage = e.use_stderr();

@@ -197,16 +197,53 @@ fn exit_code(status: ExitStatus) -> u8 {
 }
 
 /// A command line for messages.
+/// The command as a POSIX shell would take it back: each word quoted when
+/// it needs to be (`sh -c 'sleep 5'`).
 fn shown(cmd: &[std::ffi::OsString]) -> String {
     cmd.iter()
-        .map(|a| a.to_string_lossy())
+        .map(|a| shell_quoted(&a.to_string_lossy()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One word quoted for a POSIX shell: as it is if it holds only characters
+/// no shell treats specially, else in single quotes (a `'` inside becomes
+/// `'\''`).
+fn shell_quoted(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-+=:,./@%^".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_is_shown_quoted_as_a_shell_takes_it() {
+        let shown_of = |words: &[&str]| {
+            shown(
+                &words
+                    .iter()
+                    .map(std::ffi::OsString::from)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(shown_of(&["sh", "-c", "sleep 5"]), "sh -c 'sleep 5'");
+        assert_eq!(
+            shown_of(&["./flash.sh", "--target=rig-1"]),
+            "./flash.sh --target=rig-1"
+        );
+        assert_eq!(shown_of(&["echo", ""]), "echo ''");
+        assert_eq!(shown_of(&["echo", "it's"]), r"echo 'it'\''s'");
+        assert_eq!(
+            shown_of(&["echo", "$HOME", "a*", "~"]),
+            "echo '$HOME' 'a*' '~'"
+        );
+    }
 
     #[test]
     fn statuses_pass_through_and_signals_are_128_plus_n() {

@@ -6,7 +6,8 @@
 //!         move |lease: ::relukko::__private::Lease| -> R { <body> })
 //! }
 //! ```
-//! `async fn` awaits `run_async(&Spec { .. }, move |lease| async move { <body> })`.
+//! `async fn` awaits `run_async(&Spec { .. }, move |lease| async move { <body> })`
+//! and fails with `__private::fail` on its error, at the attribute's span.
 //! The body stays a block of its own, so `return` and `?` inside it keep
 //! working. All logic lives in the runtime; this stays small.
 
@@ -126,8 +127,14 @@ fn generate(config: &Config, func: &ItemFn, lease: Option<LeaseParam>) -> TokenS
     // inert attributes on both sides to an attribute macro.
     let should_panic = func.attrs.iter().any(signature::is_should_panic);
     let call = match (func.sig.asyncness.is_some(), should_panic) {
+        // A failure is returned, and fails the test here, in its own body:
+        // the panic's location is the `#[locked]` attribute's span, where
+        // one in the runtime's async code would point into the library.
         (true, false) => quote! {
-            #krate::__private::run_async(&#spec, move |#param| async move #body).await
+            match #krate::__private::run_async(&#spec, move |#param| async move #body).await {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(failure) => #krate::__private::fail(failure),
+            }
         },
         (true, true) => quote! {
             #krate::__private::run_async_should_panic(&#spec, move |#param| async move #body).await

@@ -107,7 +107,7 @@ fn async_keeps_tokio_test_and_awaits() {
     let expected = quote! {
         #[tokio::test]
         async fn t() -> std::io::Result<()> {
-            ::relukko::__private::run_async(
+            match ::relukko::__private::run_async(
                 &::relukko::__private::Spec {
                     names: &["rig"],
                     any_of: false,
@@ -117,7 +117,10 @@ fn async_keeps_tokio_test_and_awaits() {
                     test: ::core::concat!(::core::module_path!(), "::", "t"),
                 },
                 move |#[allow(unused)] lease: Lease| async move { Ok(()) }
-            ).await
+            ).await {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(failure) => ::relukko::__private::fail(failure),
+            }
         }
     };
     assert_eq!(out, expected.to_string());

@@ -37,7 +37,9 @@ mod signature;
 /// with several plain names it is a compile error. With `#[test]`, put
 /// `#[locked]` above it then: placed below, `#[test]` expands first and
 /// rejects the parameter ("functions used as tests can not have any
-/// arguments"). `#[tokio::test]` may go on either side.
+/// arguments"), and `#[locked]` sees a bare function (it names the fix only
+/// when a `#[should_panic]` or `#[ignore]` is left below it without a
+/// `#[test]`). `#[tokio::test]` may go on either side.
 ///
 /// Works on sync and `async fn`, with `#[tokio::test]` above or below it,
 /// with `#[should_panic]`, `#[ignore]`, tests returning `Result`, and

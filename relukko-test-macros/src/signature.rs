@@ -98,7 +98,39 @@ pub(crate) fn find_lease(
             return Err(not_a_lease(typed));
         }
     }
+    if found.is_some()
+        && let Some(attr) = left_by_a_test_above(attrs)
+    {
+        return Err(syn::Error::new_spanned(
+            attr,
+            format!(
+                "`#[{}]` is below `#[locked]` but no `#[test]` is: with `#[test]` above \
+                 `#[locked]`, `#[test]` runs first and rejects the `Lease` parameter (rustc: \
+                 \"functions used as tests can not have any arguments\"); put `#[locked]` \
+                 above `#[test]`",
+                pretty(attr.path())
+            ),
+        ));
+    }
     Ok(found)
+}
+
+/// `#[should_panic]` or `#[ignore]` with no test attribute beside it and
+/// nothing that could make the function a test: the trace a `#[test]`
+/// written above `#[locked]` leaves, since it expands first and takes
+/// itself off the function (`#[locked]` then sees a bare `fn`; without such
+/// a trace that order cannot be told from a helper function).
+fn left_by_a_test_above(attrs: &[Attribute]) -> Option<&Attribute> {
+    let last = |a: &Attribute| a.path().segments.last().map(|s| s.ident.to_string());
+    let passive = attrs
+        .iter()
+        .all(|a| last(a).is_some_and(|name| name != "test" && PASSIVE.contains(&name.as_str())));
+    if !passive {
+        return None;
+    }
+    attrs
+        .iter()
+        .find(|a| matches!(last(a).as_deref(), Some("should_panic" | "ignore")))
 }
 
 fn not_a_lease(typed: &PatType) -> syn::Error {

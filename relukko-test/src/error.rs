@@ -82,8 +82,14 @@ pub enum Error {
         body: String,
     },
 
-    /// The request could not be sent or its answer not received.
-    #[error("cannot reach {url}: {source}")]
+    /// The request could not be sent or its answer not received. Retried,
+    /// unless it cannot change: connection refused on a loopback address, a
+    /// host name that does not resolve.
+    #[error(
+        "cannot reach {url}: {source}; check that the server runs there (`relukko health` \
+         tries it), the server URL (RELUKKO_URL), and a proxy setting (HTTPS_PROXY, \
+         HTTP_PROXY, NO_PROXY)"
+    )]
     Transport {
         /// The request URL, without secrets.
         url: String,

@@ -23,8 +23,8 @@
 //!
 //! ```
 //! # use relukko::locked as test; // doc tests drop #[test] fns; this keeps the example compiled
-//! #[test]
 //! #[relukko::locked("hil-rig-3", timeout = "10m")]
+//! #[test]
 //! fn flashes_firmware() {
 //!     // Only one test anywhere holds hil-rig-3 now.
 //! }
@@ -37,9 +37,10 @@
 //! `lease`, `creator` and `crate`. It works with `#[tokio::test]`,
 //! `#[should_panic]`, `#[ignore]`, tests returning `Result`, and `rstest`.
 //!
-//! **A test with a `Lease` parameter: put `#[locked]` above `#[test]`.** Below
-//! it, `#[test]` expands first and rejects the parameter (rustc: "functions used
-//! as tests can not have any arguments").
+//! **Put `#[locked]` above `#[test]`.** A test with a `Lease` parameter needs
+//! that order: below it, `#[test]` expands first and rejects the parameter
+//! (rustc: "functions used as tests can not have any arguments"), before
+//! `#[locked]` can see the order or say so.
 //!
 //! The manual of the attribute, with an example of every form and option and
 //! what happens when a test panics, times out, loses its lock or is stopped by a
@@ -319,7 +320,7 @@ mod test_support;
 pub mod __private {
     pub use crate::lease::Lease;
     pub use crate::runner::{
-        Spec, run_async, run_async_should_panic, run_sync, run_sync_should_panic,
+        Failure, Spec, fail, run_async, run_async_should_panic, run_sync, run_sync_should_panic,
     };
 }
 
@@ -362,18 +363,22 @@ pub use relukko_protocol::{Lock, format_timestamp};
 /// # use relukko::locked as test; // doc tests drop #[test] fns; this keeps the examples compiled
 /// use relukko::locked;
 ///
-/// #[test]
 /// #[locked("hil-rig-3")]
+/// #[test]
 /// fn flashes_firmware() {
 ///     // hil-rig-3 is yours from here until the end of the body.
 /// }
 /// ```
 ///
-/// **A test with a [`Lease`] parameter: put `#[locked]` above `#[test]`.**
-/// Written below it, `#[test]` expands first and rejects the parameter:
-/// rustc says "functions used as tests can not have any arguments". Without a
-/// parameter either order works; `#[tokio::test]` works on either side even with
-/// one (tokio keeps the parameter and puts its test attribute last).
+/// **Put `#[locked]` above `#[test]`.** A test with a [`Lease`] parameter
+/// needs that order: written below it, `#[test]` expands first and rejects
+/// the parameter, and rustc says only "functions used as tests can not have
+/// any arguments". `#[locked]` runs after that and sees a bare function, so
+/// it cannot tell that order from a helper function; only when a
+/// `#[should_panic]` or `#[ignore]` is left below it without a `#[test]` does
+/// it say "put `#[locked]` above `#[test]`". Without a parameter either order
+/// works; `#[tokio::test]` works on either side even with one (tokio keeps
+/// the parameter and puts its test attribute last).
 ///
 /// # Forms
 ///

@@ -31,8 +31,10 @@ pub struct Spec {
 }
 
 /// Why a locked test must fail although its body may have done what it
-/// should: the lock was never held, or was lost while the body ran.
-struct Failure(String);
+/// should: the lock was never held, or was lost while the body ran. An async
+/// test's expansion fails with it through [`fail`].
+#[derive(Debug)]
+pub struct Failure(String);
 
 impl Spec {
     fn options(&self) -> LockOptions {
@@ -129,9 +131,10 @@ impl Spec {
 }
 
 /// Fails an ordinary test: panics with the failure (at the caller's
-/// location, the test's `#[locked]` attribute).
+/// location, the test's `#[locked]` attribute: an async test's expansion
+/// calls it from the test's own body, where the attribute's span is).
 #[track_caller]
-fn fail(f: Failure) -> ! {
+pub fn fail(f: Failure) -> ! {
     panic!("{}", f.0)
 }
 
@@ -196,21 +199,16 @@ fn locked_sync<R>(
 
 /// Holds the resources of `spec` around an asynchronous body.
 ///
-/// Not an `async fn`: `#[track_caller]` does not reach into async bodies, so
-/// the caller's location (the test's `#[locked]` attribute) is taken here and
-/// named in the messages of the returned future's panics.
-#[track_caller]
-pub fn run_async<R, Fut>(spec: &Spec, body: impl FnOnce(Lease) -> Fut) -> impl Future<Output = R>
+/// A failure to lock, or a lost lock, is returned: `#[track_caller]` does
+/// not reach into async bodies, so a panic here would point into this file.
+/// The expansion fails the test with [`fail`], called in the test's own
+/// body at the span of its `#[locked]` attribute: the harness shows the
+/// test's line.
+pub async fn run_async<R, Fut>(spec: &Spec, body: impl FnOnce(Lease) -> Fut) -> Result<R, Failure>
 where
     Fut: Future<Output = R>,
 {
-    let at = Location::caller();
-    async move {
-        match locked_async(spec, body, at, false).await {
-            Ok(r) => r,
-            Err(f) => fail(f),
-        }
-    }
+    locked_async(spec, body, None, false).await
 }
 
 /// [`run_async`] for a `#[should_panic]` test: a locking failure fails it
@@ -225,7 +223,7 @@ where
 {
     let at = Location::caller();
     async move {
-        if let Err(f) = locked_async(spec, body, at, true).await {
+        if let Err(f) = locked_async(spec, body, Some(at), true).await {
             fail_without_panic(f);
         }
     }
@@ -234,7 +232,7 @@ where
 async fn locked_async<R, Fut>(
     spec: &Spec,
     body: impl FnOnce(Lease) -> Fut,
-    at: &Location<'_>,
+    at: Option<&Location<'_>>,
     should_panic: bool,
 ) -> Result<R, Failure>
 where
@@ -244,7 +242,7 @@ where
         Ok(l) => l.lock(spec.options()).await.map(|lease| (l, lease)),
         Err(e) => Err(e),
     };
-    let (locker, lease) = locked.map_err(|e| spec.cannot_lock(e, Some(at)))?;
+    let (locker, lease) = locked.map_err(|e| spec.cannot_lock(e, at))?;
     let body_lease = lease.clone();
     // A fixture of this test locking the same resource fails at once.
     let held = locker.holding(spec.test, &lease);
@@ -254,7 +252,7 @@ where
     )
     .await;
     let finish = lease.finish().await;
-    spec.after(finish, result, Some(at), should_panic)
+    spec.after(finish, result, at, should_panic)
 }
 
 #[cfg(test)]

@@ -246,3 +246,52 @@ async fn the_watcher_stops_with_the_last_clone() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Refused on a loopback address cannot change with a retry (nothing
+/// listens on that port of this machine): the call fails at once, with the
+/// default retries, and says what to check. It once spent 6 s retrying.
+#[tokio::test]
+async fn a_closed_loopback_port_fails_at_once_saying_what_to_check() {
+    let port = closed_port();
+    let c = Client::builder(format!("http://127.0.0.1:{port}"))
+        .api_key("k")
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let e = bounded(c.acquire(&unique("closed"), AcquireOptions::new().timeout(BOUND)))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    let text = e.to_string();
+    assert!(took < Duration::from_secs(3), "took {took:?}: {text}");
+    assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+    for advice in [
+        &format!("http://127.0.0.1:{port}/v1/locks/"),
+        "not retried: nothing listens on that port of this machine",
+        "relukko health",
+        "RELUKKO_URL",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+    ] {
+        assert!(text.contains(advice), "{advice:?} missing: {text}");
+    }
+}
+
+/// A 503 can change: it is still retried (up to the policy's tries).
+#[tokio::test]
+async fn a_503_is_still_retried() {
+    let stub = Proxy::stub(503, r#"{"status":503,"message":"starting"}"#);
+    let c = Client::builder(stub.base_url())
+        .api_key("k")
+        .retry(
+            RetryPolicy::default()
+                .first_delay(Duration::from_millis(10))
+                .max_delay(Duration::from_millis(10))
+                .max_tries(3),
+        )
+        .build()
+        .unwrap();
+    let e = bounded(c.list()).await.unwrap_err();
+    assert!(matches!(e, Error::Server { status: 503, .. }), "{e:?}");
+    assert_eq!(stub.replied(), 3, "every try was made: {e}");
+}

@@ -181,3 +181,27 @@ fn health_says_what_is_wrong() {
     let out = output(relukko(&Backend::local(), &["health"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// A lock file held but with no record yet (its holder has not written it,
+/// or locks the file without writing one): the holder is not "unknown", the
+/// line says why it has no name.
+#[test]
+fn a_held_lock_file_without_a_record_says_why_it_names_no_holder() {
+    let backend = Backend::local();
+    let Backend::Local(dir) = &backend else {
+        unreachable!()
+    };
+    let path = dir.path().join("cli-silent-0123456789abcdef.lock");
+    let file = std::fs::File::create(&path).unwrap();
+    file.lock().unwrap();
+    let list = output(relukko(&backend, &["list", "--json"]));
+    assert!(list.status.success(), "{}", text(&list));
+    let entries: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let holder = entries[0]["holder"].as_str().unwrap_or_default();
+    assert!(
+        holder.starts_with("a holder whose lock file holds no record"),
+        "{}",
+        text(&list)
+    );
+    drop(file);
+}

@@ -387,3 +387,31 @@ impl TapArgs for Command {
         self
     }
 }
+
+#[test]
+fn a_run_without_dashes_shows_where_the_command_goes() {
+    let out = output(relukko(
+        &Backend::local(),
+        &["run", "cli-dashes", "sleep", "1"],
+    ));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("relukko run cli-dashes -- sleep 1"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn the_running_line_quotes_the_command_as_a_shell_would() {
+    let out = output(relukko(
+        &Backend::local(),
+        &["run", "cli-quoting", "--", "sh", "-c", "exit 0"],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("running sh -c 'exit 0'"),
+        "{}",
+        text(&out)
+    );
+}

@@ -101,11 +101,7 @@ impl Remote {
                     if !gate.due(std::time::Instant::now()) {
                         return;
                     }
-                    let holder = p
-                        .holder
-                        .as_ref()
-                        .map_or_else(|| "an unknown holder".to_owned(), report::holder);
-                    gate.print(&p.resource, &holder);
+                    gate.print(&p.resource, &p.holder_text());
                 });
             let lock = self.client.acquire(name, opts).await.map_err(rounded)?;
             return Ok((0, self.held(lock, wait.lease).await));

@@ -34,6 +34,51 @@ pub struct WaitProgress {
     pub waited: Duration,
     /// Who holds it, if the server said (the lookup may fail or race a release).
     pub holder: Option<Lock>,
+    /// Why `holder` is `None`: what the lookup met instead.
+    pub(crate) unnamed: Option<Unnamed>,
+}
+
+impl WaitProgress {
+    /// Who holds the resource, as a waiting line says it: the holder, or
+    /// why the server did not name one.
+    pub(crate) fn holder_text(&self) -> String {
+        match (&self.holder, &self.unnamed) {
+            (Some(lock), _) => report::holder(lock),
+            (None, Some(why)) => why.to_string(),
+            (None, None) => Unnamed::Gone.to_string(),
+        }
+    }
+}
+
+/// Why a waiter could not name the holder of the lock it waits for.
+#[derive(Debug, Clone)]
+pub(crate) enum Unnamed {
+    /// The server's list of locks did not come within the lookup's bound.
+    Slow(Duration),
+    /// Listing the locks failed.
+    Failed(String),
+    /// The list holds no lock of that name: released since the last try.
+    Gone,
+}
+
+impl std::fmt::Display for Unnamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unnamed::Slow(bound) => write!(
+                f,
+                "a holder the server did not name within {} (its list of locks was slow)",
+                report::duration(*bound)
+            ),
+            Unnamed::Failed(e) => write!(
+                f,
+                "a holder the server did not name (listing its locks failed: {e})"
+            ),
+            Unnamed::Gone => f.write_str(
+                "a holder that has just released it (the server lists it no more; the next \
+                 try may get it)",
+            ),
+        }
+    }
 }
 
 /// How [`Client::acquire`] waits.
@@ -197,11 +242,18 @@ impl Waiter {
     /// and at the deadline it must not stretch the wait by a whole request
     /// timeout (the torture saw a 15 s wait end after 17.2 s).
     async fn holder(&self, inner: &Shared) -> Option<Lock> {
+        self.holder_or_why(inner).await.ok()
+    }
+
+    /// [`Waiter::holder`], or why there is none to name.
+    async fn holder_or_why(&self, inner: &Shared) -> std::result::Result<Lock, Unnamed> {
         let bound = inner.options.request_timeout.min(HOLDER_LOOKUP);
-        tokio::time::timeout(bound, inner.holder_of(&self.name))
-            .await
-            .ok()?
-            .ok()?
+        match tokio::time::timeout(bound, inner.holder_of(&self.name)).await {
+            Err(_) => Err(Unnamed::Slow(bound)),
+            Ok(Err(e)) => Err(Unnamed::Failed(e.to_string())),
+            Ok(Ok(None)) => Err(Unnamed::Gone),
+            Ok(Ok(Some(lock))) => Ok(lock),
+        }
     }
 
     /// Reports progress if asked to; with a healthy link, no push means
@@ -210,21 +262,26 @@ impl Waiter {
         &self,
         inner: &Shared,
         healthy: bool,
-        known_holder: &mut Option<Option<Lock>>,
+        known_holder: &mut Option<std::result::Result<Lock, Unnamed>>,
         next_progress: &mut Instant,
     ) {
         let Some(report) = &self.opts.on_progress else {
             return;
         };
         let holder = match known_holder.take() {
-            Some(h) if healthy => h,
-            _ => self.holder(inner).await,
+            Some(Ok(h)) if healthy => Ok(h),
+            _ => self.holder_or_why(inner).await,
         };
         *known_holder = Some(holder.clone());
+        let (holder, unnamed) = match holder {
+            Ok(lock) => (Some(lock), None),
+            Err(why) => (None, Some(why)),
+        };
         report(&WaitProgress {
             resource: self.name.clone(),
             waited: self.started.elapsed(),
             holder,
+            unnamed,
         });
         *next_progress = Instant::now() + self.opts.progress_every;
     }
@@ -264,7 +321,7 @@ impl Waiter {
         }
         // The holder, as last looked up; forgotten on every push (it may
         // have changed) and whenever the link is not healthy.
-        let mut known_holder: Option<Option<Lock>> = None;
+        let mut known_holder: Option<std::result::Result<Lock, Unnamed>> = None;
         // When a pushed deletion woke this waiter, to learn what a handoff
         // costs and whether it lost a race.
         let mut woken: Option<Instant> = None;
@@ -408,6 +465,34 @@ pub(super) async fn acquire(client: &Client, name: &str, opts: AcquireOptions) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A waiting line never says "an unknown holder": it names the holder,
+    /// or says why the server did not.
+    #[test]
+    fn an_unnamed_holder_says_why() {
+        let progress = |unnamed| WaitProgress {
+            resource: "rig".into(),
+            waited: Duration::from_secs(2),
+            holder: None,
+            unnamed,
+        };
+        for (unnamed, says) in [
+            (
+                Some(Unnamed::Slow(Duration::from_millis(500))),
+                "did not name within 500ms",
+            ),
+            (
+                Some(Unnamed::Failed("server error (HTTP 503)".into())),
+                "listing its locks failed: server error (HTTP 503)",
+            ),
+            (Some(Unnamed::Gone), "has just released it"),
+            (None, "has just released it"),
+        ] {
+            let text = progress(unnamed).holder_text();
+            assert!(text.contains(says), "{text}");
+            assert!(!text.contains("unknown"), "{text}");
+        }
+    }
 
     #[test]
     fn options_debug_and_defaults() {

@@ -202,8 +202,9 @@ impl Shared {
 impl Client {
     /// Waits until the lock `name` is ours, or `opts`' timeout passes
     /// ([`Error::WaitTimeout`] naming the holder). Transport errors and 5xx
-    /// answers are retried within the deadline; an error that outlasts the
-    /// retries is returned as it is (e.g. [`Error::Transport`] naming the URL).
+    /// answers are retried within the deadline (see [`RetryPolicy`](super::RetryPolicy)
+    /// for what is not); an error that outlasts the retries is returned as it
+    /// is (e.g. [`Error::Transport`] naming the URL).
     ///
     /// Dropping the future mid-wait leaves no lock behind.
     pub async fn acquire(&self, name: &str, opts: AcquireOptions) -> Result<Lock> {

@@ -38,13 +38,69 @@ impl std::fmt::Display for Cause {
 
 impl std::error::Error for Cause {}
 
+/// A transport failure that no retry can change, said so after its cause:
+/// nothing listens on a port of this very machine, or the host name does
+/// not resolve. Failed at once, where a retry budget would spend seconds.
+#[derive(Debug)]
+pub(crate) struct Lasting(pub(crate) String);
+
+impl std::fmt::Display for Lasting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Lasting {}
+
 /// Worth another try: the answer may come next time.
 pub(crate) fn is_transient(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Transport { .. } | Error::Timeout { .. } | Error::Server { .. }
-    )
+    match e {
+        Error::Transport { source, .. } => !source.is::<Lasting>(),
+        Error::Timeout { .. } | Error::Server { .. } => true,
+        _ => false,
+    }
 }
+
+/// Why a failed connection to `url` cannot change with a retry, if it
+/// cannot: refused on a loopback address (nothing listens on that port of
+/// this machine; a server starting up is the one case it would, and a
+/// server under test is started before its tests lock), or a host name that
+/// does not exist. Refused elsewhere (a server restarting behind a load
+/// balancer), resets, timeouts and a DNS server that did not answer are
+/// worth retrying.
+fn lasting(url: &str, e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let mut cur = Some(e);
+    while let Some(s) = cur {
+        if loopback
+            && s.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return Some("nothing listens on that port of this machine");
+        }
+        let text = s.to_string();
+        if NO_SUCH_HOST.iter().any(|m| text.contains(m)) {
+            return Some("the host name does not resolve");
+        }
+        cur = s.source();
+    }
+    None
+}
+
+/// How getaddrinfo says a name does not exist (glibc, musl, macOS), as
+/// opposed to "Temporary failure in name resolution", worth a retry.
+const NO_SUCH_HOST: [&str; 3] = [
+    "Name or service not known",
+    "No address associated with hostname",
+    "nodename nor servname provided",
+];
 
 /// A URL without userinfo (`http://user:pw@host` becomes `http://host`).
 pub(crate) fn strip_userinfo(url: &str) -> String {
@@ -150,6 +206,7 @@ impl Shared {
         let fail = |e: reqwest::Error| {
             let timed_out = e.is_timeout();
             let off_origin = super::redirect::refused(&e);
+            let lasting = lasting(&url, &e);
             let cause = crate::error::chain(&e.without_url());
             tracing::debug!(target: "relukko::client", %what, url = %shown, error = %cause, "request failed");
             if let Some((from, to)) = off_origin {
@@ -161,6 +218,11 @@ impl Shared {
                     what: what.clone(),
                     url: shown.clone(),
                     after: started.elapsed(),
+                }
+            } else if let Some(why) = lasting {
+                Error::Transport {
+                    url: shown.clone(),
+                    source: Box::new(Lasting(format!("{cause} (not retried: {why})"))),
                 }
             } else {
                 Error::Transport {
@@ -374,9 +436,66 @@ mod tests {
             url: "http://h".into(),
             source: Box::new(inner),
         };
-        assert_eq!(
-            crate::error::chain(&outer),
-            "cannot reach http://h: Connection refused"
+        let text = crate::error::chain(&outer);
+        assert!(
+            text.starts_with("cannot reach http://h: Connection refused; check that"),
+            "{text}"
         );
+        assert_eq!(text.matches("Connection refused").count(), 1, "{text}");
+    }
+
+    /// An error whose cause chain ends in `inner`, as reqwest's does.
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error sending request")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn refused_on_loopback_and_unknown_hosts_are_lasting_the_rest_is_retried() {
+        use std::io::{Error as Io, ErrorKind};
+        let refused = || Outer(Io::from(ErrorKind::ConnectionRefused));
+        for url in [
+            "http://127.0.0.1:3999/v1/locks/",
+            "http://127.1.2.3:80/x",
+            "http://localhost:3000/",
+            "http://[::1]:3000/",
+        ] {
+            assert!(lasting(url, &refused()).is_some(), "{url}");
+        }
+        assert!(lasting("http://10.0.0.1:3000/", &refused()).is_none());
+        assert!(lasting("http://relukko.example.com/", &refused()).is_none());
+        let reset = Outer(Io::from(ErrorKind::ConnectionReset));
+        assert!(lasting("http://127.0.0.1:1/", &reset).is_none());
+        let dns = |m: &str| {
+            Outer(Io::other(format!(
+                "failed to lookup address information: {m}"
+            )))
+        };
+        assert!(lasting("http://nosuch.invalid/", &dns("Name or service not known")).is_some());
+        assert!(
+            lasting(
+                "http://relukko.example.com/",
+                &dns("Temporary failure in name resolution")
+            )
+            .is_none()
+        );
+        let e = Error::Transport {
+            url: "http://127.0.0.1:1/".into(),
+            source: Box::new(Lasting("refused (not retried: ...)".into())),
+        };
+        assert!(!is_transient(&e));
+        let e = Error::Transport {
+            url: "http://10.0.0.1:1/".into(),
+            source: Box::new(Cause("refused".into())),
+        };
+        assert!(is_transient(&e));
     }
 }

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 /// How the client retries a request that failed for a reason worth retrying
-/// (transport errors, timeouts and 5xx answers; never 4xx).
+/// (transport errors, timeouts and 5xx answers; never 4xx, nor what a retry
+/// cannot change: a connection refused on a loopback address, where nothing
+/// listens, or a host name that does not resolve).
 ///
 /// Attempt `n` (counting from 0) waits a random time in
 /// `[0, min(max_delay, first_delay * factor^n)]` ("full jitter") before the next

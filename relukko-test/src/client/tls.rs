@@ -143,6 +143,12 @@ mod with_tls {
                 source: Some(Box::new(e)),
             })?;
         }
+        // rustls 0.23.48 deprecates ring's provider for its lack of
+        // post-quantum key exchange; its replacement, aws-lc-rs, needs cmake
+        // and a C toolchain in every user's build. The provider is the same
+        // on every 0.23 (rustls itself calls it under `allow(deprecated)`),
+        // and `allow` keeps both the pinned and the newest rustls quiet.
+        #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

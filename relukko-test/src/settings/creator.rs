@@ -31,45 +31,85 @@ pub fn for_command(what: &str) -> String {
     text
 }
 
-/// The user name, from the usual variables; else the user id (root in a
-/// container often has no `USER`).
+/// The user name, from the usual variables; else the account's name in the
+/// user database (root in a container often has no `USER`, yet is `root`
+/// there); else the user id.
 fn user() -> &'static str {
     static USER: OnceLock<String> = OnceLock::new();
     USER.get_or_init(|| {
+        let uid = user_id();
         user_from(
             |n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()),
-            user_id(),
+            uid.and_then(account_name),
+            uid,
         )
     })
 }
 
-/// `USER`, `USERNAME`, `LOGNAME`, else `uid<N>`, else `unknown`.
-fn user_from(var: impl Fn(&str) -> Option<String>, uid: Option<u32>) -> String {
+/// `USER`, `USERNAME`, `LOGNAME`, else the account's name, else `uid<N>`,
+/// else `unknown`.
+fn user_from(
+    var: impl Fn(&str) -> Option<String>,
+    account: Option<String>,
+    uid: Option<u32>,
+) -> String {
     ["USER", "USERNAME", "LOGNAME"]
         .iter()
         .find_map(|n| var(n))
         .map(|v| v.trim().to_owned())
+        .or(account)
         .or_else(|| uid.map(|u| format!("uid{u}")))
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// This process's user id: the owner of `/proc/self` (Linux), else of a
-/// file this process just made in the temp folder (other Unixes).
+/// This process's effective user id.
 #[cfg(unix)]
 fn user_id() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    if let Ok(m) = std::fs::metadata("/proc/self") {
-        return Some(m.uid());
-    }
-    let path = std::env::temp_dir().join(format!(".relukko-uid-{}", std::process::id()));
-    let file = std::fs::File::create(&path).ok();
-    let uid = file.and_then(|f| f.metadata().ok()).map(|m| m.uid());
-    let _ = std::fs::remove_file(&path);
-    uid
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    Some(unsafe { libc::geteuid() })
 }
 
 #[cfg(not(unix))]
 fn user_id() -> Option<u32> {
+    None
+}
+
+/// The name of account `uid` in the user database (`/etc/passwd`, or
+/// whatever NSS serves), if it has one.
+#[cfg(unix)]
+fn account_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: an all-zero passwd is a valid value to be overwritten.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `pwd` and `buf` are valid for writes of their sizes; on
+        // success `found` points at `pwd`, whose strings point into `buf`.
+        let rc = unsafe {
+            libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: pw_name is a NUL-terminated string in `buf`, alive here.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        let name = name.to_string_lossy().trim().to_owned();
+        return (!name.is_empty()).then_some(name);
+    }
+}
+
+#[cfg(not(unix))]
+fn account_name(_uid: u32) -> Option<String> {
     None
 }
 
@@ -188,17 +228,70 @@ mod tests {
     }
 
     #[test]
-    fn the_user_falls_back_to_logname_then_the_uid() {
-        assert_eq!(user_from(with(&[("USER", "alice")]), Some(0)), "alice");
-        assert_eq!(user_from(with(&[("LOGNAME", "bob")]), Some(0)), "bob");
-        assert_eq!(user_from(with(&[]), Some(1000)), "uid1000");
-        assert_eq!(user_from(with(&[]), None), "unknown");
+    fn the_user_falls_back_to_logname_then_the_account_then_the_uid() {
+        let root = || Some("root".to_owned());
+        assert_eq!(
+            user_from(with(&[("USER", "alice")]), root(), Some(0)),
+            "alice"
+        );
+        assert_eq!(
+            user_from(with(&[("LOGNAME", "bob")]), root(), Some(0)),
+            "bob"
+        );
+        assert_eq!(user_from(with(&[]), root(), Some(0)), "root");
+        assert_eq!(user_from(with(&[]), None, Some(1000)), "uid1000");
+        assert_eq!(user_from(with(&[]), None, None), "unknown");
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn the_uid_is_found_without_the_environment() {
         assert!(user_id().is_some());
+    }
+
+    /// Every Unix has a root account named `root` in its user database; an
+    /// id nobody has has no name.
+    #[cfg(unix)]
+    #[test]
+    fn the_account_name_comes_from_the_user_database() {
+        assert_eq!(account_name(0).as_deref(), Some("root"));
+        assert_eq!(account_name(4_000_000_123), None);
+    }
+
+    /// With `USER`, `USERNAME` and `LOGNAME` unset, the creator names the
+    /// account, not its id (`root@vm`, not `uid0@vm`): checked in a child
+    /// process, since the derived user is read once per process.
+    #[cfg(unix)]
+    #[test]
+    fn without_user_variables_the_creator_names_the_account() {
+        const CHILD: &str = "CREATOR_TEST_CHILD_OF_RELUKKO";
+        if std::env::var_os(CHILD).is_some() {
+            println!("creator=[{}]", for_test(None));
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "settings::creator::tests::without_user_variables_the_creator_names_the_account",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .env_remove("USER")
+            .env_remove("USERNAME")
+            .env_remove("LOGNAME")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let uid = user_id().unwrap();
+        let expected = account_name(uid).unwrap_or_else(|| format!("uid{uid}"));
+        assert!(
+            stdout.contains(&format!("creator=[{expected}@")),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if account_name(uid).is_some() {
+            assert!(!stdout.contains(&format!("creator=[uid{uid}@")), "{stdout}");
+        }
     }
 
     #[test]
