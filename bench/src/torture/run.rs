@@ -397,7 +397,11 @@ impl Run<'_> {
         }
         let log = self.log.try_clone().map_err(|e| e.to_string())?;
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        if let Some(url) = self.second_url.as_ref().filter(|_| self.spawned.is_multiple_of(2)) {
+        if let Some(url) = self
+            .second_url
+            .as_ref()
+            .filter(|_| self.spawned.is_multiple_of(2))
+        {
             cmd.env("RELUKKO_URL", url);
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);

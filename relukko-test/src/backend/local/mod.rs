@@ -45,6 +45,11 @@ const REOPENS: usize = 3;
 /// locked, or why it could not.
 type Outcome = (usize, Result<Taken>);
 
+/// What a waiting line says of a holder whose record cannot be read: why
+/// it names no one, instead of "an unknown holder".
+pub(crate) const NO_RECORD: &str = "a holder that left no readable record (it may still be \
+     writing it, or it locks the file without writing one)";
+
 /// Lock files in one folder.
 #[derive(Debug)]
 pub struct Local {
@@ -382,7 +387,7 @@ impl Local {
     pub(crate) fn holders(&self, names: &[String]) -> String {
         match Folder::open(&self.dir, &names[0]) {
             Ok(folder) => self.holders_in(&folder, names),
-            Err(_) => "an unknown holder".to_owned(),
+            Err(_) => NO_RECORD.to_owned(),
         }
     }
 
@@ -392,7 +397,7 @@ impl Local {
             folder
                 .holder(&file_name(n))
                 .and_then(|record| first_line(&record))
-                .unwrap_or_else(|| "an unknown holder".to_owned())
+                .unwrap_or_else(|| NO_RECORD.to_owned())
         };
         report::holders(names, names.iter().map(one).collect())
     }

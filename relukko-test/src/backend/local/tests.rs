@@ -364,7 +364,7 @@ fn a_hold_dropped_unreleased_empties_its_record() {
         "{holder}"
     );
     drop(held);
-    assert_eq!(local.holders(&names), "an unknown holder");
+    assert_eq!(local.holders(&names), NO_RECORD);
 }
 
 /// The lock file replaced between this process's open and its `try_lock` (a

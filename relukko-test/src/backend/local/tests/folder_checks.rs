@@ -89,7 +89,7 @@ fn a_planted_fifo_is_refused_without_blocking() {
     let holder = rx
         .recv_timeout(bound)
         .expect("reading the holder does not block");
-    assert_eq!(holder, "an unknown holder");
+    assert_eq!(holder, NO_RECORD);
     let err = rx.recv_timeout(bound).expect("locking does not block");
     assert!(err.contains("not a regular file"), "{err}");
     assert!(err.contains("remove"), "{err}");
@@ -206,7 +206,7 @@ mod shared_host {
         assert!(err.contains("remove it"), "{err}");
         assert_untouched(&target);
         // Its waiters' messages do not read it either.
-        assert_eq!(local.holders(&["rig".to_owned()]), "an unknown holder");
+        assert_eq!(local.holders(&["rig".to_owned()]), NO_RECORD);
     }
 
     #[test]
