@@ -335,3 +335,55 @@ async fn postgres_restarting_is_a_503_then_service_resumes_with_pushes() {
     let (status, _) = api.call(Method::GET, "/healthchecker", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The official Python client, pyrelukko, against two replicas: every call
+/// of its API, and a waiter on one replica woken by a release through the
+/// other (`tests/python/pyrelukko_replicas.py`). Skipped (with a line) where
+/// python3 with pyrelukko is missing, except under `CI=true`.
+#[test]
+fn pyrelukko_works_across_two_replicas() {
+    let has_pyrelukko = std::process::Command::new("python3")
+        .args(["-c", "import pyrelukko"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pyrelukko {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the pyrelukko check: pip install pyrelukko"
+        );
+        eprintln!("SKIPPED: python3 with pyrelukko is not installed (pip install pyrelukko)");
+        return;
+    }
+    let Some(pg) = TestPostgres::start() else {
+        return;
+    };
+    let (a, b) = (replica(&pg), replica(&pg));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/python/pyrelukko_replicas.py"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args([script, &base(&a), &base(&b), KEY])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the pyrelukko script did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "pyrelukko failed:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stdout}");
+}
