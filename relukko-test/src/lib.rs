@@ -333,7 +333,12 @@ pub mod __cli {
     pub use crate::backend::local::inspect::Holding;
     pub use crate::rt::settle;
     pub use crate::settings::creator::for_command;
-    pub use crate::settings::{BackendKind, Defaults, Settings, from_env};
+    pub use crate::settings::{BackendKind, Defaults, OuterVars, Settings, from_env};
+    /// The value of `RELUKKO_HELD_PROOF` for a command run while `lease`
+    /// (from `locker`) is held.
+    pub fn hold_proof(locker: &crate::locker::Locker, lease: &crate::lease::Lease) -> String {
+        locker.hold_proof(lease)
+    }
     /// How durations, times and holders are worded for people.
     pub mod human {
         pub use crate::report::duration;

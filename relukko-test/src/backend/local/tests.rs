@@ -303,6 +303,7 @@ fn threads_take_turns_where_file_locks_belong_to_the_process() {
     let local = Arc::new(Local {
         dir: dir.path().to_path_buf(),
         os: OsLock::Process,
+        within: None,
     });
     let inside = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..4)
@@ -461,6 +462,7 @@ fn a_waiter_moved_off_a_replaced_file_still_waits_its_turn_where_locks_belong_to
     let local = Arc::new(Local {
         dir: dir.path().to_path_buf(),
         os: OsLock::Process,
+        within: None,
     });
     let path = local.path_for("n");
     /// Ends the other process also when this test fails half-way.
