@@ -175,7 +175,14 @@ fn plain_names_are_not_believed_on_the_server() {
 fn stale_proofs_are_ignored(backend: &Backend, gone: &str) {
     let out = output(relukko(
         backend,
-        &["run", "rig", "--", "sh", "-c", "printf %s \"$RELUKKO_HELD_PROOF\""],
+        &[
+            "run",
+            "rig",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$RELUKKO_HELD_PROOF\"",
+        ],
     ));
     assert!(out.status.success(), "{}", text(&out));
     let stale = String::from_utf8_lossy(&out.stdout).into_owned();

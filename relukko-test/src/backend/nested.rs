@@ -111,7 +111,11 @@ impl Outer {
     ) -> Option<(usize, Arc<Local>)> {
         let place = backend.place()?;
         for (i, resource) in resources.iter().enumerate() {
-            let claims: Vec<&Entry> = self.entries.iter().filter(|e| &e.name == resource).collect();
+            let claims: Vec<&Entry> = self
+                .entries
+                .iter()
+                .filter(|e| &e.name == resource)
+                .collect();
             if claims.is_empty() {
                 let named = self.names.iter().any(|n| n == &names[i] || n == resource);
                 if named {
@@ -312,11 +316,18 @@ mod tests {
                       {"name":"rig2","place":"relukko http://h","pid":8,"lock":{"id":"i","token":"[rl:t]"}}]"#;
         let entries = parse(text).unwrap();
         assert_eq!(entries.len(), 2);
-        assert!(matches!(&entries[0].identity, Identity::File { dev: 1, ino: 2, .. }));
+        assert!(matches!(
+            &entries[0].identity,
+            Identity::File { dev: 1, ino: 2, .. }
+        ));
         assert!(matches!(&entries[1].identity, Identity::Lock { id, .. } if id == "i"));
         assert!(parse("rig").unwrap_err().starts_with("not JSON"));
         assert_eq!(parse("{}").unwrap_err(), "not a JSON array");
-        assert!(parse(r#"[{"name":"rig"}]"#).unwrap_err().contains("does not read"));
+        assert!(
+            parse(r#"[{"name":"rig"}]"#)
+                .unwrap_err()
+                .contains("does not read")
+        );
     }
 
     #[test]
@@ -327,7 +338,10 @@ mod tests {
             // SAFETY: getppid has no preconditions.
             let parent = unsafe { libc::getppid() } as u32;
             assert_eq!(ancestor(parent), Ok(()));
-            let child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+            let child = std::process::Command::new("sleep")
+                .arg("5")
+                .spawn()
+                .unwrap();
             let not = ancestor(child.id());
             let mut child = child;
             let _ = child.kill();

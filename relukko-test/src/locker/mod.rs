@@ -7,9 +7,9 @@ mod options;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::backend::nested::Outer;
 #[cfg(feature = "relukko")]
 use crate::backend::remote::Remote;
-use crate::backend::nested::Outer;
 use crate::backend::{Backend, Request, local::Local};
 use crate::error::{Error, Result};
 use crate::lease::{Lease, Part, RELEASE_BOUND};
