@@ -134,6 +134,31 @@ fn nested_holds_on_the_server() {
     two_inner_holders_take_rig_inside_the_outer_hold(&Backend::server());
 }
 
+/// A `relukko run` of another name inside passes the outer hold on: the
+/// child inside both still gets rig at once.
+#[test]
+fn an_inner_relukko_run_of_another_name_passes_the_hold_on() {
+    let backend = Backend::local();
+    let dir = crate::support::TempDir::new("nested-twice");
+    let log = dir.path().join("log");
+    let mut args = vec![
+        "run",
+        "rig",
+        "--",
+        crate::support::BIN,
+        "run",
+        "other",
+        "--",
+    ];
+    let child = child_args();
+    args.extend(child.iter().map(String::as_str));
+    let mut cmd = relukko(&backend, &args);
+    cmd.env(LOG, &log).env("RELUKKO_TIMEOUT", INNER_TIMEOUT);
+    let out = output(cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(spans(&log).len(), 1, "{}", text(&out));
+}
+
 /// Without `RELUKKO_HELD_PROOF` (as an older `relukko run` sets it), the
 /// name in `RELUKKO_HELD` proves nothing: one line says so, and the child
 /// waits for the outer holder as before, until its timeout.

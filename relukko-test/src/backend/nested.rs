@@ -44,8 +44,9 @@ use relukko_protocol::vars::{HELD, HELD_PROOF};
 pub(crate) struct Outer {
     /// `RELUKKO_HELD`, as written.
     names: Vec<String>,
-    /// The entries of `RELUKKO_HELD_PROOF` that read.
-    entries: Vec<Entry>,
+    /// The entries of `RELUKKO_HELD_PROOF` that read, and each as written
+    /// (passed on to commands this process runs, see [`Outer::passed_on`]).
+    entries: Vec<(Entry, Value)>,
     /// Why `RELUKKO_HELD_PROOF` does not read, if it does not.
     unreadable: Option<String>,
 }
@@ -114,6 +115,7 @@ impl Outer {
             let claims: Vec<&Entry> = self
                 .entries
                 .iter()
+                .map(|(e, _)| e)
                 .filter(|e| &e.name == resource)
                 .collect();
             if claims.is_empty() {
@@ -145,6 +147,20 @@ impl Outer {
     }
 }
 
+impl Outer {
+    /// The entries to pass on to a command run while this process holds
+    /// `own` (lock names): those of other names, so that a `relukko run b`
+    /// inside a `relukko run a` does not hide `a`'s hold from its command.
+    /// Passed on unchecked: whoever uses one checks it.
+    pub(crate) fn passed_on(&self, own: &[String]) -> Vec<Value> {
+        self.entries
+            .iter()
+            .filter(|(e, _)| !own.contains(&e.name))
+            .map(|(_, raw)| raw.clone())
+            .collect()
+    }
+}
+
 /// The entry of `held` (on `resource`, at `place`) for `RELUKKO_HELD_PROOF`,
 /// held by this process; `None` if nothing identifies it.
 pub(crate) fn proof(resource: &str, place: &str, held: &Held) -> Option<Value> {
@@ -172,12 +188,15 @@ pub(crate) fn proof(resource: &str, place: &str, held: &Held) -> Option<Value> {
 }
 
 /// The entries of a `RELUKKO_HELD_PROOF` value, or why it does not read.
-fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
+fn parse(text: &str) -> std::result::Result<Vec<(Entry, Value)>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let items = value.as_array().ok_or("not a JSON array")?;
     items
         .iter()
-        .map(|item| entry(item).ok_or_else(|| format!("an entry does not read: {item}")))
+        .map(|item| match entry(item) {
+            Some(e) => Ok((e, item.clone())),
+            None => Err(format!("an entry does not read: {item}")),
+        })
         .collect()
 }
 
@@ -317,10 +336,18 @@ mod tests {
         let entries = parse(text).unwrap();
         assert_eq!(entries.len(), 2);
         assert!(matches!(
-            &entries[0].identity,
+            &entries[0].0.identity,
             Identity::File { dev: 1, ino: 2, .. }
         ));
-        assert!(matches!(&entries[1].identity, Identity::Lock { id, .. } if id == "i"));
+        assert!(matches!(&entries[1].0.identity, Identity::Lock { id, .. } if id == "i"));
+        let outer = Outer {
+            names: Vec::new(),
+            entries,
+            unreadable: None,
+        };
+        let passed = outer.passed_on(&["rig".to_owned()]);
+        assert_eq!(passed.len(), 1);
+        assert_eq!(passed[0]["name"], "rig2");
         assert!(parse("rig").unwrap_err().starts_with("not JSON"));
         assert_eq!(parse("{}").unwrap_err(), "not a JSON array");
         assert!(

@@ -138,7 +138,11 @@ impl Locker {
     /// that the command's locks on those names are taken inside it.
     pub(crate) fn hold_proof(&self, lease: &Lease) -> String {
         let place = self.inner.backend.place().unwrap_or_default();
-        serde_json::Value::Array(lease.proofs(&place)).to_string()
+        let mut entries = lease.proofs(&place);
+        if let Some(outer) = &self.inner.outer {
+            entries.extend(outer.passed_on(&lease.resources()));
+        }
+        serde_json::Value::Array(entries).to_string()
     }
 
     /// What a locked test holding `lease` from this locker holds, for
