@@ -122,6 +122,26 @@ fn two_inner_holders_take_rig_inside_the_outer_hold(backend: &Backend) {
         "took {took:?}: {}",
         text(&out)
     );
+    if let Backend::Server(server) = backend {
+        // No second lock on the server: relukko run's create is the only
+        // one; each child asked for the outer lock by its id instead.
+        let (status, metrics) = crate::support::http(server, "GET", "/metrics", None);
+        assert_eq!(status, 200, "{metrics}");
+        let count = |method: &str, route: &str| -> u64 {
+            metrics
+                .lines()
+                .filter(|l| {
+                    l.starts_with("relukko_http_requests_total{")
+                        && l.contains(&format!("route=\"{route}\""))
+                        && l.contains(&format!("method=\"{method}\""))
+                        && l.contains("status=\"2")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum()
+        };
+        assert_eq!(count("POST", "/v1/locks/"), 1, "{metrics}");
+        assert!(count("GET", "/v1/locks/{id}") >= 2, "{metrics}");
+    }
 }
 
 #[test]
