@@ -74,6 +74,8 @@ pub(crate) async fn run(a: RunArgs) -> u8 {
         }
     };
     let (status, lost_while_running) = supervise(child, &lease, &mut signals, &a).await;
+    // CMD has ended: nobody takes turns inside this hold any more.
+    relukko::__cli::remove_inside(&locker, &lease);
     let lost_at_release = release(lease, &held, lost_while_running).await;
     match (status, lost_while_running || lost_at_release) {
         (_, true) if a.on_lost == OnLost::Stop => {

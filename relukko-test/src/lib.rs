@@ -277,7 +277,8 @@
 //! own turn. The tests of the job still take turns among themselves (threads
 //! and processes alike): each takes the name's lock file in a folder of that
 //! hold's own, `held-<hash>` in the lock folder (in `/tmp/relukko-locks` on
-//! a server), and their waiting lines say `waiting 4.0s for hil-rig-3 inside
+//! a server; `relukko run` removes it once its command has ended), and their
+//! waiting lines say `waiting 4.0s for hil-rig-3 inside
 //! the hold of hil-rig-3 by process 4711 (an ancestor), taking turns with the
 //! others inside it ...`.
 //!
@@ -366,6 +367,11 @@ pub mod __cli {
     /// (from `locker`) is held.
     pub fn hold_proof(locker: &crate::locker::Locker, lease: &crate::lease::Lease) -> String {
         locker.hold_proof(lease)
+    }
+    /// Removes the folders where holders inside `lease` (from `locker`)
+    /// took turns, once the command they ran under has ended.
+    pub fn remove_inside(locker: &crate::locker::Locker, lease: &crate::lease::Lease) {
+        locker.remove_inside(lease)
     }
     /// How durations, times and holders are worded for people.
     pub mod human {

@@ -122,6 +122,16 @@ fn two_inner_holders_take_rig_inside_the_outer_hold(backend: &Backend) {
         "took {took:?}: {}",
         text(&out)
     );
+    if let Backend::Local(locks) = backend {
+        // The folder the children took turns in is gone with the hold.
+        let left: Vec<_> = std::fs::read_dir(locks.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("held-"))
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
     if let Backend::Server(server) = backend {
         // No second lock on the server: relukko run's create is the only
         // one; each child asked for the outer lock by its id instead.

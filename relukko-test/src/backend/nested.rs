@@ -187,6 +187,17 @@ pub(crate) fn proof(resource: &str, place: &str, held: &Held) -> Option<Value> {
     Some(entry)
 }
 
+/// Removes the folders the holders inside the holds of `proofs` (this
+/// process's, on `backend`) took turns in, once nothing may take a turn
+/// there any more: the command they were told to has ended. A holder still
+/// inside (a process the command left behind) finds its lock file deleted
+/// and its lease lost within seconds, as it should: the outer hold ends.
+pub(crate) fn remove_inside(proofs: &[Value], backend: &Backend) {
+    for e in proofs.iter().filter_map(entry) {
+        let _ = std::fs::remove_dir_all(inside(&e, backend).folder());
+    }
+}
+
 /// The entries of a `RELUKKO_HELD_PROOF` value, or why it does not read.
 fn parse(text: &str) -> std::result::Result<Vec<(Entry, Value)>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;

@@ -133,6 +133,13 @@ impl Locker {
         })
     }
 
+    /// Removes the folders where the holders inside `lease` (from this
+    /// locker) took turns: for `relukko run`, once its command has ended.
+    pub(crate) fn remove_inside(&self, lease: &Lease) {
+        let place = self.inner.backend.place().unwrap_or_default();
+        crate::backend::nested::remove_inside(&lease.proofs(&place), &self.inner.backend);
+    }
+
     /// The value of `RELUKKO_HELD_PROOF` for a command run while `lease`
     /// (from this locker) is held: what identifies each of its locks, so
     /// that the command's locks on those names are taken inside it.
