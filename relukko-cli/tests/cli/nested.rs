@@ -34,6 +34,18 @@ fn child_locks_rig() {
     lease.release_blocking().expect("the child releases rig");
 }
 
+/// The child's role with the attribute, as a test suite run under
+/// `relukko run` has it. In a normal run it locks its name for an instant
+/// in the default folder (the attribute locks before the body).
+#[relukko::locked("nested-e2e-rig")]
+#[test]
+fn child_locked_by_the_attribute() {
+    if let Some(log) = std::env::var_os(LOG) {
+        append(&log, &format!("enter {} {}", now_ns(), std::process::id()));
+        append(&log, &format!("exit {} {}", now_ns(), std::process::id()));
+    }
+}
+
 fn append(path: &std::ffi::OsStr, line: &str) {
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
@@ -162,6 +174,23 @@ fn nested_holds_on_local_files() {
 #[test]
 fn nested_holds_on_the_server() {
     two_inner_holders_take_rig_inside_the_outer_hold(&Backend::server());
+}
+
+/// A test with `#[relukko::locked]` inside the hold runs at once.
+#[test]
+fn the_attribute_takes_its_name_inside_the_hold() {
+    let backend = Backend::local();
+    let dir = crate::support::TempDir::new("nested-attr");
+    let log = dir.path().join("log");
+    let mut child = child_args();
+    child[1] = "nested::child_locked_by_the_attribute".into();
+    let mut args = vec!["run", "nested-e2e-rig", "--"];
+    args.extend(child.iter().map(String::as_str));
+    let mut cmd = relukko(&backend, &args);
+    cmd.env(LOG, &log).env("RELUKKO_TIMEOUT", INNER_TIMEOUT);
+    let out = output(cmd);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(spans(&log).len(), 1, "{}", text(&out));
 }
 
 /// A `relukko run` of another name inside passes the outer hold on: the
