@@ -33,7 +33,10 @@ Exit codes:
 const RUN_HELP: &str = "\
 Waits for the resources (printing who holds them while it waits), holds them
 with heartbeats while CMD runs, and releases them when CMD ends. CMD sees
-RELUKKO_HELD: the names held, comma-separated (for --any-of: the one it got).
+RELUKKO_HELD: the names held, comma-separated (for --any-of: the one it got),
+and RELUKKO_HELD_PROOF: what identifies each lock (JSON). A test (or relukko
+run) inside CMD that locks one of those names gets it at once, inside this
+hold, once it has checked that the hold is alive; those inside take turns.
 
 Signals: SIGINT, SIGTERM and SIGHUP sent to relukko are passed on to CMD (not
 when the terminal already sent them to both); the resources are released once

@@ -15,6 +15,9 @@ use relukko::{Lease, LockOptions, Locker};
 
 /// The variable CMD finds the held names in.
 pub(crate) const HELD_VAR: &str = relukko_protocol::vars::HELD;
+/// The variable CMD finds what identifies each held lock in: CMD's own
+/// locks on those names are taken inside this hold, never waiting for it.
+pub(crate) const PROOF_VAR: &str = relukko_protocol::vars::HELD_PROOF;
 /// After a signal stopped the wait, the longest relukko waits for abandoned
 /// lock requests to be cleaned up before it exits.
 const SETTLE: Duration = Duration::from_secs(15);
@@ -55,7 +58,9 @@ pub(crate) async fn run(a: RunArgs) -> u8 {
     say(&format!("holding {held}; running {}", shown(&a.command)));
 
     let mut cmd = tokio::process::Command::new(&a.command[0]);
-    cmd.args(&a.command[1..]).env(HELD_VAR, &held);
+    cmd.args(&a.command[1..])
+        .env(HELD_VAR, &held)
+        .env(PROOF_VAR, relukko::__cli::hold_proof(&locker, &lease));
     signals::prepare_child(&mut cmd);
     let child = match cmd.spawn() {
         Ok(child) => child,
@@ -69,6 +74,8 @@ pub(crate) async fn run(a: RunArgs) -> u8 {
         }
     };
     let (status, lost_while_running) = supervise(child, &lease, &mut signals, &a).await;
+    // CMD has ended: nobody takes turns inside this hold any more.
+    relukko::__cli::remove_inside(&locker, &lease);
     let lost_at_release = release(lease, &held, lost_while_running).await;
     match (status, lost_while_running || lost_at_release) {
         (_, true) if a.on_lost == OnLost::Stop => {

@@ -109,11 +109,15 @@ pub const MAX_CONNECTIONS: &str = "RELUKKO_MAX_CONNECTIONS";
 /// The most WebSocket clients at once.
 pub const MAX_WEBSOCKETS: &str = "RELUKKO_MAX_WEBSOCKETS";
 
-/// Set by `relukko run` for its command: the names it holds.
+/// Set by `relukko run` for its command: the names it holds, comma-separated.
 pub const HELD: &str = "RELUKKO_HELD";
+/// Set by `relukko run` for its command: what identifies each lock it holds
+/// (a JSON array), so a descendant asking for one of those names takes it
+/// inside that hold once it has checked that the hold is alive.
+pub const HELD_PROOF: &str = "RELUKKO_HELD_PROOF";
 
 /// Every variable this crate reads or sets, for the misspelling check.
-pub const ALL: [&str; 30] = [
+pub const ALL: [&str; 31] = [
     URL_VARS[0],
     URL_VARS[1],
     API_KEY,
@@ -144,6 +148,7 @@ pub const ALL: [&str; 30] = [
     MAX_CONNECTIONS,
     MAX_WEBSOCKETS,
     HELD,
+    HELD_PROOF,
 ];
 
 /// Settings read through `lookup` (variable name to raw value, `None` when unset).

@@ -160,6 +160,7 @@
 //! | `RELUKKO_CA_BUNDLE` | extra CA certificates (a PEM file, or a folder of `*.pem`/`*.crt`/`*.cer`), for HTTPS and WSS | none | `/etc/ssl/corp-ca.pem` |
 //! | `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` | upstream's names for the same, used if `RELUKKO_CA_BUNDLE` is unset (in this order); set but empty counts as unset, as in Python's clients | none | `/etc/ssl/certs` |
 //! | `RELUKKO_SIGNALS` | `off` (also `0`, `false`, `no`): do not catch SIGINT/SIGTERM/SIGHUP to release locks (see [`locked`]) | on | `off` |
+//! | `RELUKKO_HELD`, `RELUKKO_HELD_PROOF` | set by `relukko run` for its command: the names it holds, and what identifies each lock; a lock on one of them is taken inside that hold (see [below](#inside-a-hold-of-relukko-run)) | unset | |
 //! | `RELUKKO_TRUST_ME_IT_IS_LOCKED` | any non-empty value (`1`, `true`, `yes`, ...): no locking at all (as upstream), for a resource you locked by hand; one line on stderr says so. `0`, `false`, `no` and `off` are refused (every lock fails saying so): unset it to lock | unset (empty = off) | `1` |
 //!
 //! Durations read like `"500ms"`, `"90s"`, `"10m"`, `"1h 30m"`, or a bare number
@@ -268,6 +269,34 @@
 //!   queue on disk (a lock file per waiter, so that a killed waiter is
 //!   noticed) that costs every lock a scan of the folder.
 //!
+//! ### Inside a hold of `relukko run`
+//!
+//! `relukko run hil-rig-3 -- cargo nextest run` holds `hil-rig-3` for the
+//! whole run; a test inside that locks `hil-rig-3` gets it at once, as part of
+//! that hold: no second lock, no wait for the job, nothing released but its
+//! own turn. The tests of the job still take turns among themselves (threads
+//! and processes alike): each takes the name's lock file in a folder of that
+//! hold's own, `held-<hash>` in the lock folder (in `/tmp/relukko-locks` on
+//! a server; `relukko run` removes it once its command has ended), and their
+//! waiting lines say `waiting 4.0s for hil-rig-3 inside
+//! the hold of hil-rig-3 by process 4711 (an ancestor), taking turns with the
+//! others inside it ...`.
+//!
+//! `relukko run` tells its command what it holds in two variables:
+//! `RELUKKO_HELD`, the names (comma-separated, as before, for scripts), and
+//! `RELUKKO_HELD_PROOF`, a JSON array with one entry per lock: `name` (with
+//! the prefix), `place` (the lock folder or the server), `pid` (the holder),
+//! and `file` (`path`, `dev`, `ino` of the lock file) or `lock` (`id`, and
+//! the creator token `[rl:...]` of the create that made it). A test believes
+//! an entry only once checked: same folder or server as its own, the holder
+//! an ancestor of the test's process, and the lock alive (the lock file still
+//! that file and locked by that process; the server's lock of that id still
+//! the one with that name and token, asked with `GET /v1/locks/{id}`). An
+//! entry that fails a check, or a name in `RELUKKO_HELD` without an entry (an
+//! older `relukko run`, or a script that set the names by hand), is ignored
+//! with one line on stderr saying why, and the name is locked the ordinary
+//! way, which waits for that holder.
+//!
 //! ## Features
 //!
 //! - `relukko` (on by default): the Relukko server backend (`RELUKKO_URL`) and
@@ -333,7 +362,17 @@ pub mod __cli {
     pub use crate::backend::local::inspect::Holding;
     pub use crate::rt::settle;
     pub use crate::settings::creator::for_command;
-    pub use crate::settings::{BackendKind, Defaults, Settings, from_env};
+    pub use crate::settings::{BackendKind, Defaults, OuterVars, Settings, from_env};
+    /// The value of `RELUKKO_HELD_PROOF` for a command run while `lease`
+    /// (from `locker`) is held.
+    pub fn hold_proof(locker: &crate::locker::Locker, lease: &crate::lease::Lease) -> String {
+        locker.hold_proof(lease)
+    }
+    /// Removes the folders where holders inside `lease` (from `locker`)
+    /// took turns, once the command they ran under has ended.
+    pub fn remove_inside(locker: &crate::locker::Locker, lease: &crate::lease::Lease) {
+        locker.remove_inside(lease)
+    }
     /// How durations, times and holders are worded for people.
     pub mod human {
         pub use crate::report::duration;

@@ -4,6 +4,7 @@
 
 mod inspect;
 mod local_users;
+mod nested;
 mod run;
 mod support;
 

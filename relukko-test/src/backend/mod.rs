@@ -6,6 +6,7 @@
 //! several names at once is built on top, in canonical order, by the locker.
 
 pub(crate) mod local;
+pub(crate) mod nested;
 #[cfg(feature = "relukko")]
 pub(crate) mod remote;
 #[cfg_attr(not(feature = "relukko"), allow(dead_code))]

@@ -64,6 +64,28 @@ impl Remote {
         self.client.base_url()
     }
 
+    /// Whether lock `id` on the server is still the lock on `name` that a
+    /// create carrying `token` made: what shows that a hold `relukko run`
+    /// told its command of is alive. Answers why not. Runs on the
+    /// background runtime.
+    pub(crate) async fn check_hold(
+        &self,
+        name: &str,
+        id: &str,
+        token: &str,
+    ) -> std::result::Result<(), String> {
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| format!("{id:?} is no lock id"))?;
+        match self.client.get(uuid).await {
+            Ok(lock) if relukko_protocol::token::is_own(&lock, name, token) => Ok(()),
+            Ok(lock) => Err(format!(
+                "lock {id} on the server is another one now (on {}, by {})",
+                lock.lock_name,
+                report::holder(&lock)
+            )),
+            Err(e) => Err(format!("the server does not confirm lock {id}: {e}")),
+        }
+    }
+
     /// Waits until one of `names` is ours; answers its index. Runs on the
     /// background runtime. Fails at once for a while after the server was
     /// found unreachable ([`unreachable`](super::unreachable)).
@@ -224,6 +246,14 @@ fn rounded(e: Error) -> Error {
 }
 
 impl RemoteHeld {
+    /// What identifies the held lock: its id, and the creator token of the
+    /// create that made it.
+    pub(crate) fn identity(&self) -> Option<(String, &str)> {
+        let creator = self.lock.creator.as_deref()?;
+        let token = &creator[creator.rfind("[rl:")?..];
+        Some((self.lock.id.to_string(), token))
+    }
+
     /// Starts the heartbeat: every third of the lease.
     pub(crate) fn start_heartbeat(&mut self, resource: &str, lease: Duration, status: StatusTx) {
         let beat = Heartbeat {

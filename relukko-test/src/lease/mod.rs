@@ -267,6 +267,19 @@ impl Lease {
         &self.inner.parts[0].resource
     }
 
+    /// The entries of `RELUKKO_HELD_PROOF` for what this lease holds on
+    /// the backend at `place` (see `backend::nested`).
+    pub(crate) fn proofs(&self, place: &str) -> Vec<serde_json::Value> {
+        self.inner
+            .parts
+            .iter()
+            .filter_map(|p| {
+                let held = unpoisoned(&p.held);
+                crate::backend::nested::proof(&p.resource, place, held.as_ref()?)
+            })
+            .collect()
+    }
+
     /// Every resource held, as locked (with the prefix).
     pub(crate) fn resources(&self) -> Vec<String> {
         self.inner

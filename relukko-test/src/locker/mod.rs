@@ -7,6 +7,7 @@ mod options;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::backend::nested::Outer;
 #[cfg(feature = "relukko")]
 use crate::backend::remote::Remote;
 use crate::backend::{Backend, Request, local::Local};
@@ -46,6 +47,8 @@ pub struct Locker {
 struct LockerConfig {
     backend: Backend,
     defaults: Defaults,
+    /// The holds of an ancestor (`relukko run`) that the environment claims.
+    outer: Option<Arc<Outer>>,
 }
 
 /// The process-wide locker, configured from the environment on first use:
@@ -125,8 +128,28 @@ impl Locker {
             inner: Arc::new(LockerConfig {
                 backend,
                 defaults: s.defaults,
+                outer: Outer::from_vars(&s.outer),
             }),
         })
+    }
+
+    /// Removes the folders where the holders inside `lease` (from this
+    /// locker) took turns: for `relukko run`, once its command has ended.
+    pub(crate) fn remove_inside(&self, lease: &Lease) {
+        let place = self.inner.backend.place().unwrap_or_default();
+        crate::backend::nested::remove_inside(&lease.proofs(&place), &self.inner.backend);
+    }
+
+    /// The value of `RELUKKO_HELD_PROOF` for a command run while `lease`
+    /// (from this locker) is held: what identifies each of its locks, so
+    /// that the command's locks on those names are taken inside it.
+    pub(crate) fn hold_proof(&self, lease: &Lease) -> String {
+        let place = self.inner.backend.place().unwrap_or_default();
+        let mut entries = lease.proofs(&place);
+        if let Some(outer) = &self.inner.outer {
+            entries.extend(outer.passed_on(&lease.resources()));
+        }
+        serde_json::Value::Array(entries).to_string()
     }
 
     /// What a locked test holding `lease` from this locker holds, for
@@ -148,6 +171,7 @@ impl Locker {
             inner: Arc::new(LockerConfig {
                 backend,
                 defaults: Defaults::default(),
+                outer: None,
             }),
         }
     }
@@ -216,10 +240,10 @@ impl Locker {
             // every fresh test process about half a millisecond.
             Backend::Local(_) | Backend::Skip => {
                 plan.wait.on_this_thread = true;
-                crate::rt::block_here(acquire(self.inner.backend.clone(), plan))
+                crate::rt::block_here(acquire(self.inner.clone(), plan))
             }
             #[cfg(feature = "relukko")]
-            Backend::Remote(_) => crate::rt::block_on(acquire(self.inner.backend.clone(), plan)),
+            Backend::Remote(_) => crate::rt::block_on(acquire(self.inner.clone(), plan)),
         }
     }
 
@@ -227,7 +251,7 @@ impl Locker {
     /// executor. Dropping the future stops the wait and leaves no lock behind.
     pub async fn lock(&self, what: impl Into<LockOptions>) -> Result<Lease> {
         let plan = self.plan(what.into())?;
-        on_background(acquire(self.inner.backend.clone(), plan)).await
+        on_background(acquire(self.inner.clone(), plan)).await
     }
 
     fn plan(&self, opts: LockOptions) -> Result<Plan> {
@@ -339,21 +363,34 @@ impl Plan {
     }
 }
 
-/// Waits for every group of `plan` in turn on `backend`: the one way locks
-/// are taken, under [`Locker::lock`] and [`Locker::lock_blocking`]. Runs on
-/// the background runtime. Dropping it mid-wait leaves no lock behind.
-async fn acquire(backend: Backend, plan: Plan) -> Result<Lease> {
+/// Waits for every group of `plan` in turn on the locker's backend: the one
+/// way locks are taken, under [`Locker::lock`] and [`Locker::lock_blocking`].
+/// A name an ancestor's checked hold covers is taken inside that hold
+/// instead (see `backend::nested`). Runs on the background runtime.
+/// Dropping it mid-wait leaves no lock behind.
+async fn acquire(locker: Arc<LockerConfig>, plan: Plan) -> Result<Lease> {
+    let backend = &locker.backend;
     // A signal while waiting cleans up what the wait may have made.
     let _signals = crate::lease::signals::Guard::new();
     let start = Instant::now();
     let mut parts = Vec::new();
     for group in &plan.groups {
         let wait = plan.wait_from(start);
-        match backend
-            .acquire_any(&resources(group), &wait)
-            .await
-            .map_err(|e| waited_since(e, start))
-        {
+        let covered = match &locker.outer {
+            Some(outer) => {
+                let names: Vec<String> = group.iter().map(|w| w.name.clone()).collect();
+                outer.cover(backend, &resources(group), &names).await
+            }
+            None => None,
+        };
+        let got = match covered {
+            Some((j, inside)) => Backend::Local(inside)
+                .acquire_any(std::slice::from_ref(&group[j].resource), &wait)
+                .await
+                .map(|(_, held)| (j, held)),
+            None => backend.acquire_any(&resources(group), &wait).await,
+        };
+        match got.map_err(|e| waited_since(e, start)) {
             Ok((j, held)) => parts.push(plan.part(&group[j], held)),
             Err(e) => {
                 while let Some(p) = parts.pop() {

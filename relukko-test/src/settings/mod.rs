@@ -61,6 +61,20 @@ pub struct Settings {
     pub kind: BackendKind,
     /// What a lock request takes when it does not say.
     pub defaults: Defaults,
+    /// The holds of an ancestor (`relukko run`), as its variables say.
+    pub outer: OuterVars,
+}
+
+/// What `relukko run` (or anything setting them the same way) tells its
+/// command of the locks it holds: `RELUKKO_HELD` and `RELUKKO_HELD_PROOF`,
+/// kept as read. A bad value never fails a lock (it is only a claim to
+/// check): the locker ignores it with one line on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OuterVars {
+    /// `RELUKKO_HELD`: the names held, comma-separated.
+    pub names: Option<String>,
+    /// `RELUKKO_HELD_PROOF`: what identifies each held lock, a JSON array.
+    pub proof: Option<String>,
 }
 
 /// What a lock request takes when it does not say: a locker's defaults, from
@@ -177,6 +191,9 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
     check_lease(LEASE, lease)?;
     let prefix = vars.text(PREFIX)?.unwrap_or_default();
     let creator = vars.text(CREATOR)?;
+    // Lossy: these are claims to check, and a claim that does not read is
+    // ignored by the locker, never an error.
+    let lossy = |name| vars.raw(name).map(|v| v.to_string_lossy().into_owned());
     Ok(Settings {
         kind,
         defaults: Defaults {
@@ -184,6 +201,10 @@ pub(crate) fn parse(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Setting
             lease,
             prefix,
             creator,
+        },
+        outer: OuterVars {
+            names: lossy(vars::HELD),
+            proof: lossy(vars::HELD_PROOF),
         },
     })
 }

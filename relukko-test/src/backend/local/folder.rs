@@ -192,7 +192,7 @@ const RECORD_MODE: u32 = 0o600;
 /// Who holds a lock file's lock, as the kernel tells.
 #[cfg(unix)]
 #[derive(Debug, PartialEq, Eq)]
-enum Probe {
+pub(super) enum Probe {
     /// A process holds it (its user, if known).
     Held { pid: u32, uid: Option<u32> },
     /// Nobody.
@@ -205,7 +205,7 @@ enum Probe {
 /// writer's (exclusive) lock there, matched by device and inode (or by inode
 /// alone if the device numbers disagree, as on btrfs).
 #[cfg(target_os = "linux")]
-fn lock_holder(dev: u64, ino: u64) -> Probe {
+pub(super) fn lock_holder(dev: u64, ino: u64) -> Probe {
     let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
         return Probe::Unknown;
     };
@@ -225,7 +225,7 @@ fn lock_holder(dev: u64, ino: u64) -> Probe {
 
 /// Elsewhere the kernel does not tell.
 #[cfg(all(unix, not(target_os = "linux")))]
-fn lock_holder(_dev: u64, _ino: u64) -> Probe {
+pub(super) fn lock_holder(_dev: u64, _ino: u64) -> Probe {
     Probe::Unknown
 }
 

@@ -55,6 +55,9 @@ pub(crate) const NO_RECORD: &str = "a holder that left no readable record (it ma
 pub struct Local {
     dir: PathBuf,
     os: OsLock,
+    /// The outer hold this folder's locks are taken inside, for waiting
+    /// lines and timeouts (see `backend::nested`).
+    within: Option<String>,
 }
 
 /// Which OS locks lock the files.
@@ -144,7 +147,26 @@ impl Local {
         Local {
             dir,
             os: OsLock::Flock,
+            within: None,
         }
+    }
+
+    /// The backend over the lock files of the holders inside one outer hold
+    /// (`within` says which, to people): a folder of its own per hold, named
+    /// after `hold` (what identifies it) under `base`, so that the holders
+    /// inside it take turns among themselves and never wait for the outer
+    /// holder.
+    pub(crate) fn inside(base: &std::path::Path, hold: &str, within: String) -> Self {
+        Local {
+            dir: base.join(format!("held-{:016x}", fnv1a(hold.as_bytes()))),
+            os: OsLock::Flock,
+            within: Some(within),
+        }
+    }
+
+    /// Its folder.
+    pub(crate) fn folder(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// Where its lock files are, to tell lockers on the same files apart
@@ -207,7 +229,10 @@ impl Local {
         let timed_out = || Error::WaitTimeout {
             resource: report::what(names),
             waited: report::round_ms(start.elapsed()),
-            holder: Some(self.holders_in(&folder, names)),
+            holder: Some(match &self.within {
+                Some(within) => format!("{} inside {within}", self.holders_in(&folder, names)),
+                None => self.holders_in(&folder, names),
+            }),
         };
         if Instant::now() >= deadline {
             return Err(timed_out());
@@ -253,7 +278,7 @@ impl Local {
             }
             if progress.due(now) {
                 progress.print(
-                    &waiting_for(names, folder.path()),
+                    &waiting_for(names, folder.path(), self.within.as_deref()),
                     &self.holders_in(&folder, names),
                 );
             }
@@ -489,6 +514,14 @@ impl Helper {
 }
 
 impl LocalHeld {
+    /// What identifies the held lock file: its path, device and inode.
+    #[cfg(unix)]
+    pub(crate) fn identity(&self) -> Option<(&std::path::Path, u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.taken.file.file.metadata().ok()?;
+        Some((&self.path, meta.dev(), meta.ino()))
+    }
+
     /// Watches the lock file until release: `status` turns lost within
     /// seconds if it is deleted or replaced (see [`watch`]).
     pub(crate) fn watch(&mut self, resource: &str, status: &StatusTx) {
@@ -558,9 +591,64 @@ fn file_name(name: &str) -> OsString {
 }
 
 /// What is waited for and where, for progress lines: two processes that
-/// disagree on the folder do not see each other.
-fn waiting_for(names: &[String], dir: &std::path::Path) -> String {
-    format!("{} (lock files in {})", report::what(names), dir.display())
+/// disagree on the folder do not see each other. Inside an outer hold, the
+/// line says so: the wait is for the other holders inside it, never for
+/// the outer holder.
+fn waiting_for(names: &[String], dir: &std::path::Path, within: Option<&str>) -> String {
+    match within {
+        Some(within) => format!(
+            "{} inside {within}, taking turns with the others inside it (lock files in {})",
+            report::what(names),
+            dir.display()
+        ),
+        None => format!("{} (lock files in {})", report::what(names), dir.display()),
+    }
+}
+
+/// Whether the lock file at `path` is still the file `(dev, ino)` and locked
+/// by process `pid`: what shows that a hold `relukko run` told its command
+/// of is alive. Answers why not.
+#[cfg(unix)]
+pub(crate) fn check_holder(
+    path: &std::path::Path,
+    dev: u64,
+    ino: u64,
+    pid: u32,
+) -> std::result::Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| format!("its lock file {shown} cannot be read: {e}"))?;
+    if (meta.dev(), meta.ino()) != (dev, ino) {
+        return Err(format!("its lock file {shown} was replaced since"));
+    }
+    match folder::lock_holder(dev, ino) {
+        folder::Probe::Held { pid: p, .. } if p == pid => Ok(()),
+        folder::Probe::Held { pid: p, .. } => Err(format!(
+            "its lock file {shown} is locked by process {p}, not by {pid}"
+        )),
+        folder::Probe::Free => Err(format!("its lock file {shown} is not locked")),
+        // The kernel does not say who (not Linux, or the holder is outside
+        // this PID namespace): a lock we can take is no hold; one we cannot
+        // is held by someone, and the caller checked that `pid` is ours.
+        folder::Probe::Unknown => {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(path)
+                .map_err(|e| format!("its lock file {shown} cannot be opened: {e}"))?;
+            match file.try_lock() {
+                Ok(()) => {
+                    let _ = file.unlock();
+                    Err(format!("its lock file {shown} is not locked"))
+                }
+                Err(TryLockError::WouldBlock) => Ok(()),
+                Err(TryLockError::Error(e)) => {
+                    Err(format!("its lock file {shown} cannot be checked: {e}"))
+                }
+            }
+        }
+    }
 }
 
 /// The holder line of a record (its first line), if any.

@@ -303,6 +303,7 @@ fn threads_take_turns_where_file_locks_belong_to_the_process() {
     let local = Arc::new(Local {
         dir: dir.path().to_path_buf(),
         os: OsLock::Process,
+        within: None,
     });
     let inside = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..4)
@@ -342,8 +343,56 @@ fn threads_take_turns_where_file_locks_belong_to_the_process() {
 
 #[test]
 fn the_waiting_line_names_the_folder() {
-    let text = waiting_for(&["rig".to_owned()], std::path::Path::new("/x/locks"));
+    let text = waiting_for(&["rig".to_owned()], std::path::Path::new("/x/locks"), None);
     assert_eq!(text, "rig (lock files in /x/locks)");
+}
+
+/// Inside an outer hold, the waiting line and the timeout say so: the wait
+/// is for the others inside it, not for the outer holder.
+#[test]
+fn inside_a_hold_the_lines_say_so() {
+    let text = waiting_for(
+        &["rig".to_owned()],
+        std::path::Path::new("/x/locks/held-1"),
+        Some("the hold of rig by process 7 (an ancestor)"),
+    );
+    assert_eq!(
+        text,
+        "rig inside the hold of rig by process 7 (an ancestor), taking turns with the others \
+         inside it (lock files in /x/locks/held-1)"
+    );
+    let dir = TempDir::new("inside");
+    let within = "the hold of rig by process 7 (an ancestor)".to_owned();
+    let inside = Arc::new(Local::inside(dir.path(), "some hold", within.clone()));
+    assert!(inside.folder().starts_with(dir.path()) && inside.folder() != dir.path());
+    let wait = |timeout| Request {
+        timeout,
+        creator: "inner".into(),
+        lease: Duration::from_secs(60),
+        test: None,
+        on_this_thread: true,
+    };
+    let names = ["rig".to_owned()];
+    let (_, held) = inside
+        .acquire_any_blocking(&names, &wait(Duration::ZERO), None)
+        .unwrap();
+    let err = inside
+        .acquire_any_blocking(&names, &wait(Duration::from_millis(50)), None)
+        .unwrap_err();
+    match err {
+        Error::WaitTimeout {
+            holder: Some(h), ..
+        } => {
+            assert!(h.ends_with(&format!("inside {within}")), "{h}");
+        }
+        e => panic!("{e:?}"),
+    }
+    // The folder of the hold is not the outer one: there the name is free.
+    let outer = Local::new(dir.path().to_path_buf());
+    let (_, outer_held) = outer
+        .acquire_any_blocking(&names, &wait(Duration::ZERO), None)
+        .unwrap();
+    drop((held, outer_held));
 }
 
 /// A hold dropped without its release (the first name of a set whose next
@@ -461,6 +510,7 @@ fn a_waiter_moved_off_a_replaced_file_still_waits_its_turn_where_locks_belong_to
     let local = Arc::new(Local {
         dir: dir.path().to_path_buf(),
         os: OsLock::Process,
+        within: None,
     });
     let path = local.path_for("n");
     /// Ends the other process also when this test fails half-way.
