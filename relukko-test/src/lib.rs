@@ -45,8 +45,10 @@
 //! order), no name (derived from the test's path), a pool
 //! (`#[locked(any_of("rig-1", "rig-2"))]`, with an optional [`Lease`]
 //! parameter telling which one the test got), and the options `timeout`,
-//! `lease`, `creator` and `crate`. It works with `#[tokio::test]`,
-//! `#[should_panic]`, `#[ignore]`, tests returning `Result`, and `rstest`.
+//! `lease`, `creator` and `crate`, and work with `#[should_panic]`,
+//! `#[ignore]` and tests returning `Result`. `#[relukko::test]` runs an
+//! `async fn` on a tokio current-thread runtime; `#[locked]` goes with
+//! `#[tokio::test]` (any flavor) and `rstest`.
 //!
 //! **Put `#[locked]` above `#[test]`.** A test with a `Lease` parameter needs
 //! that order: below it, `#[test]` expands first and rejects the parameter
@@ -708,9 +710,12 @@ pub use relukko_test_macros::locked;
 ///
 /// For another runtime or flavor (`#[tokio::test(flavor = "multi_thread")]`,
 /// `async-std`), or `rstest`, write [`#[locked]`](macro@locked) with that
-/// attribute instead. Another test attribute on a `#[relukko::test]` function
-/// (`#[test]`, `#[tokio::test]`) is a compile error: the function would be
-/// two tests, or two runtimes.
+/// attribute instead. Another test attribute below `#[relukko::test]`
+/// (`#[test]`, `#[tokio::test]`) is a compile error pointing at it: the
+/// function would be two tests, or get two runtimes. A `#[test]` written
+/// *above* it cannot be told: it expands first and takes itself off the
+/// function, so the test is registered twice and runs twice (each run
+/// locking as it should); leave it out.
 pub use relukko_test_macros::test;
 #[cfg(feature = "relukko")]
 pub use settings::ClientSettings;
