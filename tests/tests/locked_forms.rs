@@ -404,6 +404,39 @@ mod relukko_test {
         panic!("async body panicked while holding its lock");
     }
 
+    /// The functions above are tests through `#[relukko::test]` alone: were
+    /// the attribute to stop adding the test attribute, their bodies (and
+    /// their checks) would silently never run. The harness lists them.
+    #[test]
+    fn are_listed_as_tests() {
+        let exe = std::env::current_exe().expect("this test binary");
+        let out = std::process::Command::new(exe)
+            .args(["--list", "relukko_test::"])
+            .output()
+            .expect("listing the tests of this binary");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        for name in [
+            "sync_one_name",
+            "with_timeout",
+            "with_a_lease_parameter_and_options",
+            "several_names",
+            "derived_name",
+            "pool_with_lease",
+            "should_panic_below",
+            "should_panic_above",
+            "ignored",
+            "async_fn",
+            "async_should_panic",
+            "renamed::crate_path",
+        ] {
+            let line = format!("relukko_test::{name}: test");
+            assert!(
+                listed.lines().filter(|l| *l == line).count() == 1,
+                "{line:?} once in:\n{listed}"
+            );
+        }
+    }
+
     mod renamed {
         use ::relukko as my_relukko;
 
