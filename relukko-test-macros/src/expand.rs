@@ -184,14 +184,22 @@ fn krate(config: &Config) -> TokenStream {
 }
 
 /// The function's attributes and visibility, on `sig` with `call` as body.
+///
+/// The body's braces are the function's own (their spans, not the macro's):
+/// rustc holds back every lint on an item whose tokens all come from another
+/// crate's macro, so with braces of ours a private `#[locked]` function that
+/// nothing calls (a test without its test attribute) would not get its
+/// `dead_code` warning ("function `x` is never used").
 fn emit(func: &ItemFn, sig: &Signature, call: &TokenStream) -> TokenStream {
     let attrs = &func.attrs;
     let vis = &func.vis;
+    let mut body = TokenStream::new();
+    func.block
+        .brace_token
+        .surround(&mut body, |tokens| tokens.extend(call.clone()));
     quote! {
         #(#attrs)*
-        #vis #sig {
-            #call
-        }
+        #vis #sig #body
     }
 }
 

@@ -656,8 +656,9 @@ pub use relukko_protocol::{Lock, format_timestamp};
 /// instead: write [`#[relukko::test]`](macro@test), which is the test
 /// attribute too, so it cannot be forgotten; and rustc's `dead_code`
 /// warning ("function `flashes` is never used") for a private `#[locked]`
-/// function that nothing calls (a `pub` one in a library crate is not
-/// warned about).
+/// function that nothing calls (the expansion keeps the function's own
+/// tokens, so the warning is not held back as one inside a macro; a `pub`
+/// function may be used by another crate and is not warned about).
 ///
 /// The settings (`RELUKKO_TIMEOUT`, `RELUKKO_LEASE`, ...) and the backends are
 /// described in the [crate documentation](crate#configuration).
