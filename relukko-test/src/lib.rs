@@ -23,6 +23,7 @@
 //! until after it ends, whether it returns, fails or panics:
 //!
 //! ```
+//! # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the body
 //! #[relukko::test("hil-rig-3", timeout = "10m")]
 //! fn flashes_firmware() {
 //!     // Only one test anywhere holds hil-rig-3 now.
@@ -667,6 +668,7 @@ pub use relukko_test_macros::locked;
 /// [`#[locked]`](macro@locked) in one attribute, so neither can be forgotten.
 ///
 /// ```
+/// # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the bodies
 /// #[relukko::test("hil-rig-3")]
 /// fn flashes_firmware() {
 ///     // hil-rig-3 is yours from here until the end of the body.
@@ -682,6 +684,7 @@ pub use relukko_test_macros::locked;
 /// panics, times out or loses its lock.
 ///
 /// ```
+/// # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the bodies
 /// use relukko::Lease;
 ///
 /// #[relukko::test(any_of("rig-1", "rig-2"), timeout = "2m", creator = "nightly HIL run")]
@@ -702,6 +705,7 @@ pub use relukko_test_macros::locked;
 /// runtime):
 ///
 /// ```
+/// # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the bodies
 /// #[relukko::test("device-farm-slot")]
 /// async fn runs_on_the_device_farm(lease: relukko::Lease) {
 ///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
