@@ -94,11 +94,21 @@ fn try_test(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     if let Some(other) = func.attrs.iter().find(|a| signature::is_test_marker(a)) {
         return Err(duplicate_test_attr(other, func.sig.asyncness.is_some()));
     }
-    // A test attribute, seen by the parameter checks: a parameter other than
-    // the `Lease` is an error, as on any `#[test]`.
-    func.attrs
-        .insert(0, syn::parse_quote!(#[::core::prelude::v1::test]));
-    let lease = signature::find_lease(&func.attrs, &func.sig, &config)?;
+    if let Some(other) = func.attrs.iter().find(|a| is_parameterized(a)) {
+        let what = signature::pretty(other.path());
+        return Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "`#[relukko::test]` makes a plain test, which takes no arguments; for \
+                 `#[{what}]`, write `#[relukko::locked(...)]` above `#[{what}]` instead"
+            ),
+        ));
+    }
+    // The parameter checks see the function as a plain test: a parameter
+    // other than the `Lease` is an error, as on any `#[test]`.
+    let marker: syn::Attribute = syn::parse_quote!(#[::core::prelude::v1::test]);
+    let lease = signature::find_lease(std::slice::from_ref(&marker), &func.sig, &config)?;
+    func.attrs.insert(0, marker);
     let krate = krate(&config);
     let (mut sig, call) = wrapped(&config, &func, lease, &krate);
     let call = match sig.asyncness.take() {
@@ -106,6 +116,15 @@ fn try_test(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
         None => call,
     };
     Ok(emit(&func, &sig, &call))
+}
+
+/// The attributes of parameterized test frameworks, which make tests of
+/// their own from a function with arguments.
+fn is_parameterized(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "rstest" || s.ident == "test_case")
 }
 
 /// `#[test]`, `#[tokio::test]`, ... on a function that `#[relukko::test]`

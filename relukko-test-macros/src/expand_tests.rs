@@ -415,3 +415,25 @@ fn test_takes_the_arguments_of_locked() {
     );
     assert_eq!(at, "struct");
 }
+
+/// A parameterized test is `#[locked]`'s: `#[relukko::test]` would add a
+/// `#[test]` to a function with arguments.
+#[test]
+fn test_refuses_parameterized_tests_and_other_parameters() {
+    let (msg, at) = test_err(r#""rig""#, "#[rstest] #[case(1)] fn t(#[case] x: u32) {}");
+    assert_eq!(
+        msg,
+        "`#[relukko::test]` makes a plain test, which takes no arguments; for `#[rstest]`, \
+         write `#[relukko::locked(...)]` above `#[rstest]` instead"
+    );
+    assert_eq!(at, "#[rstest]");
+    let (_, at) = test_err(r#""rig""#, "#[test_case::test_case(1)] fn t(x: u32) {}");
+    assert_eq!(at, "#[test_case::test_case(1)]");
+    // Other attributes do not make a parameter acceptable.
+    let (msg, at) = test_err(r#""rig""#, "#[inline] #[my::attr] fn t(n: u32) {}");
+    assert!(
+        msg.starts_with("a test function takes no arguments"),
+        "{msg}"
+    );
+    assert_eq!(at, "u32");
+}
