@@ -6,7 +6,8 @@
 //! and every one of its Rust blocks is still compiled, and run. Doc tests drop
 //! `#[test]` functions without compiling them, so in a block that declares
 //! test functions (and no `main`), `#[test]` and `#[tokio::test]` are made to
-//! mean `#[relukko::locked]`, which checks the attribute and compiles the body.
+//! mean `#[relukko::locked]`, which checks the attribute and compiles the body;
+//! so does `#[relukko::test]` (which adds a `#[test]` of its own).
 
 use std::path::PathBuf;
 
@@ -52,6 +53,9 @@ fn prelude(block: &str) -> String {
         }
         if block.contains("#[test]") {
             lines.push("use relukko::locked as test;");
+        }
+        if block.contains("#[relukko::test") {
+            lines.push("mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; }");
         }
     }
     lines.iter().map(|l| format!("# {l}\n")).collect()

@@ -8,10 +8,19 @@
 //! test's runtime (the waiting itself runs on the library's own runtime, so a
 //! current-thread test runtime is fine), or above it to hold the lock around
 //! the whole runtime. To take a `Lease` parameter, `#[locked]` must be on top.
+//! `#[relukko::test]` on an `async fn` is both: it runs the test on a tokio
+//! current-thread runtime of its own.
 
 use std::time::Duration;
 
 use relukko::locked;
+
+/// The test attribute, the runtime and the lock in one attribute.
+#[relukko::test("example-device-farm-slot")]
+async fn lists_the_devices_of_the_slot(lease: relukko::Lease) {
+    assert_eq!(lease.name(), "example-device-farm-slot");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
 
 #[tokio::test]
 #[locked("example-device-farm-slot")]

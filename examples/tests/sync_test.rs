@@ -4,12 +4,20 @@
 //! cargo test -p relukko-examples --test sync_test
 //! ```
 //!
+//! `#[relukko::test(...)]` is `#[test]` and the lock in one attribute;
 //! `#[relukko::locked(...)]` goes next to `#[test]` (either order). The lock is
 //! taken before the body runs and released after it ends: when it returns,
 //! when an assertion fails, when it panics. Other tests (threads, processes,
 //! machines) that name the same resource wait meanwhile.
 
 use relukko::locked;
+
+/// `#[test]` and the lock in one attribute: nothing to forget.
+#[relukko::test("example-staging-db", timeout = "2m")]
+fn checks_the_staging_schema() {
+    // ... the staging database is ours until the end of the body ...
+    assert_eq!(2 * 2, 4);
+}
 
 /// One resource. With no `RELUKKO_URL` this locks a file on this machine;
 /// with `RELUKKO_URL` set, a lock on that Relukko server.

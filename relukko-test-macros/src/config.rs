@@ -230,6 +230,15 @@ fn parse_arg(input: ParseStream<'_>, b: &mut Builder) -> syn::Result<()> {
                 ),
             ))
         }
+        "flavor" | "worker_threads" | "start_paused" | "runtime" | "rt" => Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "unknown option `{key}`: the runtime is not chosen here; `#[relukko::test]` runs \
+                 an `async fn` on tokio's current-thread runtime, and for another runtime or \
+                 flavor write `#[relukko::locked(...)]` above the runtime's own attribute, like \
+                 `#[tokio::test(flavor = \"multi_thread\")]`"
+            ),
+        )),
         _ => Err(syn::Error::new(
             ident.span(),
             format!(

@@ -355,3 +355,23 @@ fn colon_instead_of_equals() {
         "{msg}"
     );
 }
+
+/// A runtime's options (`flavor`, `worker_threads`, ...) are not ours: the
+/// message says where they go.
+#[test]
+fn runtime_options_point_to_the_runtime_attribute() {
+    for key in ["flavor", "worker_threads", "start_paused"] {
+        let (msg, at) = err(&format!(r#""rig", {key} = "x""#));
+        assert!(
+            msg.starts_with(&format!(
+                "unknown option `{key}`: the runtime is not chosen here"
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("write `#[relukko::locked(...)]` above the runtime's own attribute"),
+            "{msg}"
+        );
+        assert_eq!(at, key);
+    }
+}

@@ -272,3 +272,168 @@ fn lease_parameter_allowed_forms() {
         );
     }
 }
+
+// `#[relukko::test]`: `#[test]` and `#[locked]` in one.
+
+fn expand_test(attr: &str, item: &str) -> String {
+    test(tokens(attr), tokens(item)).to_string()
+}
+
+fn test_err(attr: &str, item: &str) -> (String, String) {
+    let e = match try_test(tokens(attr), tokens(item)) {
+        Ok(out) => panic!("expected an error, got {out}"),
+        Err(e) => e,
+    };
+    (e.to_string(), e.span().source_text().unwrap_or_default())
+}
+
+/// What `#[locked]` emits, with the test attribute on top.
+#[test]
+fn test_is_the_test_attribute_and_locked() {
+    for (attr, item, plain) in [
+        (r#""rig""#, "fn t() { body(); }", "fn t() { body(); }"),
+        (
+            r#"any_of("a", "b"), timeout = "2m", crate = my"#,
+            "#[ignore] fn t(lease: my::Lease) -> Result<(), E> { Ok(()) }",
+            "#[ignore] fn t(lease: my::Lease) -> Result<(), E> { Ok(()) }",
+        ),
+        (
+            "",
+            "#[should_panic(expected = \"x\")] fn t() { panic!(\"x\") }",
+            "#[should_panic(expected = \"x\")] fn t() { panic!(\"x\") }",
+        ),
+    ] {
+        let locked = expand(attr, &format!("#[::core::prelude::v1::test] {plain}"));
+        assert_eq!(expand_test(attr, item), locked);
+        assert!(
+            locked.starts_with("# [:: core :: prelude :: v1 :: test]"),
+            "{locked}"
+        );
+    }
+}
+
+/// An `async fn` becomes a sync test that runs `#[locked]`'s async body on
+/// the library's current-thread runtime.
+#[test]
+fn test_runs_an_async_fn_through_block_on() {
+    let out = expand_test(
+        r#""rig""#,
+        "async fn t(lease: Lease) -> std::io::Result<()> { Ok(()) }",
+    );
+    let expected = quote! {
+        #[::core::prelude::v1::test]
+        fn t() -> std::io::Result<()> {
+            ::relukko::__private::block_on(async move {
+                match ::relukko::__private::run_async(
+                    &::relukko::__private::Spec {
+                        names: &["rig"],
+                        any_of: false,
+                        timeout: ::core::option::Option::None,
+                        lease: ::core::option::Option::None,
+                        creator: ::core::option::Option::None,
+                        test: ::core::concat!(::core::module_path!(), "::", "t"),
+                    },
+                    move |lease: Lease| async move { Ok(()) }
+                ).await {
+                    ::core::result::Result::Ok(value) => value,
+                    ::core::result::Result::Err(failure) => ::relukko::__private::fail(failure),
+                }
+            })
+        }
+    };
+    assert_eq!(out, expected.to_string());
+    let out = expand_test(r#""rig", crate = my"#, "#[should_panic] async fn t() { }");
+    assert!(
+        out.contains(
+            "my :: __private :: block_on (async move { my :: __private :: run_async_should_panic ("
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_with_another_test_attribute_is_an_error_at_it() {
+    for (item, at) in [
+        ("#[test] fn t() {}", "#[test]"),
+        (
+            "#[ignore] #[core::prelude::v1::test] fn t() {}",
+            "#[core::prelude::v1::test]",
+        ),
+        ("#[tokio::test] async fn t() {}", "#[tokio::test]"),
+        (
+            "#[tokio::test(flavor = \"multi_thread\")] async fn t() {}",
+            "#[tokio::test(flavor = \"multi_thread\")]",
+        ),
+    ] {
+        let (msg, span) = test_err(r#""rig""#, item);
+        assert!(
+            msg.starts_with(
+                "duplicate test attribute: `#[relukko::test]` is already the test attribute"
+            ),
+            "{msg}"
+        );
+        assert_eq!(span, at, "{item}");
+    }
+    let (msg, _) = test_err(r#""rig""#, "#[test] fn t() {}");
+    assert!(msg.ends_with("remove this `#[test]`"), "{msg}");
+    let (msg, _) = test_err(r#""rig""#, "#[tokio::test] async fn t() {}");
+    assert!(
+        msg.contains("write `#[relukko::locked(...)]` above `#[tokio::test]`"),
+        "{msg}"
+    );
+    // On the error path the function stays, as no test and without a warning.
+    let out = expand_test(r#""rig""#, "#[test] #[ignore] fn t() { body(); }");
+    assert!(out.starts_with(":: core :: compile_error !"), "{out}");
+    assert!(
+        out.ends_with(&tokens("#[allow(dead_code)] fn t() { body(); }").to_string()),
+        "{out}"
+    );
+}
+
+/// The arguments are `#[locked]`'s, with its checks and messages.
+#[test]
+fn test_takes_the_arguments_of_locked() {
+    for (attr, item) in [
+        (r#""rig", timout = "10m""#, "fn t() {}"),
+        (r#"any_of("a")"#, "fn t() {}"),
+        (r#""a", "b""#, "fn t(lease: Lease) {}"),
+        (r#""a""#, "fn t(n: u32) {}"),
+    ] {
+        let (msg, at) = test_err(attr, item);
+        let (locked_msg, locked_at) = err(attr, &format!("#[test] {item}"));
+        assert_eq!((msg, at), (locked_msg, locked_at), "{attr} {item}");
+    }
+    let out = expand_test("42", "fn t() { body(); }");
+    assert!(
+        out.ends_with(&tokens("#[allow(dead_code)] fn t() { body(); }").to_string()),
+        "{out}"
+    );
+    let (msg, at) = test_err(r#""a""#, "struct S;");
+    assert!(
+        msg.starts_with("`#[relukko::test]` goes on a function"),
+        "{msg}"
+    );
+    assert_eq!(at, "struct");
+}
+
+/// A parameterized test is `#[locked]`'s: `#[relukko::test]` would add a
+/// `#[test]` to a function with arguments.
+#[test]
+fn test_refuses_parameterized_tests_and_other_parameters() {
+    let (msg, at) = test_err(r#""rig""#, "#[rstest] #[case(1)] fn t(#[case] x: u32) {}");
+    assert_eq!(
+        msg,
+        "`#[relukko::test]` makes a plain test, which takes no arguments; for `#[rstest]`, \
+         write `#[relukko::locked(...)]` above `#[rstest]` instead"
+    );
+    assert_eq!(at, "#[rstest]");
+    let (_, at) = test_err(r#""rig""#, "#[test_case::test_case(1)] fn t(x: u32) {}");
+    assert_eq!(at, "#[test_case::test_case(1)]");
+    // Other attributes do not make a parameter acceptable.
+    let (msg, at) = test_err(r#""rig""#, "#[inline] #[my::attr] fn t(n: u32) {}");
+    assert!(
+        msg.starts_with("a test function takes no arguments"),
+        "{msg}"
+    );
+    assert_eq!(at, "u32");
+}

@@ -1,10 +1,12 @@
-//! The `#[locked]` attribute of [relukko-test](https://docs.rs/relukko-test).
-//! Use it as `#[relukko::locked]`, not from this crate.
+//! The `#[test]`-and-lock attribute `#[relukko::test]` and the `#[locked]`
+//! attribute of [relukko-test](https://docs.rs/relukko-test). Use them as
+//! `#[relukko::test]` and `#[relukko::locked]`, not from this crate.
 //!
 //! The macro is a thin shim: `config` parses and validates the arguments,
 //! `signature` finds the optional `Lease` parameter, `expand` wraps the
 //! body in a call to `relukko::__private::run_sync` / `run_async`, where all
-//! the locking logic lives. It never panics: every misuse is a
+//! the locking logic lives. `#[test]` is `#[locked]` with the test
+//! attribute added (and an `async fn` run by `__private::block_on`). It never panics: every misuse is a
 //! `compile_error!` with a span on the offending token, emitted next to the
 //! unchanged function.
 
@@ -52,4 +54,24 @@ mod signature;
 #[proc_macro_attribute]
 pub fn locked(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::locked(attr.into(), item.into()).into()
+}
+
+/// A test that holds one or more resources while it runs: `#[test]` and
+/// [`#[locked]`](macro@locked) in one attribute, taking every argument
+/// `#[locked]` takes (names, `any_of(...)`, `timeout`, `lease`, `creator`,
+/// `crate`, a `Lease` parameter).
+///
+/// It adds `#[test]` (as `#[::core::prelude::v1::test]`), so another test
+/// attribute on the function (`#[test]`, `#[tokio::test]`) is a compile
+/// error; `#[should_panic]` and `#[ignore]` work as on any test. An
+/// `async fn` runs on a tokio current-thread runtime that the library
+/// starts for the test (like `#[tokio::test]`); for another runtime or
+/// flavor, write `#[relukko::locked(...)]` above that runtime's test
+/// attribute.
+///
+/// The manual is on
+/// [`relukko::test`](https://docs.rs/relukko-test/latest/relukko/attr.test.html).
+#[proc_macro_attribute]
+pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::test(attr.into(), item.into()).into()
 }

@@ -186,6 +186,15 @@ pub(crate) fn is_test_attr(attr: &Attribute) -> bool {
         .is_some_and(|s| s.ident == "test" || s.ident == "should_panic" || s.ident == "ignore")
 }
 
+/// A test attribute proper: `#[test]`, `#[tokio::test]`,
+/// `#[core::prelude::v1::test]`, any path ending in `test`.
+pub(crate) fn is_test_marker(attr: &Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "test")
+}
+
 /// `#[should_panic]` or `#[should_panic(expected = "...")]`.
 pub(crate) fn is_should_panic(attr: &Attribute) -> bool {
     attr.path()

@@ -18,8 +18,20 @@
 //!
 //! ## The attribute
 //!
-//! [`#[locked]`](locked) holds its resources from before the test body runs
+//! [`#[relukko::test]`](test) is the test attribute and the lock in one: the
+//! function is a test, and holds its resources from before its body runs
 //! until after it ends, whether it returns, fails or panics:
+//!
+//! ```
+//! # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the body
+//! #[relukko::test("hil-rig-3", timeout = "10m")]
+//! fn flashes_firmware() {
+//!     // Only one test anywhere holds hil-rig-3 now.
+//! }
+//! ```
+//!
+//! [`#[locked]`](locked) is the lock alone, next to a test attribute of your
+//! choice (`#[test]`, `#[tokio::test]`, `#[rstest]`):
 //!
 //! ```
 //! # use relukko::locked as test; // doc tests drop #[test] fns; this keeps the example compiled
@@ -30,12 +42,14 @@
 //! }
 //! ```
 //!
-//! It takes several names (`#[locked("a", "b")]`, acquired in one canonical
+//! Both take several names (`#[locked("a", "b")]`, acquired in one canonical
 //! order), no name (derived from the test's path), a pool
 //! (`#[locked(any_of("rig-1", "rig-2"))]`, with an optional [`Lease`]
 //! parameter telling which one the test got), and the options `timeout`,
-//! `lease`, `creator` and `crate`. It works with `#[tokio::test]`,
-//! `#[should_panic]`, `#[ignore]`, tests returning `Result`, and `rstest`.
+//! `lease`, `creator` and `crate`, and work with `#[should_panic]`,
+//! `#[ignore]` and tests returning `Result`. `#[relukko::test]` runs an
+//! `async fn` on a tokio current-thread runtime; `#[locked]` goes with
+//! `#[tokio::test]` (any flavor) and `rstest`.
 //!
 //! **Put `#[locked]` above `#[test]`.** A test with a `Lease` parameter needs
 //! that order: below it, `#[test]` expands first and rejects the parameter
@@ -349,7 +363,8 @@ mod test_support;
 pub mod __private {
     pub use crate::lease::Lease;
     pub use crate::runner::{
-        Failure, Spec, fail, run_async, run_async_should_panic, run_sync, run_sync_should_panic,
+        Failure, Spec, block_on, fail, run_async, run_async_should_panic, run_sync,
+        run_sync_should_panic,
     };
 }
 
@@ -670,8 +685,81 @@ pub use relukko_protocol::{Lock, format_timestamp};
 /// and keep `RELUKKO_TIMEOUT` below that budget, so a test that cannot get its
 /// resource fails with a message naming the holder rather than being terminated.
 ///
+/// # A `#[locked]` function that is not a test
+///
+/// Without a test attribute, a `#[locked]` function is an ordinary function
+/// that locks when called: a helper, or a test that never runs if nothing
+/// calls it. The attribute cannot tell which: a macro sees only the function
+/// it is written on, never the call sites elsewhere in the crate, so it
+/// cannot know whether anything calls it (and forbidding it would break
+/// helpers, and `#[test]` written above, which expands first). What you get
+/// instead: write [`#[relukko::test]`](macro@test), which is the test
+/// attribute too, so it cannot be forgotten; and rustc's `dead_code`
+/// warning ("function `flashes` is never used") for a private `#[locked]`
+/// function that nothing calls (the expansion keeps the function's own
+/// tokens, so the warning is not held back as one inside a macro; a `pub`
+/// function may be used by another crate and is not warned about).
+///
 /// The settings (`RELUKKO_TIMEOUT`, `RELUKKO_LEASE`, ...) and the backends are
 /// described in the [crate documentation](crate#configuration).
 pub use relukko_test_macros::locked;
+/// A test that holds one or more resources while it runs: `#[test]` and
+/// [`#[locked]`](macro@locked) in one attribute, so neither can be forgotten.
+///
+/// ```
+/// # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the bodies
+/// #[relukko::test("hil-rig-3")]
+/// fn flashes_firmware() {
+///     // hil-rig-3 is yours from here until the end of the body.
+/// }
+/// ```
+///
+/// It takes every argument `#[locked]` takes, with the same checks and
+/// messages: several names, no name, `any_of(...)`, `timeout`, `lease`,
+/// `creator`, `crate = path`, and a [`Lease`] parameter (the order of
+/// attributes does not matter here: the test attribute is added by this one).
+/// It works with `#[should_panic]`, `#[ignore]` and tests returning `Result`.
+/// See [`locked`] for every form and option and what happens when a test
+/// panics, times out or loses its lock.
+///
+/// ```
+/// # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the bodies
+/// use relukko::Lease;
+///
+/// #[relukko::test(any_of("rig-1", "rig-2"), timeout = "2m", creator = "nightly HIL run")]
+/// fn flashes_on_any_rig(lease: Lease) {
+///     println!("flashing on {}", lease.name());
+/// }
+///
+/// #[relukko::test("hil-rig-3")]
+/// #[should_panic(expected = "boom")]
+/// fn a_panic_still_releases() {
+///     panic!("boom");
+/// }
+/// ```
+///
+/// An `async fn` runs on a tokio current-thread runtime that the library
+/// starts for the test, as `#[tokio::test]` would (tokio's timers, I/O and
+/// tasks work in it; the waiting for the lock runs on the library's own
+/// runtime):
+///
+/// ```
+/// # mod relukko { pub use ::relukko::*; pub use ::relukko::locked as test; } // doc tests drop test fns: compile the bodies
+/// #[relukko::test("device-farm-slot")]
+/// async fn runs_on_the_device_farm(lease: relukko::Lease) {
+///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+///     assert_eq!(lease.name(), "device-farm-slot");
+/// }
+/// ```
+///
+/// For another runtime or flavor (`#[tokio::test(flavor = "multi_thread")]`,
+/// `async-std`), or `rstest`, write [`#[locked]`](macro@locked) with that
+/// attribute instead. Another test attribute below `#[relukko::test]`
+/// (`#[test]`, `#[tokio::test]`) is a compile error pointing at it: the
+/// function would be two tests, or get two runtimes. A `#[test]` written
+/// *above* it cannot be told: it expands first and takes itself off the
+/// function, so the test is registered twice and runs twice (each run
+/// locking as it should); leave it out.
+pub use relukko_test_macros::test;
 #[cfg(feature = "relukko")]
 pub use settings::ClientSettings;

@@ -255,6 +255,25 @@ where
     spec.after(finish, result, at, should_panic)
 }
 
+/// Runs the future of an `async fn` test under `#[relukko::test]` on a
+/// tokio current-thread runtime of its own, every driver enabled, as
+/// `#[tokio::test]` does. The waiting for the lock runs on the library's
+/// background runtime as usual.
+///
+/// # Panics
+///
+/// If the runtime cannot be built (the system refuses a thread or a file
+/// descriptor): the test fails with why.
+pub fn block_on<F: Future>(test: F) -> F::Output {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(test),
+        Err(e) => panic!("relukko: cannot start the test's tokio runtime: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -298,3 +298,152 @@ fn helper(x: u32) -> u32 {
 fn helper_function_with_arguments() {
     assert_eq!(helper(21), 42);
 }
+
+/// `#[relukko::test]`: the test attribute and `#[locked]` in one. Each of
+/// these is a test only through it (no `#[test]` is written): `cargo test
+/// -- --list` names them, and each body proves its lock is held.
+mod relukko_test {
+    use std::time::Duration;
+
+    use relukko::{Error, Lease};
+
+    use super::{assert_held, assert_holds, probe};
+
+    #[relukko::test("locked-forms-test-sync")]
+    fn sync_one_name() {
+        assert_held(&["locked-forms-test-sync"]);
+    }
+
+    #[relukko::test("locked-forms-test-timeout", timeout = "2m")]
+    fn with_timeout() -> Result<(), std::num::ParseIntError> {
+        assert_held(&["locked-forms-test-timeout"]);
+        "42".parse::<u32>()?;
+        Ok(())
+    }
+
+    #[relukko::test(
+        "locked-forms-test-lease",
+        timeout = "10m",
+        lease = "30s",
+        creator = "relukko::test suite"
+    )]
+    fn with_a_lease_parameter_and_options(lease: Lease) {
+        assert_holds(&lease, &["locked-forms-test-lease"]);
+        let e = probe("locked-forms-test-lease").expect_err("held");
+        assert!(
+            matches!(e, Error::WaitTimeout { .. }) && e.to_string().contains("relukko::test suite"),
+            "{e}"
+        );
+    }
+
+    #[relukko::test("locked-forms-test-b", "locked-forms-test-a")]
+    fn several_names() {
+        assert_held(&["locked-forms-test-a", "locked-forms-test-b"]);
+    }
+
+    #[relukko::test]
+    fn derived_name(lease: Lease) {
+        assert_eq!(lease.name(), concat!(module_path!(), "::derived_name"));
+        assert_held(&[lease.name()]);
+    }
+
+    #[relukko::test(any_of("locked-forms-test-pool-1", "locked-forms-test-pool-2"))]
+    fn pool_with_lease(lease: Lease) {
+        assert_holds(
+            &lease,
+            &["locked-forms-test-pool-1", "locked-forms-test-pool-2"],
+        );
+    }
+
+    /// Passes only if the body panicked, and the body panics with this
+    /// message only after it found its lock held.
+    #[relukko::test("locked-forms-test-should-panic")]
+    #[should_panic(expected = "the body panicked while holding")]
+    fn should_panic_below() {
+        assert_held(&["locked-forms-test-should-panic"]);
+        panic!("the body panicked while holding its lock");
+    }
+
+    #[should_panic(expected = "the body panicked while holding")]
+    #[relukko::test("locked-forms-test-should-panic-above")]
+    fn should_panic_above() {
+        assert_held(&["locked-forms-test-should-panic-above"]);
+        panic!("the body panicked while holding its lock");
+    }
+
+    #[relukko::test("locked-forms-test-ignored")]
+    #[ignore = "proves #[ignore] is kept: it would fail if run"]
+    fn ignored() {
+        panic!("an #[ignore]d test ran");
+    }
+
+    /// An `async fn` runs on a current-thread tokio runtime with its
+    /// drivers: timers, I/O and spawned tasks work.
+    #[relukko::test("locked-forms-test-async")]
+    async fn async_fn(lease: Lease) -> std::io::Result<()> {
+        assert_holds(&lease, &["locked-forms-test-async"]);
+        assert_eq!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let connect = tokio::spawn(async move { tokio::net::TcpStream::connect(addr).await });
+        listener.accept().await?;
+        connect.await.expect("the spawned task")?;
+        assert_held(&["locked-forms-test-async"]);
+        Ok(())
+    }
+
+    #[relukko::test("locked-forms-test-async-panic")]
+    #[should_panic(expected = "async body panicked while holding")]
+    async fn async_should_panic() {
+        tokio::task::yield_now().await;
+        assert_held(&["locked-forms-test-async-panic"]);
+        panic!("async body panicked while holding its lock");
+    }
+
+    /// The functions above are tests through `#[relukko::test]` alone: were
+    /// the attribute to stop adding the test attribute, their bodies (and
+    /// their checks) would silently never run. The harness lists them.
+    #[test]
+    fn are_listed_as_tests() {
+        let exe = std::env::current_exe().expect("this test binary");
+        let out = std::process::Command::new(exe)
+            .args(["--list", "relukko_test::"])
+            .output()
+            .expect("listing the tests of this binary");
+        let listed = String::from_utf8_lossy(&out.stdout);
+        for name in [
+            "sync_one_name",
+            "with_timeout",
+            "with_a_lease_parameter_and_options",
+            "several_names",
+            "derived_name",
+            "pool_with_lease",
+            "should_panic_below",
+            "should_panic_above",
+            "ignored",
+            "async_fn",
+            "async_should_panic",
+            "renamed::crate_path",
+        ] {
+            let line = format!("relukko_test::{name}: test");
+            assert!(
+                listed.lines().filter(|l| *l == line).count() == 1,
+                "{line:?} once in:\n{listed}"
+            );
+        }
+    }
+
+    mod renamed {
+        use ::relukko as my_relukko;
+
+        #[my_relukko::test("locked-forms-test-crate-path", crate = my_relukko)]
+        fn crate_path(lease: my_relukko::Lease) {
+            assert_eq!(lease.name(), "locked-forms-test-crate-path");
+            super::assert_held(&["locked-forms-test-crate-path"]);
+        }
+    }
+}
