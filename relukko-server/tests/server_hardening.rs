@@ -34,6 +34,16 @@ fn server(args: &[&str]) -> Running {
     start(cmd)
 }
 
+/// Stops a server with SIGTERM and waits for it to exit.
+fn stop(server: &mut Running) {
+    let sent = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    wait_exit(&mut server.child);
+}
+
 /// Reads until the server closes the connection; `Err` if it is still open
 /// after `bound`. Returns what came.
 fn closed_within(mut sock: &TcpStream, bound: Duration) -> Result<Vec<u8>, Vec<u8>> {
@@ -161,12 +171,7 @@ fn a_flood_without_a_key_does_not_keep_a_keyed_request_out() {
 #[test]
 fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
     let mut server = start(through_sh("ulimit -S -n 256", &["--port=0"]));
-    let sent = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    wait_exit(&mut server.child);
+    stop(&mut server);
     let log = server.final_stderr();
     let hard = Command::new("sh")
         .args(["-c", "ulimit -H -n"])
@@ -189,12 +194,7 @@ fn a_short_key_starts_with_one_warning() {
         let mut cmd = relukko_e2e::child::command(BIN);
         cmd.env("RELUKKO_API_KEY", key).arg("--port=0");
         let mut server = start(cmd);
-        let sent = Command::new("kill")
-            .args(["-TERM", &server.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        wait_exit(&mut server.child);
+        stop(&mut server);
         let log = server.final_stderr();
         let warnings = log.matches("RELUKKO_API_KEY is shorter than 16").count();
         assert_eq!(warnings, usize::from(warned), "{key}: {log}");
@@ -231,23 +231,13 @@ fn the_database_is_its_owners_alone() {
     );
     assert!(!err.contains("Cannot acquire lock"), "redb's words: {err}");
 
-    let sent = Command::new("kill")
-        .args(["-TERM", &first.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    wait_exit(&mut first.child);
+    stop(&mut first);
     assert!(!first.final_stderr().contains("can be read by other users"));
 
     // An existing file others can read: one warning, and the server starts.
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut again = server(&["--port=0", &db_arg]);
-    let sent = Command::new("kill")
-        .args(["-TERM", &again.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    wait_exit(&mut again.child);
+    stop(&mut again);
     let log = again.final_stderr();
     assert_eq!(
         log.matches("can be read by other users").count(),

@@ -21,6 +21,21 @@ use crate::temp::TempDir;
 /// The longest the browser may take to start or to answer one command.
 pub const BROWSER_STEP: Duration = Duration::from_secs(60);
 
+/// The Chromium binary for the test `test`, or `None` after a SKIPPED line
+/// where there is none; under `CI=true` a missing Chromium fails the test
+/// instead (CI must run the browser tests).
+pub fn chromium_for(test: &str) -> Option<PathBuf> {
+    let found = find_chromium();
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run the browser test: install chromium (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED {test}: no chromium on PATH (set RELUKKO_TEST_CHROMIUM)");
+    }
+    found
+}
+
 /// The Chromium binary: `RELUKKO_TEST_CHROMIUM`, else `chromium` or
 /// `chromium-browser` on the `PATH`.
 pub fn find_chromium() -> Option<PathBuf> {

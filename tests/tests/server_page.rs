@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use relukko_e2e::browser::{Browser, find_chromium};
+use relukko_e2e::browser::{Browser, chromium_for};
 use relukko_e2e::raw::{Api, assert_error, next_event_for, unique, ws_connect};
 use relukko_server::TestServer;
 use reqwest::{Method, StatusCode, header};
@@ -247,12 +247,7 @@ async fn page_writes_from_another_site_are_refused() {
 /// address (`http://user:pw@host/`), where it must also work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_it_does_not_know_rather_than_no_locks() {
-    let Some(chromium) = find_chromium() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run the browser test: install chromium (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: no chromium on PATH (set RELUKKO_TEST_CHROMIUM)");
+    let Some(chromium) = chromium_for("the_page_says_it_does_not_know_rather_than_no_locks") else {
         return;
     };
     let claims_none = "document.body.innerText.includes('No locks are held')";
@@ -334,14 +329,7 @@ async fn the_page_says_it_does_not_know_rather_than_no_locks() {
 /// what the page shows with three locks held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_in_a_real_browser() {
-    let Some(chromium) = find_chromium() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI must run the browser test: install chromium (apt-get install chromium)"
-        );
-        eprintln!(
-            "SKIPPED the_page_in_a_real_browser: no chromium on PATH (set RELUKKO_TEST_CHROMIUM)"
-        );
+    let Some(chromium) = chromium_for("the_page_in_a_real_browser") else {
         return;
     };
     let server = TestServer::start();

@@ -290,6 +290,25 @@ impl Pg {
             .await
     }
 
+    /// Runs one prepared statement that answers at most one lock.
+    async fn one_lock(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Lock>, StoreError> {
+        let client = self.client().await?;
+        self.bounded(async {
+            let statement = client.prepare_cached(sql).await?;
+            client
+                .query_opt(&statement, params)
+                .await?
+                .as_ref()
+                .map(lock_of)
+                .transpose()
+        })
+        .await
+    }
+
     /// Creates a lock; `Ok(None)` if the name is taken. One statement: the
     /// unique name decides a race, the trigger announces it.
     pub(crate) async fn create(
@@ -298,23 +317,13 @@ impl Pg {
         creator: Option<&str>,
         ip: &str,
     ) -> Result<Option<Lock>, StoreError> {
-        let client = self.client().await?;
-        self.bounded(async {
-            let statement = client
-                .prepare_cached(&format!(
-                    "INSERT INTO relukko_locks ({COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, now() + interval '10 minutes', now(), now()) \
-                     ON CONFLICT (name_key) DO NOTHING RETURNING {COLUMNS}"
-                ))
-                .await?;
-            client
-                .query_opt(&statement, &[&Uuid::new_v4(), &lock_name, &creator, &ip])
-                .await?
-                .as_ref()
-                .map(lock_of)
-                .transpose()
-        })
-        .await
+        let sql = format!(
+            "INSERT INTO relukko_locks ({COLUMNS}) \
+             VALUES ($1, $2, $3, $4, now() + interval '10 minutes', now(), now()) \
+             ON CONFLICT (name_key) DO NOTHING RETURNING {COLUMNS}"
+        );
+        self.one_lock(&sql, &[&Uuid::new_v4(), &lock_name, &creator, &ip])
+            .await
     }
 
     /// All locks, oldest first.
@@ -333,21 +342,8 @@ impl Pg {
     }
 
     pub(crate) async fn get(&self, id: Uuid) -> Result<Option<Lock>, StoreError> {
-        let client = self.client().await?;
-        self.bounded(async {
-            let statement = client
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM relukko_locks WHERE id = $1"
-                ))
-                .await?;
-            client
-                .query_opt(&statement, &[&id])
-                .await?
-                .as_ref()
-                .map(lock_of)
-                .transpose()
-        })
-        .await
+        let sql = format!("SELECT {COLUMNS} FROM relukko_locks WHERE id = $1");
+        self.one_lock(&sql, &[&id]).await
     }
 
     /// As `AppState::update`: `change` sees the lock and the database's now;
@@ -413,21 +409,8 @@ impl Pg {
 
     /// Deletes the lock with `id`; `None` if there is none.
     pub(crate) async fn delete(&self, id: Uuid) -> Result<Option<Lock>, StoreError> {
-        let client = self.client().await?;
-        self.bounded(async {
-            let statement = client
-                .prepare_cached(&format!(
-                    "DELETE FROM relukko_locks WHERE id = $1 RETURNING {COLUMNS}"
-                ))
-                .await?;
-            client
-                .query_opt(&statement, &[&id])
-                .await?
-                .as_ref()
-                .map(lock_of)
-                .transpose()
-        })
-        .await
+        let sql = format!("DELETE FROM relukko_locks WHERE id = $1 RETURNING {COLUMNS}");
+        self.one_lock(&sql, &[&id]).await
     }
 
     /// The clean-up pass, by the database's clock.
